@@ -1,0 +1,10 @@
+//! The sandbox: a local Threeport control plane for threeport-manager's tests, benchmarks and
+//! demo. Never linked into the manager binary.
+//!
+//! - [`nats`]: start a real nats-server with JetStream on loopback.
+//! - [`threeport`]: a Threeport REST API that stores objects in memory and publishes
+//!   notifications to JetStream exactly as the real API does.
+#![forbid(unsafe_code)]
+
+pub mod nats;
+pub mod threeport;

@@ -1,0 +1,190 @@
+//! Starts and stops a real `nats-server` with JetStream for tests, benchmarks and the demo.
+//!
+//! The binary comes from `NATS_SERVER_BIN`, else the project's pinned install
+//! (`scripts/install-nats-server.sh` puts it in `.tools/nats/bin`), else `nats-server` on PATH.
+//! Each server listens on loopback only, on a port the server picks itself (`-p -1`, reported
+//! through `--ports_file_dir`, so parallel tests never race for a port), with its own store
+//! directory. It is stopped by PID when the handle is dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsServerError {
+    #[error("cannot start nats-server {binary}: {source} (run scripts/install-nats-server.sh)")]
+    Spawn { binary: String, source: std::io::Error },
+    #[error("nats-server exited during start-up with {status}; its log: {log}")]
+    Exited { status: String, log: String },
+    #[error("nats-server did not report its port within {0:?}")]
+    NoPort(Duration),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Options for [`NatsServer::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct NatsServerOptions {
+    /// Fixed client port; `None` lets the server pick a free one.
+    pub port: Option<u16>,
+    /// Require this user and password.
+    pub user_password: Option<(String, String)>,
+    /// Reuse this store directory (to restart a server with its streams); default: a fresh one.
+    pub store_dir: Option<PathBuf>,
+}
+
+/// A running nats-server; killed (by PID) on drop.
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    store_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    _ports_dir: tempfile::TempDir,
+    log_path: PathBuf,
+}
+
+/// The nats-server binary tests and the demo use.
+pub fn nats_server_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("NATS_SERVER_BIN") {
+        if !p.is_empty() {
+            return PathBuf::from(p);
+        }
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/nats/bin/nats-server");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("nats-server")
+}
+
+impl NatsServer {
+    /// Start a JetStream server on a free loopback port.
+    pub fn start() -> Result<Self, NatsServerError> {
+        Self::start_with(NatsServerOptions::default())
+    }
+
+    pub fn start_with(opts: NatsServerOptions) -> Result<Self, NatsServerError> {
+        let binary = nats_server_binary();
+        let (tmp, store_dir) = match opts.store_dir {
+            Some(d) => (None, d),
+            None => {
+                let t = tempfile::Builder::new().prefix("tpm-nats-").tempdir()?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let ports_dir = tempfile::Builder::new().prefix("tpm-nats-ports-").tempdir()?;
+        let log_path = ports_dir.path().join("nats.log");
+        let port_arg = opts.port.map(|p| p.to_string()).unwrap_or_else(|| "-1".into());
+        let mut cmd = Command::new(&binary);
+        cmd.arg("-js")
+            .args(["-a", "127.0.0.1", "-p", &port_arg])
+            .arg("-sd")
+            .arg(&store_dir)
+            .arg("--ports_file_dir")
+            .arg(ports_dir.path())
+            .arg("-l")
+            .arg(&log_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((user, pass)) = &opts.user_password {
+            cmd.args(["--user", user, "--pass", pass]);
+        }
+        let mut child = cmd.spawn().map_err(|source| NatsServerError::Spawn {
+            binary: binary.display().to_string(),
+            source,
+        })?;
+        let port = match wait_for_port(&mut child, ports_dir.path(), &log_path) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        Ok(Self {
+            child: Some(child),
+            port,
+            store_dir,
+            _tmp: tmp,
+            _ports_dir: ports_dir,
+            log_path,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn store_dir(&self) -> &Path {
+        &self.store_dir
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// The server's log, for diagnosing a failed test.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Stop the server (SIGKILL by PID) and wait for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn wait_for_port(child: &mut Child, ports_dir: &Path, log: &Path) -> Result<u16, NatsServerError> {
+    let limit = Duration::from_secs(15);
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Err(NatsServerError::Exited {
+                status: status.to_string(),
+                log: std::fs::read_to_string(log).unwrap_or_default(),
+            });
+        }
+        if let Some(port) = read_ports_file(ports_dir) {
+            // The ports file is written once the listeners are up, but give JetStream a moment
+            // by checking that the client port accepts connections.
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+        if start.elapsed() > limit {
+            return Err(NatsServerError::NoPort(limit));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// nats-server writes `<exe>_<pid>.ports` as JSON: `{"nats":["nats://127.0.0.1:4222"],...}`.
+fn read_ports_file(dir: &Path) -> Option<u16> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().ends_with(".ports") {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let url = v.get("nats")?.as_array()?.first()?.as_str()?;
+        return url.rsplit(':').next()?.parse().ok();
+    }
+    None
+}

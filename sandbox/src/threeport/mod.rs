@@ -1,0 +1,1 @@
+//! Placeholder: the sandbox Threeport API is being written.

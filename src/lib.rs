@@ -1,0 +1,16 @@
+//! threeport-manager: one process that runs Threeport's controllers.
+//!
+//! - [`config`]: one `Config`, layered defaults -> file -> env -> flags, validated and redacted.
+//! - [`registry`]: the static table of Threeport controllers and reconcilers.
+//! - [`engine`]: the generic reconcile loop (knows nothing about workloads).
+//! - [`threeport`]: the Threeport REST API client, models, events and encryption.
+//! - [`runtime`]: process wiring: NATS connection, admin HTTP server, signals, telemetry.
+//! - [`reconcilers`]: one module per Threeport controller.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod engine;
+pub mod reconcilers;
+pub mod registry;
+pub mod runtime;
+pub mod threeport;

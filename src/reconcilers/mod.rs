@@ -1,0 +1,1 @@
+//! Threeport controllers implemented by this manager (none yet).

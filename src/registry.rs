@@ -1,0 +1,306 @@
+//! The static table of Threeport's controllers and reconcilers (spec table 1.1), and the
+//! `--enable` grammar (kube-controller-manager's `--controllers`).
+//!
+//! This table is the single source for `--enable`, `threeport-manager list`, metric labels,
+//! readiness checks and docs. Every name is wire-visible: the stream, the lock bucket, the
+//! durable consumer (`<Reconciler>Consumer`), the lock key prefix and the filter subject must be
+//! exactly what Threeport's Go controllers use, so both can run side by side.
+
+use crate::threeport::api::ObjectType;
+
+/// One Threeport reconciler: one object type, one durable consumer, one lock-key prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcilerSpec {
+    /// Threeport's name, e.g. `WorkloadInstanceReconciler`; also the lock-key prefix.
+    pub name: &'static str,
+    /// The object type it reconciles.
+    pub object: ObjectType,
+    /// lowerCamel type name: the subject prefix (`workloadInstance.*`).
+    pub subject_prefix: &'static str,
+    /// Lower-case words for event notes, e.g. `workload instance` (spec 1.9 step 11/14).
+    pub words: &'static str,
+    /// Env var holding the worker count in Threeport's deployments, e.g.
+    /// `WORKLOAD_INSTANCE_CONCURRENT_RECONCILES` (spec 1.2).
+    pub concurrency_env: &'static str,
+}
+
+impl ReconcilerSpec {
+    /// `<Name>Consumer`: the durable consumer shared with Threeport's Go controllers.
+    pub fn durable_name(&self) -> String {
+        format!("{}Consumer", self.name)
+    }
+
+    /// `<x>.*`: the consumer's filter subject.
+    pub fn filter_subject(&self) -> String {
+        format!("{}.*", self.subject_prefix)
+    }
+
+    /// `<Name>.<id>`: the lock key in the controller's bucket.
+    pub fn lock_key(&self, id: u64) -> String {
+        format!("{}.{}", self.name, id)
+    }
+}
+
+/// One Threeport controller (one Go binary): a stream, a lock bucket, some reconcilers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControllerSpec {
+    /// `--enable` name, e.g. `kubernetes-runtime`.
+    pub name: &'static str,
+    /// JetStream stream, e.g. `kubernetes-runtimeStream` (hyphenated, spec 1.1 note).
+    pub stream: &'static str,
+    /// KV bucket of locks, e.g. `kubernetesRuntimeLock`.
+    pub lock_bucket: &'static str,
+    /// Lock bucket description, as Go creates it (spec 1.3 step 6).
+    pub lock_bucket_description: &'static str,
+    /// `ReportingController` of the events it records.
+    pub reporting_controller: &'static str,
+    /// Whether this manager implements it yet. Enabling an unimplemented one is a startup error.
+    pub implemented: bool,
+    pub reconcilers: &'static [ReconcilerSpec],
+}
+
+impl ControllerSpec {
+    /// The subjects of the stream as the API creates it (spec 1.1 note 2): create, update and
+    /// delete for each reconcilable type.
+    pub fn stream_subjects(&self) -> Vec<String> {
+        self.reconcilers
+            .iter()
+            .flat_map(|r| {
+                ["create", "update", "delete"]
+                    .iter()
+                    .map(move |op| format!("{}.{}", r.subject_prefix, op))
+            })
+            .collect()
+    }
+}
+
+macro_rules! rec {
+    ($name:literal, $ty:literal, $path:literal, $prefix:literal, $words:literal, $env:literal) => {
+        ReconcilerSpec {
+            name: $name,
+            object: ObjectType::new($ty, $path),
+            subject_prefix: $prefix,
+            words: $words,
+            concurrency_env: $env,
+        }
+    };
+}
+
+/// Every Threeport controller, in the order of spec table 1.1.
+pub static CONTROLLERS: &[ControllerSpec] = &[
+    ControllerSpec {
+        name: "workload",
+        stream: "workloadStream",
+        lock_bucket: "workloadLock",
+        lock_bucket_description: "contains locks on workload objects",
+        reporting_controller: "WorkloadController",
+        implemented: false,
+        reconcilers: &[
+            rec!("WorkloadDefinitionReconciler", "WorkloadDefinition", "workload-definitions", "workloadDefinition", "workload definition", "WORKLOAD_DEFINITION_CONCURRENT_RECONCILES"),
+            rec!("WorkloadInstanceReconciler", "WorkloadInstance", "workload-instances", "workloadInstance", "workload instance", "WORKLOAD_INSTANCE_CONCURRENT_RECONCILES"),
+        ],
+    },
+    ControllerSpec {
+        name: "gateway",
+        stream: "gatewayStream",
+        lock_bucket: "gatewayLock",
+        lock_bucket_description: "contains locks on gateway objects",
+        reporting_controller: "GatewayController",
+        implemented: false,
+        reconcilers: &[
+            rec!("GatewayDefinitionReconciler", "GatewayDefinition", "gateway-definitions", "gatewayDefinition", "gateway definition", "GATEWAY_DEFINITION_CONCURRENT_RECONCILES"),
+            rec!("GatewayInstanceReconciler", "GatewayInstance", "gateway-instances", "gatewayInstance", "gateway instance", "GATEWAY_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!("DomainNameInstanceReconciler", "DomainNameInstance", "domain-name-instances", "domainNameInstance", "domain name instance", "DOMAIN_NAME_INSTANCE_CONCURRENT_RECONCILES"),
+        ],
+    },
+    ControllerSpec {
+        name: "kubernetes-runtime",
+        stream: "kubernetes-runtimeStream",
+        lock_bucket: "kubernetesRuntimeLock",
+        lock_bucket_description: "contains locks on kubernetes runtime objects",
+        reporting_controller: "KubernetesRuntimeController",
+        implemented: false,
+        reconcilers: &[
+            rec!("KubernetesRuntimeDefinitionReconciler", "KubernetesRuntimeDefinition", "kubernetes-runtime-definitions", "kubernetesRuntimeDefinition", "kubernetes runtime definition", "KUBERNETES_RUNTIME_DEFINITION_CONCURRENT_RECONCILES"),
+            rec!("KubernetesRuntimeInstanceReconciler", "KubernetesRuntimeInstance", "kubernetes-runtime-instances", "kubernetesRuntimeInstance", "kubernetes runtime instance", "KUBERNETES_RUNTIME_INSTANCE_CONCURRENT_RECONCILES"),
+        ],
+    },
+    ControllerSpec {
+        name: "helm-workload",
+        stream: "helm-workloadStream",
+        lock_bucket: "helmWorkloadLock",
+        lock_bucket_description: "contains locks on helm workload objects",
+        reporting_controller: "HelmWorkloadController",
+        implemented: false,
+        reconcilers: &[
+            rec!("HelmWorkloadDefinitionReconciler", "HelmWorkloadDefinition", "helm-workload-definitions", "helmWorkloadDefinition", "helm workload definition", "HELM_WORKLOAD_DEFINITION_CONCURRENT_RECONCILES"),
+            rec!("HelmWorkloadInstanceReconciler", "HelmWorkloadInstance", "helm-workload-instances", "helmWorkloadInstance", "helm workload instance", "HELM_WORKLOAD_INSTANCE_CONCURRENT_RECONCILES"),
+        ],
+    },
+    ControllerSpec {
+        name: "aws",
+        stream: "awsStream",
+        lock_bucket: "awsLock",
+        lock_bucket_description: "contains locks on aws objects",
+        reporting_controller: "AwsController",
+        implemented: false,
+        reconcilers: &[
+            rec!("AwsEksKubernetesRuntimeInstanceReconciler", "AwsEksKubernetesRuntimeInstance", "aws-eks-kubernetes-runtime-instances", "awsEksKubernetesRuntimeInstance", "aws eks kubernetes runtime instance", "AWS_EKS_KUBERNETES_RUNTIME_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!("AwsRelationalDatabaseInstanceReconciler", "AwsRelationalDatabaseInstance", "aws-relational-database-instances", "awsRelationalDatabaseInstance", "aws relational database instance", "AWS_RELATIONAL_DATABASE_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!("AwsObjectStorageBucketInstanceReconciler", "AwsObjectStorageBucketInstance", "aws-object-storage-bucket-instances", "awsObjectStorageBucketInstance", "aws object storage bucket instance", "AWS_OBJECT_STORAGE_BUCKET_INSTANCE_CONCURRENT_RECONCILES"),
+        ],
+    },
+    ControllerSpec {
+        name: "control-plane",
+        stream: "control-planeStream",
+        lock_bucket: "controlPlaneLock",
+        lock_bucket_description: "contains locks on control plane objects",
+        reporting_controller: "ControlPlaneController",
+        implemented: false,
+        reconcilers: &[
+            rec!("ControlPlaneDefinitionReconciler", "ControlPlaneDefinition", "control-plane-definitions", "controlPlaneDefinition", "control plane definition", "CONTROL_PLANE_DEFINITION_CONCURRENT_RECONCILES"),
+            rec!("ControlPlaneInstanceReconciler", "ControlPlaneInstance", "control-plane-instances", "controlPlaneInstance", "control plane instance", "CONTROL_PLANE_INSTANCE_CONCURRENT_RECONCILES"),
+        ],
+    },
+    ControllerSpec {
+        name: "secret",
+        stream: "secretStream",
+        lock_bucket: "secretLock",
+        lock_bucket_description: "contains locks on secret objects",
+        reporting_controller: "SecretController",
+        implemented: false,
+        reconcilers: &[
+            rec!("SecretDefinitionReconciler", "SecretDefinition", "secret-definitions", "secretDefinition", "secret definition", "SECRET_DEFINITION_CONCURRENT_RECONCILES"),
+            rec!("SecretInstanceReconciler", "SecretInstance", "secret-instances", "secretInstance", "secret instance", "SECRET_INSTANCE_CONCURRENT_RECONCILES"),
+        ],
+    },
+    ControllerSpec {
+        name: "terraform",
+        stream: "terraformStream",
+        lock_bucket: "terraformLock",
+        lock_bucket_description: "contains locks on terraform objects",
+        reporting_controller: "TerraformController",
+        implemented: false,
+        reconcilers: &[
+            rec!("TerraformDefinitionReconciler", "TerraformDefinition", "terraform-definitions", "terraformDefinition", "terraform definition", "TERRAFORM_DEFINITION_CONCURRENT_RECONCILES"),
+            rec!("TerraformInstanceReconciler", "TerraformInstance", "terraform-instances", "terraformInstance", "terraform instance", "TERRAFORM_INSTANCE_CONCURRENT_RECONCILES"),
+        ],
+    },
+    ControllerSpec {
+        name: "observability",
+        stream: "observabilityStream",
+        lock_bucket: "observabilityLock",
+        lock_bucket_description: "contains locks on observability objects",
+        reporting_controller: "ObservabilityController",
+        implemented: false,
+        reconcilers: &[
+            rec!("ObservabilityStackDefinitionReconciler", "ObservabilityStackDefinition", "observability-stack-definitions", "observabilityStackDefinition", "observability stack definition", "OBSERVABILITY_STACK_DEFINITION_CONCURRENT_RECONCILES"),
+            rec!("ObservabilityStackInstanceReconciler", "ObservabilityStackInstance", "observability-stack-instances", "observabilityStackInstance", "observability stack instance", "OBSERVABILITY_STACK_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!("ObservabilityDashboardDefinitionReconciler", "ObservabilityDashboardDefinition", "observability-dashboard-definitions", "observabilityDashboardDefinition", "observability dashboard definition", "OBSERVABILITY_DASHBOARD_DEFINITION_CONCURRENT_RECONCILES"),
+            rec!("ObservabilityDashboardInstanceReconciler", "ObservabilityDashboardInstance", "observability-dashboard-instances", "observabilityDashboardInstance", "observability dashboard instance", "OBSERVABILITY_DASHBOARD_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!("MetricsDefinitionReconciler", "MetricsDefinition", "metrics-definitions", "metricsDefinition", "metrics definition", "METRICS_DEFINITION_CONCURRENT_RECONCILES"),
+            rec!("MetricsInstanceReconciler", "MetricsInstance", "metrics-instances", "metricsInstance", "metrics instance", "METRICS_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!("LoggingDefinitionReconciler", "LoggingDefinition", "logging-definitions", "loggingDefinition", "logging definition", "LOGGING_DEFINITION_CONCURRENT_RECONCILES"),
+            rec!("LoggingInstanceReconciler", "LoggingInstance", "logging-instances", "loggingInstance", "logging instance", "LOGGING_INSTANCE_CONCURRENT_RECONCILES"),
+        ],
+    },
+];
+
+/// Look a controller up by its `--enable` name.
+pub fn controller(name: &str) -> Option<&'static ControllerSpec> {
+    CONTROLLERS.iter().find(|c| c.name == name)
+}
+
+/// Look a reconciler up by its Threeport name, with its controller.
+pub fn reconciler(name: &str) -> Option<(&'static ControllerSpec, &'static ReconcilerSpec)> {
+    CONTROLLERS
+        .iter()
+        .find_map(|c| c.reconcilers.iter().find(|r| r.name == name).map(|r| (c, r)))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnableError {
+    #[error("unknown controller {name:?} in --enable; known controllers: {known}")]
+    Unknown { name: String, known: String },
+    #[error("empty entry in --enable list {list:?}")]
+    Empty { list: String },
+    #[error("controller {name:?} is not implemented yet by threeport-manager (implemented: {implemented})")]
+    NotImplemented { name: String, implemented: String },
+}
+
+fn known_names() -> String {
+    CONTROLLERS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+}
+
+fn implemented_names() -> String {
+    let names: Vec<_> = CONTROLLERS.iter().filter(|c| c.implemented).map(|c| c.name).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Resolve a `--controllers`-style list against a table.
+///
+/// Grammar (kube-controller-manager): `*` turns on every implemented controller, `name` turns
+/// one on, `-name` turns it off; for each controller the first entry that names it explicitly
+/// wins, and `*` applies only to controllers no entry names. An empty list means `*`. Naming an
+/// unimplemented controller explicitly is an error rather than a silent no-op.
+pub fn resolve_enable_in(
+    table: &'static [ControllerSpec],
+    entries: &[String],
+) -> Result<Vec<&'static ControllerSpec>, EnableError> {
+    let star_only = vec!["*".to_string()];
+    let entries: &[String] = if entries.is_empty() { &star_only } else { entries };
+    let mut star = false;
+    // First explicit mention wins: Some(true) = on, Some(false) = off.
+    let mut explicit: Vec<Option<bool>> = vec![None; table.len()];
+    for raw in entries {
+        let entry = raw.trim();
+        if entry.is_empty() {
+            return Err(EnableError::Empty { list: entries.join(",") });
+        }
+        if entry == "*" {
+            star = true;
+            continue;
+        }
+        let (on, name) = match entry.strip_prefix('-') {
+            Some(rest) => (false, rest),
+            None => (true, entry),
+        };
+        let idx = table
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| EnableError::Unknown { name: name.to_string(), known: known_names() })?;
+        if explicit[idx].is_none() {
+            explicit[idx] = Some(on);
+        }
+    }
+    let mut out = Vec::new();
+    for (i, c) in table.iter().enumerate() {
+        match explicit[i] {
+            Some(true) if !c.implemented => {
+                return Err(EnableError::NotImplemented {
+                    name: c.name.to_string(),
+                    implemented: implemented_names(),
+                })
+            }
+            Some(true) => out.push(c),
+            Some(false) => {}
+            None if star && c.implemented => out.push(c),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// [`resolve_enable_in`] against [`CONTROLLERS`].
+pub fn resolve_enable(entries: &[String]) -> Result<Vec<&'static ControllerSpec>, EnableError> {
+    resolve_enable_in(CONTROLLERS, entries)
+}
+
+/// Split a comma-separated `--enable` value into entries.
+pub fn split_enable_list(s: &str) -> Vec<String> {
+    s.split(',').map(|p| p.trim().to_string()).collect()
+}

@@ -1,0 +1,79 @@
+//! Errors of the Threeport API client, each mapped to a retry class.
+
+/// How the engine should treat an error: retry with backoff, or give up on this attempt
+/// because retrying the same request cannot succeed without someone changing something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClass {
+    /// Network trouble, timeouts, 5xx: retry with backoff.
+    Transient,
+    /// 4xx other than the typed ones, undecodable bodies: retrying will not help by itself, but
+    /// the object may be fixed by a user, so the engine still retries with capped backoff.
+    Permanent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 404 (spec 2.2 `ErrObjectNotFound`).
+    #[error("{method} {route}: object not found (404)")]
+    NotFound { method: &'static str, route: String },
+    /// 409: duplicate name, deletion already underway, definition has instances.
+    #[error("{method} {route}: conflict (409): {message}")]
+    Conflict { method: &'static str, route: String, message: String },
+    /// 401.
+    #[error("{method} {route}: unauthorized (401): {message}")]
+    Unauthorized { method: &'static str, route: String, message: String },
+    /// 403.
+    #[error("{method} {route}: forbidden (403): {message}")]
+    Forbidden { method: &'static str, route: String, message: String },
+    /// 400: payload rejected by the API's write validation.
+    #[error("{method} {route}: bad request (400): {message}")]
+    BadRequest { method: &'static str, route: String, message: String },
+    /// Any other unexpected status.
+    #[error("{method} {route}: unexpected status {status}: {message}")]
+    Status { method: &'static str, route: String, status: u16, message: String },
+    /// Connection refused, reset, TLS failure, ...
+    #[error("{method} {route}: transport error: {reason}")]
+    Transport { method: &'static str, route: String, reason: String },
+    /// The request did not finish within the configured timeout.
+    #[error("{method} {route}: timed out after {after:?}")]
+    Timeout { method: &'static str, route: String, after: std::time::Duration },
+    /// The body was not the envelope we expect, or an object did not decode.
+    #[error("{route}: cannot decode response: {reason}")]
+    Decode { route: String, reason: String },
+    /// Client-side configuration problem (bad URL, unreadable certificate, ...).
+    #[error("API client configuration: {0}")]
+    Config(String),
+}
+
+impl ApiError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ApiError::NotFound { .. })
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ApiError::Conflict { .. })
+    }
+
+    /// The HTTP status this error stands for, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::NotFound { .. } => Some(404),
+            ApiError::Conflict { .. } => Some(409),
+            ApiError::Unauthorized { .. } => Some(401),
+            ApiError::Forbidden { .. } => Some(403),
+            ApiError::BadRequest { .. } => Some(400),
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn retry_class(&self) -> RetryClass {
+        match self {
+            ApiError::Transport { .. } | ApiError::Timeout { .. } => RetryClass::Transient,
+            ApiError::Status { status, .. } if *status >= 500 || *status == 429 => RetryClass::Transient,
+            // A 409 is usually a race with another writer that resolves itself.
+            ApiError::Conflict { .. } => RetryClass::Transient,
+            _ => RetryClass::Permanent,
+        }
+    }
+}
