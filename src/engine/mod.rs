@@ -1,1 +1,274 @@
-//! Placeholder
+//! The generic reconcile engine (design.md 4). It knows Threeport's wire protocol (notifications,
+//! locks, the completion protocol, events) and nothing about workloads or gateways.
+//!
+//! - [`notification`]: decode notifications; poison classification.
+//! - [`decision`]: every ack / NAK / term decision as a pure function.
+//! - [`backoff`]: the per-delivery retry schedule.
+//! - [`lock`]: KV locks compatible with Threeport's, plus renewal and owner-checked release.
+//! - [`reconciler`]: the trait a Threeport reconciler implements.
+//! - [`worker`]: the pull loop and the per-message pipeline.
+//! - [`metrics`]: Prometheus metrics.
+
+pub mod backoff;
+pub mod decision;
+pub mod lock;
+pub mod metrics;
+pub mod notification;
+pub mod reconciler;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_trait::async_trait;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use decision::RetryPolicy;
+pub use reconciler::{
+    DynReconciler, Operation, Outcome, ReconcileContext, ReconcileError, Reconciler,
+};
+pub use worker::Shutdown;
+
+use crate::health::Readiness;
+use crate::registry::{ControllerSpec, ReconcilerSpec};
+use crate::threeport::{ObjectType, ThreeportApi};
+use lock::LockClient;
+use metrics::{Metrics, ReconcilerMetrics};
+use worker::ReconcilerRuntime;
+
+/// Timing and retry settings of the engine (from the config's `engine` section).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineSettings {
+    pub retry: RetryPolicy,
+    /// How often a held lock is renewed (`update` with its revision). Must be well under the
+    /// bucket max age (20 min).
+    pub lock_renew_interval: Duration,
+    /// How often an in-progress ack (`+WPI`) is sent while reconciling. Must be under the
+    /// consumer's AckWait (30 s by default).
+    pub progress_interval: Duration,
+    /// How long one pull request waits for messages.
+    pub fetch_expires: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy {
+                backoff: backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
+                max_poison_attempts: 5,
+                max_reconcile_attempts: 0,
+                lock_conflict_delay: Duration::from_secs(1),
+            },
+            lock_renew_interval: Duration::from_secs(60),
+            progress_interval: Duration::from_secs(10),
+            fetch_expires: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where the engine records Threeport events (spec 1.10). The runtime plugs in the API-backed
+/// recorder; tests and benchmarks may use [`NoEvents`].
+#[async_trait]
+pub trait EventSink: Send + Sync + 'static {
+    async fn record(
+        &self,
+        object: ObjectType,
+        object_id: u64,
+        reason: &str,
+        note: &str,
+        warning: bool,
+    ) -> Result<(), String>;
+}
+
+/// Records nothing.
+pub struct NoEvents;
+
+#[async_trait]
+impl EventSink for NoEvents {
+    async fn record(&self, _: ObjectType, _: u64, _: &str, _: &str, _: bool) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// One reconciler to run: its registry entry, its implementation and its worker count.
+#[derive(Clone)]
+pub struct Binding {
+    pub controller: &'static ControllerSpec,
+    pub reconciler: &'static ReconcilerSpec,
+    pub handler: Arc<dyn DynReconciler>,
+    pub workers: usize,
+}
+
+/// What the engine needs from the process.
+#[derive(Clone)]
+pub struct EngineDeps {
+    pub js: jetstream::Context,
+    pub api: Arc<dyn ThreeportApi>,
+    pub events: Arc<dyn EventSink>,
+    pub metrics: Metrics,
+    pub settings: EngineSettings,
+    pub instance_id: uuid::Uuid,
+}
+
+/// The running engine: every reconciler's pull loop and in-flight reconciles.
+pub struct Engine {
+    tracker: TaskTracker,
+    shutdown: Shutdown,
+}
+
+/// How a shutdown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownOutcome {
+    /// Every in-flight reconcile finished within the timeout.
+    Drained,
+    /// Some were cancelled after the timeout, NAK'd and their locks released.
+    Aborted,
+    /// Even cancelled reconciles did not settle in time (stuck IO); the process exits anyway.
+    TimedOut,
+}
+
+impl Engine {
+    /// Start every binding. Readiness checks (`reconciler/<Name>`) are registered before this
+    /// returns and turn true once the reconciler's consumer is bound.
+    pub fn start(deps: EngineDeps, bindings: Vec<Binding>, readiness: &Readiness) -> Engine {
+        let tracker = TaskTracker::new();
+        let shutdown = Shutdown::default();
+        // Group by controller: one lock bucket each.
+        let mut by_controller: Vec<(&'static ControllerSpec, Vec<Binding>)> = Vec::new();
+        for b in bindings {
+            match by_controller
+                .iter_mut()
+                .find(|(c, _)| c.name == b.controller.name)
+            {
+                Some((_, v)) => v.push(b),
+                None => by_controller.push((b.controller, vec![b])),
+            }
+        }
+        for (controller, bindings) in by_controller {
+            let handles: Vec<_> = bindings
+                .iter()
+                .map(|b| readiness.register(format!("reconciler/{}", b.reconciler.name)))
+                .collect();
+            let deps = deps.clone();
+            let shutdown = shutdown.clone();
+            let inner_tracker = tracker.clone();
+            tracker.spawn(async move {
+                let Some(locks) = open_lock_bucket(
+                    &deps.js,
+                    controller,
+                    &deps.instance_id.to_string(),
+                    &shutdown,
+                )
+                .await
+                else {
+                    return;
+                };
+                for (b, ready) in bindings.into_iter().zip(handles) {
+                    deps.metrics
+                        .init_reconciler(controller.name, b.reconciler.name, b.workers);
+                    let rt = Arc::new(ReconcilerRuntime {
+                        controller,
+                        reconciler: b.reconciler,
+                        handler: b.handler,
+                        workers: b.workers,
+                        api: deps.api.clone(),
+                        events: deps.events.clone(),
+                        locks: locks.clone(),
+                        metrics: ReconcilerMetrics::new(
+                            &deps.metrics,
+                            controller.name,
+                            b.reconciler.name,
+                        ),
+                        settings: deps.settings,
+                        instance_id: deps.instance_id,
+                    });
+                    inner_tracker.spawn(worker::run_reconciler(
+                        deps.js.clone(),
+                        rt,
+                        ready,
+                        shutdown.clone(),
+                        inner_tracker.clone(),
+                    ));
+                }
+            });
+        }
+        Engine { tracker, shutdown }
+    }
+
+    /// Stop pulling new notifications (first step of shutdown).
+    pub fn stop_pulling(&self) {
+        self.shutdown.stop.cancel();
+    }
+
+    /// Stop pulling, wait up to `timeout` for in-flight reconciles, then cancel the rest (they
+    /// NAK their message and release their lock) and wait up to `grace` for that.
+    pub async fn shutdown(self, timeout: Duration, grace: Duration) -> ShutdownOutcome {
+        self.shutdown.stop.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(timeout, self.tracker.wait())
+            .await
+            .is_ok()
+        {
+            return ShutdownOutcome::Drained;
+        }
+        warn!(
+            timeout_s = timeout.as_secs_f64(),
+            "in-flight reconciles still running at the shutdown timeout; cancelling them"
+        );
+        self.shutdown.abort.cancel();
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
+        {
+            ShutdownOutcome::Aborted
+        } else {
+            ShutdownOutcome::TimedOut
+        }
+    }
+}
+
+async fn open_lock_bucket(
+    js: &jetstream::Context,
+    controller: &ControllerSpec,
+    owner: &str,
+    shutdown: &Shutdown,
+) -> Option<LockClient> {
+    let mut logged = false;
+    loop {
+        match LockClient::open_or_create(
+            js,
+            controller.lock_bucket,
+            controller.lock_bucket_description,
+            owner,
+        )
+        .await
+        {
+            Ok(l) => {
+                info!(bucket = controller.lock_bucket, "lock bucket ready");
+                return Some(l);
+            }
+            Err(e) if !logged => {
+                warn!(error = %e, "cannot open lock bucket yet; retrying");
+                logged = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = shutdown.stop.cancelled() => return None,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Convenience for tests and benchmarks: a binding for a registry reconciler by name.
+pub fn binding_for(name: &str, handler: Arc<dyn DynReconciler>, workers: usize) -> Option<Binding> {
+    let (controller, reconciler) = crate::registry::reconciler(name)?;
+    Some(Binding {
+        controller,
+        reconciler,
+        handler,
+        workers,
+    })
+}

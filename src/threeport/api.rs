@@ -155,14 +155,22 @@ pub trait ThreeportApi: Send + Sync + 'static {
     async fn get(&self, ty: ObjectType, id: u64) -> Result<Value, ApiError> {
         let route = format!("/v0/{}/{{id}}", ty.path);
         let resp = self
-            .call(ApiRequest::new(Method::Get, ty.object_path(id), route.clone()))
+            .call(ApiRequest::new(
+                Method::Get,
+                ty.object_path(id),
+                route.clone(),
+            ))
             .await?;
         resp.into_single(&route)
     }
 
     /// `GET /v0/<xs>?<filters>`, reading every page (Threeport's Go client reads only the first
     /// 50 rows, spec 4.2 #17).
-    async fn list(&self, ty: ObjectType, filters: &[(&str, String)]) -> Result<Vec<Value>, ApiError> {
+    async fn list(
+        &self,
+        ty: ObjectType,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<Value>, ApiError> {
         let route = ty.collection_path();
         let mut all = Vec::new();
         let mut page: u64 = 1;
@@ -208,7 +216,11 @@ pub trait ThreeportApi: Send + Sync + 'static {
     async fn delete(&self, ty: ObjectType, id: u64) -> Result<Value, ApiError> {
         let route = format!("/v0/{}/{{id}}", ty.path);
         let resp = self
-            .call(ApiRequest::new(Method::Delete, ty.object_path(id), route.clone()))
+            .call(ApiRequest::new(
+                Method::Delete,
+                ty.object_path(id),
+                route.clone(),
+            ))
             .await?;
         resp.into_single(&route)
     }

@@ -18,25 +18,54 @@ pub enum ApiError {
     NotFound { method: &'static str, route: String },
     /// 409: duplicate name, deletion already underway, definition has instances.
     #[error("{method} {route}: conflict (409): {message}")]
-    Conflict { method: &'static str, route: String, message: String },
+    Conflict {
+        method: &'static str,
+        route: String,
+        message: String,
+    },
     /// 401.
     #[error("{method} {route}: unauthorized (401): {message}")]
-    Unauthorized { method: &'static str, route: String, message: String },
+    Unauthorized {
+        method: &'static str,
+        route: String,
+        message: String,
+    },
     /// 403.
     #[error("{method} {route}: forbidden (403): {message}")]
-    Forbidden { method: &'static str, route: String, message: String },
+    Forbidden {
+        method: &'static str,
+        route: String,
+        message: String,
+    },
     /// 400: payload rejected by the API's write validation.
     #[error("{method} {route}: bad request (400): {message}")]
-    BadRequest { method: &'static str, route: String, message: String },
+    BadRequest {
+        method: &'static str,
+        route: String,
+        message: String,
+    },
     /// Any other unexpected status.
     #[error("{method} {route}: unexpected status {status}: {message}")]
-    Status { method: &'static str, route: String, status: u16, message: String },
+    Status {
+        method: &'static str,
+        route: String,
+        status: u16,
+        message: String,
+    },
     /// Connection refused, reset, TLS failure, ...
     #[error("{method} {route}: transport error: {reason}")]
-    Transport { method: &'static str, route: String, reason: String },
+    Transport {
+        method: &'static str,
+        route: String,
+        reason: String,
+    },
     /// The request did not finish within the configured timeout.
     #[error("{method} {route}: timed out after {after:?}")]
-    Timeout { method: &'static str, route: String, after: std::time::Duration },
+    Timeout {
+        method: &'static str,
+        route: String,
+        after: std::time::Duration,
+    },
     /// The body was not the envelope we expect, or an object did not decode.
     #[error("{route}: cannot decode response: {reason}")]
     Decode { route: String, reason: String },
@@ -70,7 +99,9 @@ impl ApiError {
     pub fn retry_class(&self) -> RetryClass {
         match self {
             ApiError::Transport { .. } | ApiError::Timeout { .. } => RetryClass::Transient,
-            ApiError::Status { status, .. } if *status >= 500 || *status == 429 => RetryClass::Transient,
+            ApiError::Status { status, .. } if *status >= 500 || *status == 429 => {
+                RetryClass::Transient
+            }
             // A 409 is usually a race with another writer that resolves itself.
             ApiError::Conflict { .. } => RetryClass::Transient,
             _ => RetryClass::Permanent,

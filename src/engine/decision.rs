@@ -1,0 +1,324 @@
+//! Every engine decision, as pure functions of (message, lock state, reconciler outcome).
+//!
+//! The IO around these (NATS acks, KV, API calls) lives in [`super::worker`]; keeping the
+//! decisions here means each rule of design.md 4 is unit-tested without a broker.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::backoff::Backoff;
+use super::reconciler::Operation;
+
+/// How to settle a JetStream message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// `+ACK` (sent as a double ack: the server confirms it, like Go's `AckSync`).
+    Ack,
+    /// `-NAK {"delay":...}`: redeliver after the delay.
+    Nak(Duration),
+    /// `+TERM`: never redeliver.
+    Term,
+}
+
+/// Retry settings, from the config's `engine` section.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    pub backoff: Backoff,
+    /// Deliveries of an undecodable message before it is terminated (>= 1).
+    pub max_poison_attempts: u64,
+    /// Deliveries of a failing reconcile before the message is terminated; 0 = never give up
+    /// (objects must converge once the cause is fixed, so this is off by default).
+    pub max_reconcile_attempts: u64,
+    /// NAK delay when another owner holds the object's lock.
+    pub lock_conflict_delay: Duration,
+}
+
+/// The result of one reconcile attempt as the engine sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// Reconciled (and, if needed, the completion protocol succeeded).
+    Success,
+    /// The reconciler asked to be called again after a delay.
+    Requeue(Duration),
+    /// The reconciler, the GET of the latest object or the completion protocol failed.
+    Failure,
+    /// The object no longer exists (404 on GET latest): nothing to do (spec 1.9 step 10).
+    NotFound,
+    /// The object is scheduled for deletion and this is a Created/Updated notification: the
+    /// Deleted notification will do the work.
+    SkippedForDeletion,
+    /// Another owner holds the lock.
+    LockConflict,
+    /// The lock or NATS KV could not be reached to take the lock.
+    LockUnavailable,
+    /// The lock was lost while reconciling (renewal found another revision).
+    LockLost,
+    /// Shutdown gave up waiting for this reconcile.
+    Aborted,
+}
+
+impl AttemptResult {
+    /// The `result` label of `threeport_reconcile_total` (success, error, requeue, not_found),
+    /// or `None` for attempts that never reached the reconciler.
+    pub fn metric_result(&self) -> Option<&'static str> {
+        match self {
+            AttemptResult::Success | AttemptResult::SkippedForDeletion => Some("success"),
+            AttemptResult::Requeue(_) => Some("requeue"),
+            AttemptResult::Failure | AttemptResult::LockLost => Some("error"),
+            AttemptResult::NotFound => Some("not_found"),
+            AttemptResult::LockConflict
+            | AttemptResult::LockUnavailable
+            | AttemptResult::Aborted => None,
+        }
+    }
+}
+
+/// Settle a message whose payload is poison, on its `delivered`-th delivery.
+pub fn settle_poison(policy: &RetryPolicy, delivered: u64, jitter: f64) -> Settle {
+    if delivered >= policy.max_poison_attempts.max(1) {
+        Settle::Term
+    } else {
+        // A real delay between attempts: never an immediate redelivery (spec 4.1 #1).
+        Settle::Nak(policy.backoff.delay(delivered, jitter))
+    }
+}
+
+/// Settle a message after an attempt.
+pub fn settle_attempt(
+    policy: &RetryPolicy,
+    result: AttemptResult,
+    delivered: u64,
+    jitter: f64,
+) -> Settle {
+    match result {
+        AttemptResult::Success | AttemptResult::NotFound | AttemptResult::SkippedForDeletion => {
+            Settle::Ack
+        }
+        AttemptResult::Requeue(d) => Settle::Nak(d),
+        AttemptResult::Failure => {
+            if policy.max_reconcile_attempts > 0 && delivered >= policy.max_reconcile_attempts {
+                Settle::Term
+            } else {
+                Settle::Nak(policy.backoff.delay(delivered, jitter))
+            }
+        }
+        AttemptResult::LockConflict | AttemptResult::LockLost => {
+            Settle::Nak(policy.lock_conflict_delay)
+        }
+        AttemptResult::LockUnavailable => Settle::Nak(policy.backoff.delay(delivered, jitter)),
+        // Hand it back at once: another replica (or this one after restart) picks it up.
+        AttemptResult::Aborted => Settle::Nak(Duration::ZERO),
+    }
+}
+
+/// Whether to call the reconciler for this notification, given the latest object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatch {
+    Run,
+    /// Created/Updated on an object whose `DeletionScheduled` is set. Threeport skips the
+    /// create but still PATCHes `Reconciled:true` and records `SuccessfulCreate` (spec 4.1 #14);
+    /// we skip the whole thing and leave the object to the Deleted notification.
+    SkipScheduledForDeletion,
+}
+
+pub fn plan_dispatch(operation: Operation, latest: &Value) -> Dispatch {
+    let scheduled = latest
+        .get("DeletionScheduled")
+        .is_some_and(|v| !v.is_null());
+    match operation {
+        Operation::Created | Operation::Updated if scheduled => Dispatch::SkipScheduledForDeletion,
+        _ => Dispatch::Run,
+    }
+}
+
+/// What the engine does with the API after a successful reconcile (spec 1.9 steps 11-12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// `PATCH {"Reconciled":true}`.
+    MarkReconciled,
+    /// `PATCH {"Reconciled":true,"DeletionAcknowledged":t,"DeletionConfirmed":t}` then the
+    /// second `DELETE`.
+    ConfirmDeletion,
+}
+
+pub fn completion_for(operation: Operation) -> Completion {
+    match operation {
+        Operation::Created | Operation::Updated => Completion::MarkReconciled,
+        Operation::Deleted => Completion::ConfirmDeletion,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
+            max_poison_attempts: 5,
+            max_reconcile_attempts: 0,
+            lock_conflict_delay: Duration::from_millis(1500),
+        }
+    }
+
+    #[test]
+    fn poison_is_delayed_then_terminated_at_the_limit() {
+        let p = policy();
+        assert_eq!(
+            settle_poison(&p, 1, 0.0),
+            Settle::Nak(Duration::from_secs(1))
+        );
+        assert_eq!(
+            settle_poison(&p, 2, 0.0),
+            Settle::Nak(Duration::from_secs(2))
+        );
+        assert_eq!(
+            settle_poison(&p, 4, 0.0),
+            Settle::Nak(Duration::from_secs(8))
+        );
+        assert_eq!(settle_poison(&p, 5, 0.0), Settle::Term);
+        assert_eq!(settle_poison(&p, 99, 0.0), Settle::Term);
+        for n in 1..5 {
+            match settle_poison(&p, n, 0.999) {
+                Settle::Nak(d) => assert!(d >= Duration::from_millis(500), "no hot loop: {d:?}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn poison_limit_of_zero_means_one_attempt() {
+        let p = RetryPolicy {
+            max_poison_attempts: 0,
+            ..policy()
+        };
+        assert_eq!(settle_poison(&p, 1, 0.0), Settle::Term);
+    }
+
+    #[test]
+    fn success_like_results_ack() {
+        let p = policy();
+        for r in [
+            AttemptResult::Success,
+            AttemptResult::NotFound,
+            AttemptResult::SkippedForDeletion,
+        ] {
+            assert_eq!(settle_attempt(&p, r, 3, 0.0), Settle::Ack, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn requeue_naks_with_the_reconcilers_delay() {
+        let d = Duration::from_secs(42);
+        assert_eq!(
+            settle_attempt(&policy(), AttemptResult::Requeue(d), 9, 0.7),
+            Settle::Nak(d)
+        );
+    }
+
+    #[test]
+    fn failures_back_off_per_delivery_and_never_terminate_by_default() {
+        let p = policy();
+        assert_eq!(
+            settle_attempt(&p, AttemptResult::Failure, 1, 0.0),
+            Settle::Nak(Duration::from_secs(1))
+        );
+        assert_eq!(
+            settle_attempt(&p, AttemptResult::Failure, 3, 0.0),
+            Settle::Nak(Duration::from_secs(4))
+        );
+        assert_eq!(
+            settle_attempt(&p, AttemptResult::Failure, 1000, 0.0),
+            Settle::Nak(Duration::from_secs(300))
+        );
+    }
+
+    #[test]
+    fn failures_terminate_at_the_configured_limit() {
+        let p = RetryPolicy {
+            max_reconcile_attempts: 3,
+            ..policy()
+        };
+        assert!(matches!(
+            settle_attempt(&p, AttemptResult::Failure, 2, 0.0),
+            Settle::Nak(_)
+        ));
+        assert_eq!(
+            settle_attempt(&p, AttemptResult::Failure, 3, 0.0),
+            Settle::Term
+        );
+    }
+
+    #[test]
+    fn lock_conflicts_and_losses_nak_with_the_short_delay() {
+        let p = policy();
+        assert_eq!(
+            settle_attempt(&p, AttemptResult::LockConflict, 7, 0.0),
+            Settle::Nak(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            settle_attempt(&p, AttemptResult::LockLost, 1, 0.0),
+            Settle::Nak(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            settle_attempt(&p, AttemptResult::LockUnavailable, 2, 0.0),
+            Settle::Nak(Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn aborted_work_is_handed_back_immediately() {
+        assert_eq!(
+            settle_attempt(&policy(), AttemptResult::Aborted, 1, 0.0),
+            Settle::Nak(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn metric_results() {
+        assert_eq!(AttemptResult::Success.metric_result(), Some("success"));
+        assert_eq!(AttemptResult::Failure.metric_result(), Some("error"));
+        assert_eq!(
+            AttemptResult::Requeue(Duration::ZERO).metric_result(),
+            Some("requeue")
+        );
+        assert_eq!(AttemptResult::NotFound.metric_result(), Some("not_found"));
+        assert_eq!(AttemptResult::LockConflict.metric_result(), None);
+    }
+
+    #[test]
+    fn scheduled_for_deletion_skips_create_and_update_only() {
+        let scheduled = json!({"ID": 1, "DeletionScheduled": "2024-01-01T00:00:00Z"});
+        let live = json!({"ID": 1, "DeletionScheduled": null});
+        let absent = json!({"ID": 1});
+        assert_eq!(
+            plan_dispatch(Operation::Created, &scheduled),
+            Dispatch::SkipScheduledForDeletion
+        );
+        assert_eq!(
+            plan_dispatch(Operation::Updated, &scheduled),
+            Dispatch::SkipScheduledForDeletion
+        );
+        assert_eq!(plan_dispatch(Operation::Deleted, &scheduled), Dispatch::Run);
+        assert_eq!(plan_dispatch(Operation::Created, &live), Dispatch::Run);
+        assert_eq!(plan_dispatch(Operation::Created, &absent), Dispatch::Run);
+    }
+
+    #[test]
+    fn completion_protocol_per_operation() {
+        assert_eq!(
+            completion_for(Operation::Created),
+            Completion::MarkReconciled
+        );
+        assert_eq!(
+            completion_for(Operation::Updated),
+            Completion::MarkReconciled
+        );
+        assert_eq!(
+            completion_for(Operation::Deleted),
+            Completion::ConfirmDeletion
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! Object locks in a NATS KV bucket, compatible with Threeport's Go controllers (spec 1.7) and
+//! safer than them (spec 4.1 #6, #11).
+//!
+//! - Bucket `<group>Lock`, created if missing with Go's config: history 1, max age 20 min.
+//! - Key `<ReconcilerName>.<objectID>`, value = this process's instance UUID.
+//! - Acquire: `create` (atomic create-if-absent; async-nats also creates over a delete or purge
+//!   tombstone, like nats.go). No separate "check" round trip.
+//! - Renew: `update(key, value, revision)`. With history 1 and a bucket max age, every write
+//!   restarts the key's age, so an update *is* a lease renewal (nats-notes.md). A revision
+//!   mismatch means someone else wrote the key: the lease is lost.
+//! - Release: delete with the expected revision, so we never delete another owner's lock
+//!   (Go deletes unconditionally).
+//!
+//! A Go controller and this manager exclude each other: both use `create` on the same key.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+
+/// Threeport's lock bucket TTL (spec 1.3 step 6). Part of the wire contract: a bucket created
+/// here must look like one the Go controllers create.
+pub const LOCK_BUCKET_MAX_AGE: Duration = Duration::from_secs(20 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("lock {key} is held by another owner")]
+    Held { key: String },
+    #[error("lock {key} was taken over by another owner (expected revision {revision})")]
+    Lost { key: String, revision: u64 },
+    #[error("lock bucket {bucket}: {reason}")]
+    Bucket { bucket: String, reason: String },
+    #[error("lock {key}: NATS KV unavailable: {reason}")]
+    Unavailable { key: String, reason: String },
+}
+
+/// A held lock: the key and the revision of our last write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub key: String,
+    pub revision: u64,
+}
+
+/// Lock operations on one controller's bucket, as one owner.
+#[derive(Clone)]
+pub struct LockClient {
+    kv: kv::Store,
+    bucket: String,
+    owner: Bytes,
+}
+
+impl LockClient {
+    /// Open the bucket, creating it with Threeport's config if it does not exist.
+    pub async fn open_or_create(
+        js: &jetstream::Context,
+        bucket: &str,
+        description: &str,
+        owner: &str,
+    ) -> Result<Self, LockError> {
+        let kv = match js.get_key_value(bucket).await {
+            Ok(kv) => kv,
+            Err(get_err) => {
+                // Not found (or not readable): create it the way Go does. If another process
+                // created it in between, creation with an identical config succeeds.
+                js.create_key_value(kv::Config {
+                    bucket: bucket.to_string(),
+                    description: description.to_string(),
+                    history: 1,
+                    max_age: LOCK_BUCKET_MAX_AGE,
+                    storage: jetstream::stream::StorageType::File,
+                    num_replicas: 1,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| LockError::Bucket {
+                    bucket: bucket.to_string(),
+                    reason: format!("cannot open ({get_err}) or create ({e})"),
+                })?
+            }
+        };
+        Ok(Self {
+            kv,
+            bucket: bucket.to_string(),
+            owner: Bytes::from(owner.to_string()),
+        })
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Take the lock, or fail with [`LockError::Held`].
+    pub async fn acquire(&self, key: &str) -> Result<Lease, LockError> {
+        match self.kv.create(key, self.owner.clone()).await {
+            Ok(revision) => Ok(Lease {
+                key: key.to_string(),
+                revision,
+            }),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Err(LockError::Held {
+                key: key.to_string(),
+            }),
+            Err(e) => Err(LockError::Unavailable {
+                key: key.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Extend the lease; on success the lease carries the new revision.
+    pub async fn renew(&self, lease: &mut Lease) -> Result<(), LockError> {
+        match self
+            .kv
+            .update(&lease.key, self.owner.clone(), lease.revision)
+            .await
+        {
+            Ok(revision) => {
+                lease.revision = revision;
+                Ok(())
+            }
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(LockError::Lost {
+                key: lease.key.clone(),
+                revision: lease.revision,
+            }),
+            Err(e) => Err(LockError::Unavailable {
+                key: lease.key.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Release the lock if it is still ours (revision-checked delete). A lock that is no longer
+    /// ours is left alone and reported as [`LockError::Lost`].
+    pub async fn release(&self, lease: &Lease) -> Result<(), LockError> {
+        match self
+            .kv
+            .delete_expect_revision(&lease.key, Some(lease.revision))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // The server answers a revision mismatch with a JetStream error; tell it apart
+                // from an outage by reading the key.
+                match self.kv.entry(&lease.key).await {
+                    Ok(Some(entry))
+                        if entry.revision == lease.revision
+                            && entry.operation == kv::Operation::Put =>
+                    {
+                        Err(LockError::Unavailable {
+                            key: lease.key.clone(),
+                            reason: e.to_string(),
+                        })
+                    }
+                    Ok(_) => Err(LockError::Lost {
+                        key: lease.key.clone(),
+                        revision: lease.revision,
+                    }),
+                    Err(read) => Err(LockError::Unavailable {
+                        key: lease.key.clone(),
+                        reason: format!("{e}; then reading it: {read}"),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// The current holder of a key, if any (for diagnostics and tests).
+    pub async fn holder(&self, key: &str) -> Result<Option<String>, LockError> {
+        match self.kv.get(key).await {
+            Ok(v) => Ok(v.map(|b| String::from_utf8_lossy(&b).into_owned())),
+            Err(e) => Err(LockError::Unavailable {
+                key: key.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}

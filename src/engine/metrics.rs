@@ -1,0 +1,315 @@
+//! Prometheus metrics. The names follow controller-runtime's vocabulary (design.md 6) and are
+//! part of the interface: dashboards and alerts depend on them. Labels never carry object IDs
+//! or names; every label combination known at start-up is pre-initialised to 0 so alerts on
+//! `rate()` and absent series behave from the first scrape.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use super::notification::PoisonReason;
+
+/// Reconcile results (`result` label).
+pub const RESULTS: [&str; 4] = ["success", "error", "requeue", "not_found"];
+/// Termination reasons: the poison reasons plus giving up on a failing reconcile.
+pub const TERMINATION_MAX_ATTEMPTS: &str = "max_attempts";
+
+/// Every metric of the manager, registered in one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub reconcile_total: IntCounterVec,
+    pub reconcile_errors_total: IntCounterVec,
+    pub reconcile_time_seconds: HistogramVec,
+    pub active_workers: IntGaugeVec,
+    pub max_concurrent_reconciles: IntGaugeVec,
+    pub lock_conflicts_total: IntCounterVec,
+    pub lock_lost_total: IntCounterVec,
+    pub notifications_terminated_total: IntCounterVec,
+    pub queue_latency_seconds: HistogramVec,
+    pub consumer_pending: IntGaugeVec,
+    pub consumer_ack_pending: IntGaugeVec,
+    pub nats_connected: IntGauge,
+    pub nats_events_total: IntCounterVec,
+    pub api_requests_total: IntCounterVec,
+    pub event_record_failures_total: IntCounter,
+}
+
+const RECONCILER_LABELS: [&str; 2] = ["controller", "reconciler"];
+
+fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    reg.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    reg.register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+fn histogram(reg: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets),
+        &RECONCILER_LABELS,
+    )
+    .expect("static metric definition");
+    reg.register(Box::new(h.clone()))
+        .expect("metric registered once");
+    h
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let r = &registry;
+        // Reconciles range from milliseconds (no-op) to minutes (helm installs, EKS).
+        let time_buckets = vec![
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+        ];
+        let nats_connected = IntGauge::new(
+            "threeport_nats_connected",
+            "1 while the NATS connection is up, else 0",
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(nats_connected.clone()))
+            .expect("metric registered once");
+        let event_record_failures_total = IntCounter::new(
+            "threeport_event_record_failures_total",
+            "Threeport events that could not be recorded in the API (logged, not retried)",
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(event_record_failures_total.clone()))
+            .expect("metric registered once");
+        Self {
+            reconcile_total: counter(
+                r,
+                "threeport_reconcile_total",
+                "Reconcile attempts by result",
+                &["controller", "reconciler", "result"],
+            ),
+            reconcile_errors_total: counter(
+                r,
+                "threeport_reconcile_errors_total",
+                "Failed reconcile attempts",
+                &RECONCILER_LABELS,
+            ),
+            reconcile_time_seconds: histogram(
+                r,
+                "threeport_reconcile_time_seconds",
+                "Time from lock acquisition to settling the message",
+                time_buckets.clone(),
+            ),
+            active_workers: gauge(
+                r,
+                "threeport_active_workers",
+                "Reconciles in progress",
+                &RECONCILER_LABELS,
+            ),
+            max_concurrent_reconciles: gauge(
+                r,
+                "threeport_max_concurrent_reconciles",
+                "Configured workers per reconciler",
+                &RECONCILER_LABELS,
+            ),
+            lock_conflicts_total: counter(
+                r,
+                "threeport_lock_conflicts_total",
+                "Notifications deferred because another owner held the object's lock",
+                &RECONCILER_LABELS,
+            ),
+            lock_lost_total: counter(
+                r,
+                "threeport_lock_lost_total",
+                "Reconciles cancelled because their lock was taken over",
+                &RECONCILER_LABELS,
+            ),
+            notifications_terminated_total: counter(
+                r,
+                "threeport_notifications_terminated_total",
+                "Notifications terminated (+TERM) and never redelivered, by reason",
+                &["controller", "reconciler", "reason"],
+            ),
+            queue_latency_seconds: histogram(
+                r,
+                "threeport_queue_latency_seconds",
+                "Time from publish to the start of the first reconcile attempt",
+                time_buckets,
+            ),
+            consumer_pending: gauge(
+                r,
+                "threeport_consumer_pending",
+                "Notifications not yet delivered to the durable consumer",
+                &RECONCILER_LABELS,
+            ),
+            consumer_ack_pending: gauge(
+                r,
+                "threeport_consumer_ack_pending",
+                "Notifications delivered but not yet acknowledged",
+                &RECONCILER_LABELS,
+            ),
+            nats_connected,
+            nats_events_total: counter(
+                r,
+                "threeport_nats_events_total",
+                "NATS connection events (connected, disconnected, ...)",
+                &["event"],
+            ),
+            api_requests_total: counter(
+                r,
+                "threeport_api_requests_total",
+                "Threeport API requests by method, route template and status code",
+                &["method", "route", "code"],
+            ),
+            event_record_failures_total,
+            registry,
+        }
+    }
+
+    /// Create every series of one reconciler at 0.
+    pub fn init_reconciler(&self, controller: &str, reconciler: &str, workers: usize) {
+        let l = [controller, reconciler];
+        for result in RESULTS {
+            self.reconcile_total
+                .with_label_values(&[controller, reconciler, result]);
+        }
+        for reason in PoisonReason::ALL {
+            self.notifications_terminated_total.with_label_values(&[
+                controller,
+                reconciler,
+                reason.as_str(),
+            ]);
+        }
+        self.notifications_terminated_total.with_label_values(&[
+            controller,
+            reconciler,
+            TERMINATION_MAX_ATTEMPTS,
+        ]);
+        self.reconcile_errors_total.with_label_values(&l);
+        self.reconcile_time_seconds.with_label_values(&l);
+        self.queue_latency_seconds.with_label_values(&l);
+        self.active_workers.with_label_values(&l);
+        self.lock_conflicts_total.with_label_values(&l);
+        self.lock_lost_total.with_label_values(&l);
+        self.consumer_pending.with_label_values(&l);
+        self.consumer_ack_pending.with_label_values(&l);
+        self.max_concurrent_reconciles
+            .with_label_values(&l)
+            .set(workers as i64);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Metric handles of one reconciler, resolved once so the hot path does no label lookups.
+#[derive(Clone)]
+pub struct ReconcilerMetrics {
+    pub success: IntCounter,
+    pub error: IntCounter,
+    pub requeue: IntCounter,
+    pub not_found: IntCounter,
+    pub errors: IntCounter,
+    pub time: Histogram,
+    pub queue_latency: Histogram,
+    pub active: IntGauge,
+    pub lock_conflicts: IntCounter,
+    pub lock_lost: IntCounter,
+    pub pending: IntGauge,
+    pub ack_pending: IntGauge,
+    terminated: IntCounterVec,
+    labels: [String; 2],
+}
+
+impl ReconcilerMetrics {
+    pub fn new(m: &Metrics, controller: &str, reconciler: &str) -> Self {
+        let l = [controller, reconciler];
+        let r = |result| {
+            m.reconcile_total
+                .with_label_values(&[controller, reconciler, result])
+        };
+        Self {
+            success: r("success"),
+            error: r("error"),
+            requeue: r("requeue"),
+            not_found: r("not_found"),
+            errors: m.reconcile_errors_total.with_label_values(&l),
+            time: m.reconcile_time_seconds.with_label_values(&l),
+            queue_latency: m.queue_latency_seconds.with_label_values(&l),
+            active: m.active_workers.with_label_values(&l),
+            lock_conflicts: m.lock_conflicts_total.with_label_values(&l),
+            lock_lost: m.lock_lost_total.with_label_values(&l),
+            pending: m.consumer_pending.with_label_values(&l),
+            ack_pending: m.consumer_ack_pending.with_label_values(&l),
+            terminated: m.notifications_terminated_total.clone(),
+            labels: [controller.to_string(), reconciler.to_string()],
+        }
+    }
+
+    pub fn result(&self, result: &str) {
+        match result {
+            "success" => self.success.inc(),
+            "error" => self.error.inc(),
+            "requeue" => self.requeue.inc(),
+            "not_found" => self.not_found.inc(),
+            _ => {}
+        }
+    }
+
+    pub fn terminated(&self, reason: &str) {
+        self.terminated
+            .with_label_values(&[&self.labels[0], &self.labels[1], reason])
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_is_preinitialised() {
+        let m = Metrics::new();
+        m.init_reconciler("workload", "WorkloadInstanceReconciler", 4);
+        let text = m.render();
+        for result in RESULTS {
+            assert!(text.contains(&format!(
+                "threeport_reconcile_total{{controller=\"workload\",reconciler=\"WorkloadInstanceReconciler\",result=\"{result}\"}} 0"
+            )), "{result}\n{text}");
+        }
+        for reason in PoisonReason::ALL {
+            assert!(text.contains(&format!("reason=\"{}\"", reason.as_str())));
+        }
+        assert!(text.contains("threeport_max_concurrent_reconciles{controller=\"workload\",reconciler=\"WorkloadInstanceReconciler\"} 4"));
+        for name in [
+            "threeport_lock_conflicts_total",
+            "threeport_lock_lost_total",
+            "threeport_active_workers",
+            "threeport_consumer_pending",
+            "threeport_consumer_ack_pending",
+            "threeport_nats_connected",
+            "threeport_reconcile_time_seconds_bucket",
+            "threeport_queue_latency_seconds_bucket",
+            "threeport_reconcile_errors_total",
+        ] {
+            assert!(text.contains(name), "{name} missing");
+        }
+    }
+}

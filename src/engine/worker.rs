@@ -1,0 +1,649 @@
+//! The reconcile loop of one reconciler: pull notifications from its durable consumer and run
+//! each through lock -> GET latest -> reconcile -> completion protocol -> release -> settle.
+//!
+//! Concurrency: up to `workers` messages are in flight per reconciler. The pull loop only asks
+//! the server for as many messages as there are free workers (a batch request of size
+//! `free permits`), so no message waits in a client-side buffer while its AckWait runs out.
+//! Two messages for one object never reconcile at once because both need the object's KV lock,
+//! in this process and across replicas (and Go controllers).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::{self, AckKind};
+use futures::{FutureExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info, warn, Instrument};
+
+use super::decision::{self, AttemptResult, Completion, Dispatch, Settle};
+use super::lock::{Lease, LockClient, LockError};
+use super::metrics::{ReconcilerMetrics, TERMINATION_MAX_ATTEMPTS};
+use super::notification::{self, Notification};
+use super::reconciler::{DynReconciler, ReconcileContext, ReconcileError};
+use super::{EngineSettings, EventSink};
+use crate::health::ReadyHandle;
+use crate::registry::{ControllerSpec, ReconcilerSpec};
+use crate::threeport::{ApiError, ThreeportApi};
+
+/// Everything one reconciler's tasks share.
+pub struct ReconcilerRuntime {
+    pub controller: &'static ControllerSpec,
+    pub reconciler: &'static ReconcilerSpec,
+    pub handler: Arc<dyn DynReconciler>,
+    pub workers: usize,
+    pub api: Arc<dyn ThreeportApi>,
+    pub events: Arc<dyn EventSink>,
+    pub locks: LockClient,
+    pub metrics: ReconcilerMetrics,
+    pub settings: EngineSettings,
+    pub instance_id: uuid::Uuid,
+}
+
+/// Stop signals: `stop` ends pulling; `abort` cancels in-flight reconciles (shutdown timeout).
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    pub stop: CancellationToken,
+    pub abort: CancellationToken,
+}
+
+/// Wait for the stream, bind (or create) the durable consumer exactly as Threeport does.
+pub async fn bind_consumer(
+    js: &jetstream::Context,
+    controller: &ControllerSpec,
+    reconciler: &ReconcilerSpec,
+    retry_every: Duration,
+    stop: &CancellationToken,
+) -> Option<jetstream::consumer::Consumer<pull::Config>> {
+    let durable = reconciler.durable_name();
+    let mut logged = false;
+    loop {
+        match try_bind(js, controller, reconciler, &durable).await {
+            Ok(c) => {
+                info!(stream = controller.stream, consumer = %durable, "bound durable consumer");
+                return Some(c);
+            }
+            Err(e) => {
+                // Threeport exits when the stream is missing (spec 4.1 #10); we wait for the API
+                // to create it, so start-up order does not matter. Readiness stays false.
+                if !logged {
+                    warn!(stream = controller.stream, consumer = %durable, error = %e, "cannot bind consumer yet; retrying");
+                    logged = true;
+                } else {
+                    debug!(stream = controller.stream, consumer = %durable, error = %e, "still cannot bind consumer");
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = tokio::time::sleep(retry_every) => {}
+        }
+    }
+}
+
+async fn try_bind(
+    js: &jetstream::Context,
+    controller: &ControllerSpec,
+    reconciler: &ReconcilerSpec,
+    durable: &str,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
+    let stream = js
+        .get_stream(controller.stream)
+        .await
+        .map_err(|e| format!("stream {}: {e}", controller.stream))?;
+    match stream.get_consumer::<pull::Config>(durable).await {
+        Ok(mut consumer) => {
+            if let Ok(info) = consumer.info().await {
+                let filter = &info.config.filter_subject;
+                if filter != &reconciler.filter_subject()
+                    && !info
+                        .config
+                        .filter_subjects
+                        .contains(&reconciler.filter_subject())
+                {
+                    warn!(consumer = durable, filter = %filter, expected = %reconciler.filter_subject(),
+                        "existing durable consumer has an unexpected filter subject; using it unchanged");
+                }
+            }
+            Ok(consumer)
+        }
+        Err(get_err) => {
+            // Create it with exactly Threeport's config (spec 1.3 step 9): durable name,
+            // explicit ack, filter `<x>.*`; everything else server defaults. Creating a
+            // consumer with the same config as an existing one is idempotent on the server,
+            // so a race with a Go controller or another replica is harmless.
+            let config = pull::Config {
+                durable_name: Some(durable.to_string()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                filter_subject: reconciler.filter_subject(),
+                ..Default::default()
+            };
+            stream.create_consumer(config).await.map_err(|e| {
+                format!("consumer {durable}: not found ({get_err}) and cannot create it ({e})")
+            })
+        }
+    }
+}
+
+/// Run one reconciler until `shutdown.stop`: bind, mark ready, pull and dispatch.
+pub async fn run_reconciler(
+    js: jetstream::Context,
+    rt: Arc<ReconcilerRuntime>,
+    ready: ReadyHandle,
+    shutdown: Shutdown,
+    tracker: TaskTracker,
+) {
+    let Some(mut consumer) = bind_consumer(
+        &js,
+        rt.controller,
+        rt.reconciler,
+        Duration::from_secs(2),
+        &shutdown.stop,
+    )
+    .await
+    else {
+        return;
+    };
+    ready.set(true);
+    tracker.spawn(report_consumer_info(
+        consumer.clone(),
+        rt.metrics.clone(),
+        shutdown.stop.clone(),
+    ));
+
+    let permits = Arc::new(Semaphore::new(rt.workers.max(1)));
+    let mut consecutive_errors: u32 = 0;
+    'pull: loop {
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.stop.cancelled() => break 'pull,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'pull },
+        };
+        let mut free = vec![first];
+        while let Ok(p) = permits.clone().try_acquire_owned() {
+            free.push(p);
+        }
+        let request = consumer
+            .batch()
+            .max_messages(free.len())
+            .expires(rt.settings.fetch_expires)
+            .messages();
+        let batch = tokio::select! {
+            biased;
+            _ = shutdown.stop.cancelled() => break 'pull,
+            b = request => b,
+        };
+        let mut batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                consecutive_errors += 1;
+                warn!(consumer = %rt.reconciler.durable_name(), error = %e, "pull request failed");
+                if !pause(consecutive_errors, &shutdown.stop).await {
+                    break 'pull;
+                }
+                if consecutive_errors >= 3 {
+                    // The consumer may have been deleted (nats.rs#1584): bind again.
+                    match bind_consumer(
+                        &js,
+                        rt.controller,
+                        rt.reconciler,
+                        Duration::from_secs(2),
+                        &shutdown.stop,
+                    )
+                    .await
+                    {
+                        Some(c) => consumer = c,
+                        None => break 'pull,
+                    }
+                }
+                continue;
+            }
+        };
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.stop.cancelled() => break 'pull,
+                item = batch.next() => match item {
+                    None => break,
+                    Some(Ok(msg)) => {
+                        consecutive_errors = 0;
+                        let permit = free.pop();
+                        let rt = rt.clone();
+                        let abort = shutdown.abort.clone();
+                        tracker.spawn(async move { handle_message(rt, msg, abort, permit).await });
+                    }
+                    Some(Err(e)) => {
+                        // Missed heartbeats, timeouts, ...: yielded, not fatal.
+                        debug!(consumer = %rt.reconciler.durable_name(), error = %e, "pull stream error");
+                        consecutive_errors += 1;
+                        if !pause(consecutive_errors, &shutdown.stop).await {
+                            break 'pull;
+                        }
+                        break;
+                    }
+                },
+            }
+        }
+    }
+    debug!(reconciler = rt.reconciler.name, "stopped pulling");
+}
+
+/// Back off after pull errors (bounded, no hot loop). Returns false when shutdown began.
+async fn pause(consecutive_errors: u32, stop: &CancellationToken) -> bool {
+    let delay = Duration::from_millis(100 * 2u64.pow(consecutive_errors.min(6)))
+        .min(Duration::from_secs(5));
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = tokio::time::sleep(delay) => true,
+    }
+}
+
+/// Export the consumer's pending and ack-pending counts.
+async fn report_consumer_info(
+    mut consumer: jetstream::consumer::Consumer<pull::Config>,
+    metrics: ReconcilerMetrics,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {
+                if let Ok(info) = consumer.info().await {
+                    metrics.pending.set(info.num_pending as i64);
+                    metrics.ack_pending.set(info.num_ack_pending as i64);
+                }
+            }
+        }
+    }
+}
+
+/// Process one message from delivery to settlement. Holds a worker permit throughout.
+pub async fn handle_message(
+    rt: Arc<ReconcilerRuntime>,
+    msg: jetstream::Message,
+    abort: CancellationToken,
+    _permit: Option<OwnedSemaphorePermit>,
+) {
+    let msg = Arc::new(msg);
+    let (delivered, published) = match msg.info() {
+        Ok(info) => (info.delivered.max(1) as u64, Some(info.published)),
+        Err(_) => (1, None),
+    };
+    if delivered == 1 {
+        if let Some(published) = published {
+            let lag = time::OffsetDateTime::now_utc() - published;
+            rt.metrics
+                .queue_latency
+                .observe(lag.as_seconds_f64().max(0.0));
+        }
+    }
+    let notif = match notification::decode(&msg.payload) {
+        Ok(n) => n,
+        Err(poison) => {
+            let settle = decision::settle_poison(&rt.settings.retry, delivered, rand::random());
+            let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
+            match settle {
+                Settle::Term => {
+                    error!(reconciler = rt.reconciler.name, stream_sequence = seq, delivered, reason = poison.reason.as_str(),
+                        detail = %poison.detail, "terminating poison notification");
+                    rt.metrics.terminated(poison.reason.as_str());
+                }
+                // Logged once, on first delivery; later attempts only at debug.
+                _ if delivered == 1 => {
+                    warn!(reconciler = rt.reconciler.name, stream_sequence = seq, reason = poison.reason.as_str(),
+                    detail = %poison.detail, "poison notification; will retry with backoff, then terminate")
+                }
+                _ => debug!(
+                    reconciler = rt.reconciler.name,
+                    stream_sequence = seq,
+                    delivered,
+                    reason = poison.reason.as_str(),
+                    "poison notification again"
+                ),
+            }
+            settle_message(&msg, settle).await;
+            return;
+        }
+    };
+    let span = tracing::info_span!(
+        "reconcile",
+        controller = rt.controller.name,
+        reconciler = rt.reconciler.name,
+        object_id = notif.object_id,
+        operation = notif.operation.as_str(),
+        delivered,
+    );
+    async move {
+        let started = Instant::now();
+        let result = attempt(&rt, &msg, &notif, delivered, &abort).await;
+        let settle =
+            decision::settle_attempt(&rt.settings.retry, result, delivered, rand::random());
+        settle_message(&msg, settle).await;
+        if let Some(label) = result.metric_result() {
+            rt.metrics.result(label);
+            rt.metrics.time.observe(started.elapsed().as_secs_f64());
+        }
+        match (result, settle) {
+            (AttemptResult::LockConflict, _) => rt.metrics.lock_conflicts.inc(),
+            (AttemptResult::Failure | AttemptResult::LockLost, Settle::Term) => {
+                rt.metrics.errors.inc();
+                rt.metrics.terminated(TERMINATION_MAX_ATTEMPTS);
+                error!("giving up after {delivered} attempts; notification terminated");
+            }
+            (AttemptResult::Failure, _) => rt.metrics.errors.inc(),
+            _ => {}
+        }
+        debug!(
+            ?result,
+            ?settle,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "settled"
+        );
+        if result == AttemptResult::Success {
+            // Recorded after the ack, as Threeport does; a failure here is only logged.
+            record_event(&rt, &notif, true).await;
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn settle_message(msg: &jetstream::Message, settle: Settle) {
+    let res = match settle {
+        // Confirmed ack, like Go's AckSync.
+        Settle::Ack => msg.double_ack().await,
+        Settle::Nak(d) if d.is_zero() => msg.ack_with(AckKind::Nak(None)).await,
+        Settle::Nak(d) => msg.ack_with(AckKind::Nak(Some(d))).await,
+        Settle::Term => msg.ack_with(AckKind::Term).await,
+    };
+    if let Err(e) = res {
+        // The server redelivers after AckWait; the lock makes that safe.
+        warn!(?settle, error = %e, "could not settle message");
+    }
+}
+
+/// One attempt: lock, GET latest, reconcile, complete, release.
+async fn attempt(
+    rt: &Arc<ReconcilerRuntime>,
+    msg: &Arc<jetstream::Message>,
+    notif: &Notification,
+    delivered: u64,
+    abort: &CancellationToken,
+) -> AttemptResult {
+    let key = rt.reconciler.lock_key(notif.object_id);
+    let lease = match rt.locks.acquire(&key).await {
+        Ok(lease) => lease,
+        Err(LockError::Held { .. }) => {
+            debug!(key, "object locked by another owner; deferring");
+            return AttemptResult::LockConflict;
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot take lock");
+            return AttemptResult::LockUnavailable;
+        }
+    };
+    rt.metrics.active.inc();
+    let lease = Arc::new(Mutex::new(lease));
+    let lost = CancellationToken::new();
+    let stop_keepalive = CancellationToken::new();
+    let keepalive = tokio::spawn(keep_alive(
+        rt.clone(),
+        lease.clone(),
+        msg.clone(),
+        lost.clone(),
+        stop_keepalive.clone(),
+    ));
+    // The reconciler's own token fires on lock loss or abort, so it can stop between steps.
+    let cancel = CancellationToken::new();
+    let work = reconcile_latest(rt, notif, delivered, cancel.clone());
+    let result = tokio::select! {
+        r = work => r,
+        _ = lost.cancelled() => {
+            cancel.cancel();
+            rt.metrics.lock_lost.inc();
+            warn!("lock lost while reconciling; reconcile cancelled");
+            AttemptResult::LockLost
+        }
+        _ = abort.cancelled() => {
+            cancel.cancel();
+            warn!("shutdown timeout reached; reconcile cancelled, notification handed back");
+            AttemptResult::Aborted
+        }
+    };
+    stop_keepalive.cancel();
+    let _ = keepalive.await;
+    rt.metrics.active.dec();
+    if result != AttemptResult::LockLost {
+        let lease: Lease = match lease.lock() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        match rt.locks.release(&lease).await {
+            Ok(()) => {}
+            Err(LockError::Lost { .. }) => {
+                rt.metrics.lock_lost.inc();
+                warn!(key = %lease.key, "lock was no longer ours at release; left it alone");
+            }
+            Err(e) => {
+                warn!(error = %e, "could not release lock; it expires with the bucket max age")
+            }
+        }
+    }
+    result
+}
+
+/// Renew the lease and send in-progress acks until stopped; cancel `lost` if the lease is lost.
+async fn keep_alive(
+    rt: Arc<ReconcilerRuntime>,
+    lease: Arc<Mutex<Lease>>,
+    msg: Arc<jetstream::Message>,
+    lost: CancellationToken,
+    stop: CancellationToken,
+) {
+    let start = tokio::time::Instant::now();
+    let mut renew = tokio::time::interval_at(
+        start + rt.settings.lock_renew_interval,
+        rt.settings.lock_renew_interval,
+    );
+    let mut progress = tokio::time::interval_at(
+        start + rt.settings.progress_interval,
+        rt.settings.progress_interval,
+    );
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = progress.tick() => {
+                // +WPI restarts AckWait so a long reconcile is not redelivered meanwhile
+                // (Threeport never sends it, spec 4.1 #5).
+                if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                    debug!(error = %e, "in-progress ack failed");
+                }
+            }
+            _ = renew.tick() => {
+                let mut current = match lease.lock() {
+                    Ok(l) => l.clone(),
+                    Err(p) => p.into_inner().clone(),
+                };
+                match rt.locks.renew(&mut current).await {
+                    Ok(()) => {
+                        if let Ok(mut l) = lease.lock() {
+                            *l = current;
+                        }
+                    }
+                    Err(LockError::Lost { .. }) => {
+                        lost.cancel();
+                        return;
+                    }
+                    // Transient: the next tick retries, well before the bucket max age.
+                    Err(e) => warn!(error = %e, "lock renewal failed; retrying"),
+                }
+            }
+        }
+    }
+}
+
+/// GET latest, dispatch, and run the completion protocol.
+async fn reconcile_latest(
+    rt: &Arc<ReconcilerRuntime>,
+    notif: &Notification,
+    delivered: u64,
+    cancel: CancellationToken,
+) -> AttemptResult {
+    let ty = rt.reconciler.object;
+    let latest: Value = match rt.api.get(ty, notif.object_id).await {
+        Ok(v) => v,
+        Err(e) if e.is_not_found() => {
+            info!("object no longer exists; nothing to reconcile");
+            return AttemptResult::NotFound;
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read the latest object");
+            return AttemptResult::Failure;
+        }
+    };
+    if decision::plan_dispatch(notif.operation, &latest) == Dispatch::SkipScheduledForDeletion {
+        info!("object is scheduled for deletion; leaving it to the Deleted notification");
+        return AttemptResult::SkippedForDeletion;
+    }
+    let ctx = ReconcileContext {
+        api: rt.api.clone(),
+        controller: rt.controller,
+        reconciler: rt.reconciler,
+        object_id: notif.object_id,
+        operation: notif.operation,
+        attempt: delivered,
+        instance_id: rt.instance_id,
+        cancel,
+    };
+    let outcome = AssertUnwindSafe(rt.handler.dispatch(&ctx, latest))
+        .catch_unwind()
+        .await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".into());
+            Err(ReconcileError::permanent(format!(
+                "reconciler panicked: {what}"
+            )))
+        }
+    };
+    match outcome {
+        Ok(super::reconciler::Outcome::RequeueAfter(d)) => {
+            debug!(
+                delay_ms = d.as_millis() as u64,
+                "reconciler asked to be requeued"
+            );
+            AttemptResult::Requeue(d)
+        }
+        Ok(super::reconciler::Outcome::Done) => {
+            match complete(rt, notif.operation, notif.object_id).await {
+                Ok(()) => AttemptResult::Success,
+                Err(e) => {
+                    warn!(error = %e, "completion protocol failed");
+                    record_failure(rt, notif, None).await;
+                    AttemptResult::Failure
+                }
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, class = ?e.class, "reconcile failed");
+            record_failure(rt, notif, e.event.clone()).await;
+            AttemptResult::Failure
+        }
+    }
+}
+
+/// Spec 1.9 steps 11a/11b/12: PATCH `Reconciled:true`, or the deletion confirmation PATCH then
+/// the final DELETE. A 404 means the object is already gone, which is the goal.
+async fn complete(
+    rt: &ReconcilerRuntime,
+    operation: super::Operation,
+    id: u64,
+) -> Result<(), ApiError> {
+    let ty = rt.reconciler.object;
+    let ignore_404 = |r: Result<Value, ApiError>| match r {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other.map(|_| ()),
+    };
+    match decision::completion_for(operation) {
+        Completion::MarkReconciled => ignore_404(
+            rt.api
+                .patch(ty, id, serde_json::json!({"Reconciled": true}))
+                .await,
+        ),
+        Completion::ConfirmDeletion => {
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            let body = serde_json::json!({"Reconciled": true, "DeletionAcknowledged": now, "DeletionConfirmed": now});
+            ignore_404(rt.api.patch(ty, id, body).await)?;
+            ignore_404(rt.api.delete(ty, id).await)
+        }
+    }
+}
+
+async fn record_failure(
+    rt: &ReconcilerRuntime,
+    notif: &Notification,
+    custom: Option<super::reconciler::EventOverride>,
+) {
+    match custom {
+        Some(ev) => {
+            let res = rt
+                .events
+                .record(
+                    rt.reconciler.object,
+                    notif.object_id,
+                    &ev.reason,
+                    &ev.note,
+                    ev.warning,
+                )
+                .await;
+            if let Err(e) = res {
+                warn!(error = %e, "could not record failure event");
+            }
+        }
+        None => record_event(rt, notif, false).await,
+    }
+}
+
+/// Threeport's standard success / failure events (spec 1.9 steps 11 and 14).
+async fn record_event(rt: &ReconcilerRuntime, notif: &Notification, success: bool) {
+    let op = notif.operation;
+    let (reason, note) = if success {
+        (
+            format!("Successful{}", op.reason_suffix()),
+            format!(
+                "{} successfully reconciled for {} operation",
+                rt.reconciler.words,
+                op.past_tense()
+            ),
+        )
+    } else {
+        (
+            format!("Failed{}", op.reason_suffix()),
+            format!(
+                "failed to reconcile {} {} object",
+                op.past_tense(),
+                rt.reconciler.words
+            ),
+        )
+    };
+    if let Err(e) = rt
+        .events
+        .record(rt.reconciler.object, notif.object_id, &reason, &note, false)
+        .await
+    {
+        warn!(error = %e, reason, "could not record event");
+    }
+}
