@@ -1,0 +1,644 @@
+//! The object-type table: one row per Threeport object type the sandbox serves (spec 2.5, 2.6)
+//! and the stream table the API creates at start-up (spec 1.1, 1.4).
+//!
+//! Field order in each row is Go struct order, because the real API serialises objects with
+//! `encoding/json` in struct order; the sandbox renders objects in this order too.
+
+use std::sync::OnceLock;
+
+/// JSON shape of a field, used for echo-style binding checks and query parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Go `*uint` (u64 on the wire, never through f64).
+    U64,
+    /// Go `*int`/`*uint` used for small numbers (ports, counts).
+    Int,
+    Bool,
+    Str,
+    /// Go `*time.Time`: RFC 3339 string.
+    Time,
+    /// `datatypes.JSON` holding an object (any JSON value accepted).
+    Json,
+    /// `datatypes.JSON` holding an array (any JSON value accepted).
+    JsonArray,
+    /// A slice of related objects. Never stored on the row: echoed back in the POST response
+    /// and notification only, as gorm's in-memory struct would.
+    Array,
+    /// Child objects created together with the parent on POST (gorm creates has-many
+    /// children): (child type path, foreign-key field).
+    Children(&'static str, &'static str),
+}
+
+/// The `validate` tag of a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// `validate:"required"`.
+    Req,
+    /// `validate:"optional"`.
+    Opt,
+    /// `validate:"optional,association"`: rejected in PATCH and PUT bodies.
+    Assoc,
+    /// No validate tag (Common fields): not accepted in bodies.
+    Untagged,
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// JSON key (the `json` tag).
+    pub json: &'static str,
+    /// Go field name; differs from `json` for a few *sic* fields.
+    pub go: &'static str,
+    pub kind: Kind,
+    pub rule: Rule,
+    /// echo `query` tag, if the field can be filtered on.
+    pub query: Option<&'static str>,
+    /// DB default written on create when the field is absent (gorm `default:`).
+    pub default: Option<Default>,
+    /// `encrypt:"true"`: AES-GCM encrypted at rest (spec 2.9).
+    pub encrypted: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Default {
+    Bool(bool),
+    Str(&'static str),
+    Int(i64),
+}
+
+impl Default {
+    pub fn value(self) -> serde_json::Value {
+        match self {
+            Default::Bool(b) => serde_json::Value::Bool(b),
+            Default::Str(s) => serde_json::Value::String(s.to_string()),
+            Default::Int(i) => serde_json::Value::from(i),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Plain,
+    /// Embeds `Definition` (Name unique per type, ProfileID/TierID associations).
+    Definition,
+    /// Embeds `Instance` (Name unique per type, Status).
+    Instance,
+}
+
+/// A definition's dependent instances, checked on every DELETE of the definition.
+#[derive(Debug, Clone, Copy)]
+pub struct Dependents {
+    pub path: &'static str,
+    pub fk: &'static str,
+    pub message: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct TypeDef {
+    /// Kebab plural path segment after `/v0/`.
+    pub path: &'static str,
+    /// `ObjectType` string used in the envelope's `Type`.
+    pub name: &'static str,
+    /// lowerCamel notification subject prefix when the type is reconcilable.
+    pub subject: Option<&'static str>,
+    pub class: Class,
+    /// Carries the embedded `Reconciliation` struct.
+    pub reconciliation: bool,
+    /// All fields in Go JSON order (Common, Reconciliation, Definition/Instance, own).
+    pub fields: Vec<Field>,
+    pub dependents: Option<Dependents>,
+}
+
+impl TypeDef {
+    pub fn field_by_json_ci(&self, key: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.json == key).or_else(|| {
+            self.fields
+                .iter()
+                .find(|f| f.json.eq_ignore_ascii_case(key))
+        })
+    }
+
+    pub fn reconcilable(&self) -> bool {
+        self.subject.is_some()
+    }
+}
+
+const fn f(json: &'static str, kind: Kind, rule: Rule) -> Field {
+    Field {
+        json,
+        go: json,
+        kind,
+        rule,
+        query: None,
+        default: None,
+        encrypted: false,
+    }
+}
+
+impl Field {
+    const fn q(mut self, tag: &'static str) -> Self {
+        self.query = Some(tag);
+        self
+    }
+    const fn def(mut self, d: Default) -> Self {
+        self.default = Some(d);
+        self
+    }
+    const fn go(mut self, go: &'static str) -> Self {
+        self.go = go;
+        self
+    }
+    const fn enc(mut self) -> Self {
+        self.encrypted = true;
+        self
+    }
+}
+
+use Kind::*;
+use Rule::*;
+
+fn common() -> Vec<Field> {
+    vec![
+        f("ID", U64, Untagged),
+        f("CreatedAt", Time, Untagged),
+        f("UpdatedAt", Time, Untagged),
+        f("DeletedAt", Time, Untagged),
+    ]
+}
+
+fn reconciliation() -> Vec<Field> {
+    vec![
+        f("Reconciled", Bool, Opt)
+            .q("reconciled")
+            .def(Default::Bool(false)),
+        f("CreationAcknowledged", Time, Opt).q("creationacknowledged"),
+        f("CreationConfirmed", Time, Opt).q("creationconfirmed"),
+        f("CreationFailed", Bool, Opt)
+            .q("creationfailed")
+            .def(Default::Bool(false)),
+        f("DeletionScheduled", Time, Opt).q("deletionscheduled"),
+        f("DeletionAcknowledged", Time, Opt).q("deletionacknowledged"),
+        f("DeletionConfirmed", Time, Opt).q("deletionconfirmed"),
+        f("InterruptReconciliation", Bool, Opt)
+            .q("interruptreconciliation")
+            .def(Default::Bool(false)),
+    ]
+}
+
+fn definition() -> Vec<Field> {
+    vec![
+        f("Name", Str, Req).q("name"),
+        f("ProfileID", U64, Assoc).q("profileid"),
+        f("TierID", U64, Assoc).q("tierid"),
+    ]
+}
+
+fn instance() -> Vec<Field> {
+    vec![
+        f("Name", Str, Req).q("name"),
+        f("Status", Str, Opt).q("status"),
+    ]
+}
+
+struct Row {
+    path: &'static str,
+    name: &'static str,
+    subject: Option<&'static str>,
+    class: Class,
+    reconciliation: bool,
+    own: Vec<Field>,
+    dependents: Option<Dependents>,
+}
+
+fn build(r: Row) -> TypeDef {
+    let mut fields = common();
+    if r.reconciliation {
+        fields.extend(reconciliation());
+    }
+    match r.class {
+        Class::Definition => fields.extend(definition()),
+        Class::Instance => fields.extend(instance()),
+        Class::Plain => {}
+    }
+    for fld in r.own {
+        // WorkloadInstance.Status shadows Instance.Status: one `Status` key.
+        if !fields.iter().any(|x| x.json == fld.json) {
+            fields.push(fld);
+        }
+    }
+    TypeDef {
+        path: r.path,
+        name: r.name,
+        subject: r.subject,
+        class: r.class,
+        reconciliation: r.reconciliation,
+        fields,
+        dependents: r.dependents,
+    }
+}
+
+fn rows() -> Vec<Row> {
+    vec![
+        Row {
+            path: "workload-definitions",
+            name: "WorkloadDefinition",
+            subject: Some("workloadDefinition"),
+            class: Class::Definition,
+            reconciliation: true,
+            own: vec![
+                f("YAMLDocument", Str, Req),
+                f("WorkloadResourceDefinitions", Array, Assoc),
+                f("WorkloadInstances", Array, Assoc),
+            ],
+            dependents: Some(Dependents {
+                path: "workload-instances",
+                fk: "WorkloadDefinitionID",
+                message: "workload definition has related workload instances - cannot be deleted",
+            }),
+        },
+        Row {
+            path: "workload-resource-definitions",
+            name: "WorkloadResourceDefinition",
+            subject: None,
+            class: Class::Plain,
+            reconciliation: false,
+            own: vec![
+                f("JSONDefinition", Json, Req),
+                f("WorkloadDefinitionID", U64, Req).q("workloaddefinitionid"),
+            ],
+            dependents: None,
+        },
+        Row {
+            path: "workload-instances",
+            name: "WorkloadInstance",
+            subject: Some("workloadInstance"),
+            class: Class::Instance,
+            reconciliation: true,
+            own: vec![
+                f("KubernetesRuntimeInstanceID", U64, Req).q("kubernetesruntimeinstanceid"),
+                f("WorkloadDefinitionID", U64, Req).q("workloaddefinitionid"),
+                f("WorkloadResourceInstances", Array, Assoc),
+                f("Status", Str, Opt).q("status"),
+                f("Events", Array, Opt),
+            ],
+            dependents: None,
+        },
+        Row {
+            path: "workload-resource-instances",
+            name: "WorkloadResourceInstance",
+            subject: None,
+            class: Class::Plain,
+            reconciliation: false,
+            own: vec![
+                f("JSONDefinition", Json, Req),
+                f("WorkloadInstanceID", U64, Req).q("workloadinstanceid"),
+                f("LastOperation", Str, Opt),
+                f("Reconciled", Bool, Opt).def(Default::Bool(false)),
+                f("RuntimeDefinition", Json, Opt),
+                f("Events", Array, Opt),
+                f("ScheduledForDeletion", Time, Opt),
+            ],
+            dependents: None,
+        },
+        Row {
+            path: "workload-events",
+            name: "WorkloadEvent",
+            subject: None,
+            class: Class::Plain,
+            reconciliation: false,
+            own: vec![
+                f("RuntimeEventUID", Str, Req),
+                f("Type", Str, Req),
+                f("Reason", Str, Req),
+                f("Message", Str, Req),
+                f("Timestamp", Time, Req),
+                f("WorkloadInstanceID", U64, Opt).q("workloadinstanceid"),
+                f("WorkloadResourceInstanceID", U64, Opt),
+                f("HelmWorkloadInstanceID", U64, Opt).q("helmworkloadinstanceid"),
+            ],
+            dependents: None,
+        },
+        Row {
+            path: "attached-object-references",
+            name: "AttachedObjectReference",
+            subject: None,
+            class: Class::Plain,
+            reconciliation: false,
+            own: vec![
+                f("ObjectType", Str, Req).q("objecttype"),
+                f("ObjectID", U64, Req).q("objectid"),
+                f("AttachedObjectType", Str, Req).q("attachedobjecttype"),
+                f("AttachedObjectID", U64, Req).q("attachedobjectid"),
+            ],
+            dependents: None,
+        },
+        Row {
+            path: "events",
+            name: "Event",
+            subject: None,
+            class: Class::Plain,
+            reconciliation: false,
+            own: vec![
+                f("AttachedObjectReferenceID", U64, Opt),
+                f("Reason", Str, Req).q("reason"),
+                f("Note", Str, Opt).q("note"),
+                f("Count", Int, Req),
+                f("EventTime", Time, Req),
+                f("LastObservedTime", Time, Req),
+                f("Type", Str, Req).q("type"),
+                f("ReportingController", Str, Req),
+            ],
+            dependents: None,
+        },
+        Row {
+            path: "kubernetes-runtime-definitions",
+            name: "KubernetesRuntimeDefinition",
+            subject: Some("kubernetesRuntimeDefinition"),
+            class: Class::Definition,
+            reconciliation: true,
+            own: vec![
+                f("InfraProvider", Str, Req).q("infraprovider"),
+                f("InfraProviderAccountName", Str, Opt),
+                f("HighAvailability", Bool, Opt).def(Default::Bool(false)),
+                f("NodeSize", Str, Opt).def(Default::Str("Medium")),
+                f("NodeProfile", Str, Opt).def(Default::Str("Balanced")),
+                f("NodeMaximum", Int, Opt).def(Default::Int(250)),
+                f("KubernetesRuntimeInstances", Array, Assoc),
+            ],
+            dependents: Some(Dependents {
+                path: "kubernetes-runtime-instances",
+                fk: "KubernetesRuntimeDefinitionID",
+                message: "kubernetes runtime definition has related kubernetes runtime instances - cannot be deleted",
+            }),
+        },
+        Row {
+            path: "kubernetes-runtime-instances",
+            name: "KubernetesRuntimeInstance",
+            subject: Some("kubernetesRuntimeInstance"),
+            class: Class::Instance,
+            reconciliation: true,
+            own: vec![
+                f("Location", Str, Req),
+                f("ThreeportControlPlaneHost", Bool, Opt)
+                    .q("threeportcontrolplanehost")
+                    .def(Default::Bool(false)),
+                f("APIEndpoint", Str, Opt),
+                f("CACertificate", Str, Opt),
+                f("Certificate", Str, Opt),
+                f("CertificateKey", Str, Opt).enc(),
+                f("ConnectionToken", Str, Opt).enc(),
+                f("ConnectionTokenExpiration", Time, Opt),
+                f("DefaultRuntime", Bool, Opt)
+                    .q("defaultruntime")
+                    .def(Default::Bool(false)),
+                f("KubernetesRuntimeDefinitionID", U64, Req),
+                f("WorkloadInstance", Array, Assoc).go("WorkloadInstances"),
+                f("ControlPlaneInstance", Array, Assoc).go("ControlPlaneInstances"),
+                f("ForceDelete", Bool, Opt),
+                f("GatewayWorkloadInstanceID", U64, Opt).go("GatewayControllerInstanceID"),
+                f("DnsControllerInstanceId", U64, Opt).go("DnsControllerInstanceID"),
+                f("SecretsControllerInstanceId", U64, Opt).go("SecretsControllerInstanceID"),
+                f("ThreeportAgentImage", Str, Opt),
+            ],
+            dependents: None,
+        },
+        Row {
+            path: "gateway-definitions",
+            name: "GatewayDefinition",
+            subject: Some("gatewayDefinition"),
+            class: Class::Definition,
+            reconciliation: true,
+            own: vec![
+                f(
+                    "HttpPorts",
+                    Children("gateway-http-ports", "GatewayDefinitionID"),
+                    Opt,
+                ),
+                f(
+                    "TcpPorts",
+                    Children("gateway-tcp-ports", "GatewayDefinitionID"),
+                    Opt,
+                ),
+                f("DomainNameDefinitionID", U64, Opt),
+                f("SubDomain", Str, Opt),
+                f("ServiceName", Str, Opt),
+                f("WorkloadDefinitionID", U64, Opt),
+                f("GatewayInstances", Array, Assoc),
+            ],
+            dependents: Some(Dependents {
+                path: "gateway-instances",
+                fk: "GatewayDefinitionID",
+                message: "gateway definition has related gateway instances - cannot be deleted",
+            }),
+        },
+        Row {
+            path: "gateway-http-ports",
+            name: "GatewayHttpPort",
+            subject: None,
+            class: Class::Plain,
+            reconciliation: false,
+            own: vec![
+                f("GatewayDefinitionID", U64, Req).q("gatewaydefinitionid"),
+                f("Port", Int, Req),
+                f("Path", Str, Opt).def(Default::Str("/")),
+                f("TLSEnabled", Bool, Opt).def(Default::Bool(false)),
+                f("HTTPSRedirect", Bool, Opt).def(Default::Bool(false)),
+            ],
+            dependents: None,
+        },
+        Row {
+            path: "gateway-tcp-ports",
+            name: "GatewayTcpPort",
+            subject: None,
+            class: Class::Plain,
+            reconciliation: false,
+            own: vec![
+                f("GatewayDefinitionID", U64, Req).q("gatewaydefinitionid"),
+                f("Port", Int, Req),
+                f("TLSEnabled", Bool, Opt).def(Default::Bool(false)),
+            ],
+            dependents: None,
+        },
+        Row {
+            path: "gateway-instances",
+            name: "GatewayInstance",
+            subject: Some("gatewayInstance"),
+            class: Class::Instance,
+            reconciliation: true,
+            own: vec![
+                f("KubernetesRuntimeInstanceID", U64, Req),
+                f("GatewayDefinitionID", U64, Req).q("gatewaydefinitionid"),
+                // sic: the query tag is `workloadresourceinstanceid` in the real API.
+                f("WorkloadInstanceID", U64, Req).q("workloadresourceinstanceid"),
+            ],
+            dependents: None,
+        },
+        Row {
+            path: "domain-name-definitions",
+            name: "DomainNameDefinition",
+            subject: None,
+            class: Class::Definition,
+            reconciliation: true,
+            own: vec![
+                f("Domain", Str, Req),
+                f("Zone", Str, Req),
+                f("AdminEmail", Str, Req),
+                f("DomainNameInstances", Array, Assoc),
+            ],
+            dependents: Some(Dependents {
+                path: "domain-name-instances",
+                fk: "DomainNameDefinitionID",
+                message: "domain name definition has related domain name instances - cannot be deleted",
+            }),
+        },
+        Row {
+            path: "domain-name-instances",
+            name: "DomainNameInstance",
+            subject: Some("domainNameInstance"),
+            class: Class::Instance,
+            reconciliation: true,
+            own: vec![
+                f("DomainNameDefinitionID", U64, Req),
+                f("WorkloadInstanceID", U64, Req).q("workloadresourceinstanceid"),
+                f("KubernetesRuntimeInstanceID", U64, Req),
+            ],
+            dependents: None,
+        },
+        Row {
+            path: "helm-workload-definitions",
+            name: "HelmWorkloadDefinition",
+            subject: Some("helmWorkloadDefinition"),
+            class: Class::Definition,
+            reconciliation: true,
+            own: vec![
+                f("Repo", Str, Req),
+                f("Chart", Str, Req),
+                f("ChartVersion", Str, Opt),
+                f("ValuesDocument", Str, Opt),
+                f("HelmWorkloadInstances", Array, Assoc),
+                f("AdditionalResources", JsonArray, Opt),
+            ],
+            dependents: Some(Dependents {
+                path: "helm-workload-instances",
+                fk: "HelmWorkloadDefinitionID",
+                message: "helm workload definition has related helm workload instances - cannot be deleted",
+            }),
+        },
+        Row {
+            path: "helm-workload-instances",
+            name: "HelmWorkloadInstance",
+            subject: Some("helmWorkloadInstance"),
+            class: Class::Instance,
+            reconciliation: true,
+            own: vec![
+                f("ValuesDocument", Str, Opt),
+                f("KubernetesRuntimeInstanceID", U64, Req).q("kubernetesruntimeinstanceid"),
+                f("ReleaseNamespace", Str, Opt),
+                f("HelmWorkloadDefinitionID", U64, Req),
+                f("AdditionalResources", JsonArray, Opt),
+            ],
+            dependents: None,
+        },
+    ]
+}
+
+/// All object types the sandbox serves.
+pub fn registry() -> &'static [TypeDef] {
+    static REG: OnceLock<Vec<TypeDef>> = OnceLock::new();
+    REG.get_or_init(|| rows().into_iter().map(build).collect())
+}
+
+pub fn by_path(path: &str) -> Option<&'static TypeDef> {
+    registry().iter().find(|t| t.path == path)
+}
+
+/// The streams the API creates at start-up, in creation order, with the lowerCamel names of
+/// their reconcilable types (spec 1.1: `GetXSubjects()` of each `internal/*/notif`).
+pub const STREAMS: &[(&str, &[&str])] = &[
+    ("secretStream", &["secretDefinition", "secretInstance"]),
+    (
+        "awsStream",
+        &[
+            "awsEksKubernetesRuntimeInstance",
+            "awsRelationalDatabaseInstance",
+            "awsObjectStorageBucketInstance",
+        ],
+    ),
+    (
+        "control-planeStream",
+        &["controlPlaneDefinition", "controlPlaneInstance"],
+    ),
+    (
+        "gatewayStream",
+        &["gatewayDefinition", "gatewayInstance", "domainNameInstance"],
+    ),
+    (
+        "helm-workloadStream",
+        &["helmWorkloadDefinition", "helmWorkloadInstance"],
+    ),
+    (
+        "kubernetes-runtimeStream",
+        &["kubernetesRuntimeDefinition", "kubernetesRuntimeInstance"],
+    ),
+    (
+        "observabilityStream",
+        &[
+            "observabilityStackDefinition",
+            "observabilityStackInstance",
+            "observabilityDashboardDefinition",
+            "observabilityDashboardInstance",
+            "metricsDefinition",
+            "metricsInstance",
+            "loggingDefinition",
+            "loggingInstance",
+        ],
+    ),
+    (
+        "terraformStream",
+        &["terraformDefinition", "terraformInstance"],
+    ),
+    (
+        "workloadStream",
+        &["workloadDefinition", "workloadInstance"],
+    ),
+];
+
+/// Subjects of one stream: `<x>.create`, `<x>.update`, `<x>.delete` per type, in order.
+pub fn stream_subjects(types: &[&str]) -> Vec<String> {
+    types
+        .iter()
+        .flat_map(|t| {
+            ["create", "update", "delete"]
+                .iter()
+                .map(move |op| format!("{t}.{op}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subject_has_a_stream() {
+        for t in registry() {
+            if let Some(s) = t.subject {
+                assert!(STREAMS.iter().any(|(_, ts)| ts.contains(&s)), "{s}");
+            }
+        }
+    }
+
+    #[test]
+    fn workload_subjects() {
+        assert_eq!(
+            stream_subjects(&["workloadDefinition", "workloadInstance"]),
+            vec![
+                "workloadDefinition.create",
+                "workloadDefinition.update",
+                "workloadDefinition.delete",
+                "workloadInstance.create",
+                "workloadInstance.update",
+                "workloadInstance.delete"
+            ]
+        );
+    }
+}
