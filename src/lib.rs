@@ -8,8 +8,10 @@
 //! - [`reconcilers`]: one module per Threeport controller.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod health;
 pub mod reconcilers;
 pub mod registry;
 pub mod runtime;

@@ -1,1 +1,61 @@
-fn main() {}
+//! `threeport-manager`: parse the command line, load the configuration, dispatch.
+//!
+//! Exit status: 0 on success (and after a clean shutdown), 1 when the manager fails at start-up
+//! or while running, 2 for invalid configuration or flags.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use threeport_manager::cli::{self, Cli, Command, EXIT_INVALID_CONFIG, EXIT_RUNTIME_ERROR};
+use threeport_manager::config::Config;
+
+fn main() -> ExitCode {
+    // clap prints help/version (exit 0) and usage errors (exit 2) itself.
+    let cli = Cli::parse();
+    let command = cli.command();
+
+    if let Command::List { output } = command {
+        print!("{}", cli::render_list(output));
+        return ExitCode::SUCCESS;
+    }
+
+    let config = match Config::load(&cli.load_sources(cli::process_env())) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{}", cli::invalid_config_message(&e));
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+    };
+
+    match command {
+        Command::CheckConfig { output } => match cli::render_check_config(&config, output) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}", cli::invalid_config_message(&e));
+                ExitCode::from(EXIT_INVALID_CONFIG)
+            }
+        },
+        Command::Run | Command::List { .. } => match run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("threeport-manager: {e:#}");
+                ExitCode::from(EXIT_RUNTIME_ERROR)
+            }
+        },
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    cli::init_tracing(&config.log).map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("threeport-manager")
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(threeport_manager::runtime::run(config))?;
+    Ok(())
+}

@@ -96,8 +96,22 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reporting_controller: "WorkloadController",
         implemented: false,
         reconcilers: &[
-            rec!("WorkloadDefinitionReconciler", "WorkloadDefinition", "workload-definitions", "workloadDefinition", "workload definition", "WORKLOAD_DEFINITION_CONCURRENT_RECONCILES"),
-            rec!("WorkloadInstanceReconciler", "WorkloadInstance", "workload-instances", "workloadInstance", "workload instance", "WORKLOAD_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!(
+                "WorkloadDefinitionReconciler",
+                "WorkloadDefinition",
+                "workload-definitions",
+                "workloadDefinition",
+                "workload definition",
+                "WORKLOAD_DEFINITION_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "WorkloadInstanceReconciler",
+                "WorkloadInstance",
+                "workload-instances",
+                "workloadInstance",
+                "workload instance",
+                "WORKLOAD_INSTANCE_CONCURRENT_RECONCILES"
+            ),
         ],
     },
     ControllerSpec {
@@ -108,9 +122,30 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reporting_controller: "GatewayController",
         implemented: false,
         reconcilers: &[
-            rec!("GatewayDefinitionReconciler", "GatewayDefinition", "gateway-definitions", "gatewayDefinition", "gateway definition", "GATEWAY_DEFINITION_CONCURRENT_RECONCILES"),
-            rec!("GatewayInstanceReconciler", "GatewayInstance", "gateway-instances", "gatewayInstance", "gateway instance", "GATEWAY_INSTANCE_CONCURRENT_RECONCILES"),
-            rec!("DomainNameInstanceReconciler", "DomainNameInstance", "domain-name-instances", "domainNameInstance", "domain name instance", "DOMAIN_NAME_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!(
+                "GatewayDefinitionReconciler",
+                "GatewayDefinition",
+                "gateway-definitions",
+                "gatewayDefinition",
+                "gateway definition",
+                "GATEWAY_DEFINITION_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "GatewayInstanceReconciler",
+                "GatewayInstance",
+                "gateway-instances",
+                "gatewayInstance",
+                "gateway instance",
+                "GATEWAY_INSTANCE_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "DomainNameInstanceReconciler",
+                "DomainNameInstance",
+                "domain-name-instances",
+                "domainNameInstance",
+                "domain name instance",
+                "DOMAIN_NAME_INSTANCE_CONCURRENT_RECONCILES"
+            ),
         ],
     },
     ControllerSpec {
@@ -121,8 +156,22 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reporting_controller: "KubernetesRuntimeController",
         implemented: false,
         reconcilers: &[
-            rec!("KubernetesRuntimeDefinitionReconciler", "KubernetesRuntimeDefinition", "kubernetes-runtime-definitions", "kubernetesRuntimeDefinition", "kubernetes runtime definition", "KUBERNETES_RUNTIME_DEFINITION_CONCURRENT_RECONCILES"),
-            rec!("KubernetesRuntimeInstanceReconciler", "KubernetesRuntimeInstance", "kubernetes-runtime-instances", "kubernetesRuntimeInstance", "kubernetes runtime instance", "KUBERNETES_RUNTIME_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!(
+                "KubernetesRuntimeDefinitionReconciler",
+                "KubernetesRuntimeDefinition",
+                "kubernetes-runtime-definitions",
+                "kubernetesRuntimeDefinition",
+                "kubernetes runtime definition",
+                "KUBERNETES_RUNTIME_DEFINITION_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "KubernetesRuntimeInstanceReconciler",
+                "KubernetesRuntimeInstance",
+                "kubernetes-runtime-instances",
+                "kubernetesRuntimeInstance",
+                "kubernetes runtime instance",
+                "KUBERNETES_RUNTIME_INSTANCE_CONCURRENT_RECONCILES"
+            ),
         ],
     },
     ControllerSpec {
@@ -133,8 +182,22 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reporting_controller: "HelmWorkloadController",
         implemented: false,
         reconcilers: &[
-            rec!("HelmWorkloadDefinitionReconciler", "HelmWorkloadDefinition", "helm-workload-definitions", "helmWorkloadDefinition", "helm workload definition", "HELM_WORKLOAD_DEFINITION_CONCURRENT_RECONCILES"),
-            rec!("HelmWorkloadInstanceReconciler", "HelmWorkloadInstance", "helm-workload-instances", "helmWorkloadInstance", "helm workload instance", "HELM_WORKLOAD_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!(
+                "HelmWorkloadDefinitionReconciler",
+                "HelmWorkloadDefinition",
+                "helm-workload-definitions",
+                "helmWorkloadDefinition",
+                "helm workload definition",
+                "HELM_WORKLOAD_DEFINITION_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "HelmWorkloadInstanceReconciler",
+                "HelmWorkloadInstance",
+                "helm-workload-instances",
+                "helmWorkloadInstance",
+                "helm workload instance",
+                "HELM_WORKLOAD_INSTANCE_CONCURRENT_RECONCILES"
+            ),
         ],
     },
     ControllerSpec {
@@ -145,9 +208,30 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reporting_controller: "AwsController",
         implemented: false,
         reconcilers: &[
-            rec!("AwsEksKubernetesRuntimeInstanceReconciler", "AwsEksKubernetesRuntimeInstance", "aws-eks-kubernetes-runtime-instances", "awsEksKubernetesRuntimeInstance", "aws eks kubernetes runtime instance", "AWS_EKS_KUBERNETES_RUNTIME_INSTANCE_CONCURRENT_RECONCILES"),
-            rec!("AwsRelationalDatabaseInstanceReconciler", "AwsRelationalDatabaseInstance", "aws-relational-database-instances", "awsRelationalDatabaseInstance", "aws relational database instance", "AWS_RELATIONAL_DATABASE_INSTANCE_CONCURRENT_RECONCILES"),
-            rec!("AwsObjectStorageBucketInstanceReconciler", "AwsObjectStorageBucketInstance", "aws-object-storage-bucket-instances", "awsObjectStorageBucketInstance", "aws object storage bucket instance", "AWS_OBJECT_STORAGE_BUCKET_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!(
+                "AwsEksKubernetesRuntimeInstanceReconciler",
+                "AwsEksKubernetesRuntimeInstance",
+                "aws-eks-kubernetes-runtime-instances",
+                "awsEksKubernetesRuntimeInstance",
+                "aws eks kubernetes runtime instance",
+                "AWS_EKS_KUBERNETES_RUNTIME_INSTANCE_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "AwsRelationalDatabaseInstanceReconciler",
+                "AwsRelationalDatabaseInstance",
+                "aws-relational-database-instances",
+                "awsRelationalDatabaseInstance",
+                "aws relational database instance",
+                "AWS_RELATIONAL_DATABASE_INSTANCE_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "AwsObjectStorageBucketInstanceReconciler",
+                "AwsObjectStorageBucketInstance",
+                "aws-object-storage-bucket-instances",
+                "awsObjectStorageBucketInstance",
+                "aws object storage bucket instance",
+                "AWS_OBJECT_STORAGE_BUCKET_INSTANCE_CONCURRENT_RECONCILES"
+            ),
         ],
     },
     ControllerSpec {
@@ -158,8 +242,22 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reporting_controller: "ControlPlaneController",
         implemented: false,
         reconcilers: &[
-            rec!("ControlPlaneDefinitionReconciler", "ControlPlaneDefinition", "control-plane-definitions", "controlPlaneDefinition", "control plane definition", "CONTROL_PLANE_DEFINITION_CONCURRENT_RECONCILES"),
-            rec!("ControlPlaneInstanceReconciler", "ControlPlaneInstance", "control-plane-instances", "controlPlaneInstance", "control plane instance", "CONTROL_PLANE_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!(
+                "ControlPlaneDefinitionReconciler",
+                "ControlPlaneDefinition",
+                "control-plane-definitions",
+                "controlPlaneDefinition",
+                "control plane definition",
+                "CONTROL_PLANE_DEFINITION_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "ControlPlaneInstanceReconciler",
+                "ControlPlaneInstance",
+                "control-plane-instances",
+                "controlPlaneInstance",
+                "control plane instance",
+                "CONTROL_PLANE_INSTANCE_CONCURRENT_RECONCILES"
+            ),
         ],
     },
     ControllerSpec {
@@ -170,8 +268,22 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reporting_controller: "SecretController",
         implemented: false,
         reconcilers: &[
-            rec!("SecretDefinitionReconciler", "SecretDefinition", "secret-definitions", "secretDefinition", "secret definition", "SECRET_DEFINITION_CONCURRENT_RECONCILES"),
-            rec!("SecretInstanceReconciler", "SecretInstance", "secret-instances", "secretInstance", "secret instance", "SECRET_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!(
+                "SecretDefinitionReconciler",
+                "SecretDefinition",
+                "secret-definitions",
+                "secretDefinition",
+                "secret definition",
+                "SECRET_DEFINITION_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "SecretInstanceReconciler",
+                "SecretInstance",
+                "secret-instances",
+                "secretInstance",
+                "secret instance",
+                "SECRET_INSTANCE_CONCURRENT_RECONCILES"
+            ),
         ],
     },
     ControllerSpec {
@@ -182,8 +294,22 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reporting_controller: "TerraformController",
         implemented: false,
         reconcilers: &[
-            rec!("TerraformDefinitionReconciler", "TerraformDefinition", "terraform-definitions", "terraformDefinition", "terraform definition", "TERRAFORM_DEFINITION_CONCURRENT_RECONCILES"),
-            rec!("TerraformInstanceReconciler", "TerraformInstance", "terraform-instances", "terraformInstance", "terraform instance", "TERRAFORM_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!(
+                "TerraformDefinitionReconciler",
+                "TerraformDefinition",
+                "terraform-definitions",
+                "terraformDefinition",
+                "terraform definition",
+                "TERRAFORM_DEFINITION_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "TerraformInstanceReconciler",
+                "TerraformInstance",
+                "terraform-instances",
+                "terraformInstance",
+                "terraform instance",
+                "TERRAFORM_INSTANCE_CONCURRENT_RECONCILES"
+            ),
         ],
     },
     ControllerSpec {
@@ -194,14 +320,70 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reporting_controller: "ObservabilityController",
         implemented: false,
         reconcilers: &[
-            rec!("ObservabilityStackDefinitionReconciler", "ObservabilityStackDefinition", "observability-stack-definitions", "observabilityStackDefinition", "observability stack definition", "OBSERVABILITY_STACK_DEFINITION_CONCURRENT_RECONCILES"),
-            rec!("ObservabilityStackInstanceReconciler", "ObservabilityStackInstance", "observability-stack-instances", "observabilityStackInstance", "observability stack instance", "OBSERVABILITY_STACK_INSTANCE_CONCURRENT_RECONCILES"),
-            rec!("ObservabilityDashboardDefinitionReconciler", "ObservabilityDashboardDefinition", "observability-dashboard-definitions", "observabilityDashboardDefinition", "observability dashboard definition", "OBSERVABILITY_DASHBOARD_DEFINITION_CONCURRENT_RECONCILES"),
-            rec!("ObservabilityDashboardInstanceReconciler", "ObservabilityDashboardInstance", "observability-dashboard-instances", "observabilityDashboardInstance", "observability dashboard instance", "OBSERVABILITY_DASHBOARD_INSTANCE_CONCURRENT_RECONCILES"),
-            rec!("MetricsDefinitionReconciler", "MetricsDefinition", "metrics-definitions", "metricsDefinition", "metrics definition", "METRICS_DEFINITION_CONCURRENT_RECONCILES"),
-            rec!("MetricsInstanceReconciler", "MetricsInstance", "metrics-instances", "metricsInstance", "metrics instance", "METRICS_INSTANCE_CONCURRENT_RECONCILES"),
-            rec!("LoggingDefinitionReconciler", "LoggingDefinition", "logging-definitions", "loggingDefinition", "logging definition", "LOGGING_DEFINITION_CONCURRENT_RECONCILES"),
-            rec!("LoggingInstanceReconciler", "LoggingInstance", "logging-instances", "loggingInstance", "logging instance", "LOGGING_INSTANCE_CONCURRENT_RECONCILES"),
+            rec!(
+                "ObservabilityStackDefinitionReconciler",
+                "ObservabilityStackDefinition",
+                "observability-stack-definitions",
+                "observabilityStackDefinition",
+                "observability stack definition",
+                "OBSERVABILITY_STACK_DEFINITION_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "ObservabilityStackInstanceReconciler",
+                "ObservabilityStackInstance",
+                "observability-stack-instances",
+                "observabilityStackInstance",
+                "observability stack instance",
+                "OBSERVABILITY_STACK_INSTANCE_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "ObservabilityDashboardDefinitionReconciler",
+                "ObservabilityDashboardDefinition",
+                "observability-dashboard-definitions",
+                "observabilityDashboardDefinition",
+                "observability dashboard definition",
+                "OBSERVABILITY_DASHBOARD_DEFINITION_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "ObservabilityDashboardInstanceReconciler",
+                "ObservabilityDashboardInstance",
+                "observability-dashboard-instances",
+                "observabilityDashboardInstance",
+                "observability dashboard instance",
+                "OBSERVABILITY_DASHBOARD_INSTANCE_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "MetricsDefinitionReconciler",
+                "MetricsDefinition",
+                "metrics-definitions",
+                "metricsDefinition",
+                "metrics definition",
+                "METRICS_DEFINITION_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "MetricsInstanceReconciler",
+                "MetricsInstance",
+                "metrics-instances",
+                "metricsInstance",
+                "metrics instance",
+                "METRICS_INSTANCE_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "LoggingDefinitionReconciler",
+                "LoggingDefinition",
+                "logging-definitions",
+                "loggingDefinition",
+                "logging definition",
+                "LOGGING_DEFINITION_CONCURRENT_RECONCILES"
+            ),
+            rec!(
+                "LoggingInstanceReconciler",
+                "LoggingInstance",
+                "logging-instances",
+                "loggingInstance",
+                "logging instance",
+                "LOGGING_INSTANCE_CONCURRENT_RECONCILES"
+            ),
         ],
     },
 ];
@@ -213,9 +395,12 @@ pub fn controller(name: &str) -> Option<&'static ControllerSpec> {
 
 /// Look a reconciler up by its Threeport name, with its controller.
 pub fn reconciler(name: &str) -> Option<(&'static ControllerSpec, &'static ReconcilerSpec)> {
-    CONTROLLERS
-        .iter()
-        .find_map(|c| c.reconcilers.iter().find(|r| r.name == name).map(|r| (c, r)))
+    CONTROLLERS.iter().find_map(|c| {
+        c.reconcilers
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| (c, r))
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -228,12 +413,16 @@ pub enum EnableError {
     NotImplemented { name: String, implemented: String },
 }
 
-fn known_names() -> String {
-    CONTROLLERS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+fn known_names(table: &[ControllerSpec]) -> String {
+    table.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
 }
 
-fn implemented_names() -> String {
-    let names: Vec<_> = CONTROLLERS.iter().filter(|c| c.implemented).map(|c| c.name).collect();
+fn implemented_names(table: &[ControllerSpec]) -> String {
+    let names: Vec<_> = table
+        .iter()
+        .filter(|c| c.implemented)
+        .map(|c| c.name)
+        .collect();
     if names.is_empty() {
         "none".into()
     } else {
@@ -252,14 +441,20 @@ pub fn resolve_enable_in(
     entries: &[String],
 ) -> Result<Vec<&'static ControllerSpec>, EnableError> {
     let star_only = vec!["*".to_string()];
-    let entries: &[String] = if entries.is_empty() { &star_only } else { entries };
+    let entries: &[String] = if entries.is_empty() {
+        &star_only
+    } else {
+        entries
+    };
     let mut star = false;
     // First explicit mention wins: Some(true) = on, Some(false) = off.
     let mut explicit: Vec<Option<bool>> = vec![None; table.len()];
     for raw in entries {
         let entry = raw.trim();
         if entry.is_empty() {
-            return Err(EnableError::Empty { list: entries.join(",") });
+            return Err(EnableError::Empty {
+                list: entries.join(","),
+            });
         }
         if entry == "*" {
             star = true;
@@ -269,10 +464,14 @@ pub fn resolve_enable_in(
             Some(rest) => (false, rest),
             None => (true, entry),
         };
-        let idx = table
-            .iter()
-            .position(|c| c.name == name)
-            .ok_or_else(|| EnableError::Unknown { name: name.to_string(), known: known_names() })?;
+        let idx =
+            table
+                .iter()
+                .position(|c| c.name == name)
+                .ok_or_else(|| EnableError::Unknown {
+                    name: name.to_string(),
+                    known: known_names(table),
+                })?;
         if explicit[idx].is_none() {
             explicit[idx] = Some(on);
         }
@@ -283,7 +482,7 @@ pub fn resolve_enable_in(
             Some(true) if !c.implemented => {
                 return Err(EnableError::NotImplemented {
                     name: c.name.to_string(),
-                    implemented: implemented_names(),
+                    implemented: implemented_names(table),
                 })
             }
             Some(true) => out.push(c),
