@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, Ia5String, IsCa, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -41,10 +41,16 @@ fn leaf_params(cn: &str, sans: Vec<String>) -> Result<CertificateParams, rcgen::
         ExtendedKeyUsagePurpose::ClientAuth,
         ExtendedKeyUsagePurpose::ServerAuth,
     ];
+    // Like Threeport's leaves (`pkg/auth/v0/auth.go`): DigitalSignature|CertSign on a
+    // non-CA certificate, plus a URI SAN `https://localhost`, so clients are tested against
+    // the same oddities.
     p.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
+        KeyUsagePurpose::KeyCertSign,
     ];
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.subject_alt_names
+        .push(SanType::URI(Ia5String::try_from("https://localhost")?));
     Ok(p)
 }
 
@@ -72,8 +78,11 @@ pub(crate) fn generate(dir: &Path) -> anyhow::Result<Generated> {
     .signed_by(&server_key, &ca, &ca_key)?;
 
     let client_key = KeyPair::generate()?;
-    let client = leaf_params("threeport-sandbox-client", vec!["localhost".to_string()])?
-        .signed_by(&client_key, &ca, &ca_key)?;
+    let client = leaf_params("localhost", vec!["localhost".to_string()])?.signed_by(
+        &client_key,
+        &ca,
+        &ca_key,
+    )?;
 
     std::fs::create_dir_all(dir.join("ca"))?;
     std::fs::create_dir_all(dir.join("cert"))?;
