@@ -1185,3 +1185,850 @@ fn emit_toml_table(out: &mut String, path: &str, map: &serde_json::Map<String, s
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY32: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        sources: LoadSources,
+    }
+
+    fn fixture(
+        file: Option<(&str, &str)>,
+        env: &[(&str, &str)],
+        overrides: CliOverrides,
+    ) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = file.map(|(name, text)| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write config file");
+            path
+        });
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Fixture {
+            _dir: dir,
+            sources: LoadSources {
+                file,
+                env,
+                overrides,
+            },
+        }
+    }
+
+    fn load(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        overrides: CliOverrides,
+    ) -> Result<Config, ConfigError> {
+        let f = fixture(file.map(|t| ("config.toml", t)), env, overrides);
+        Config::load(&f.sources)
+    }
+
+    fn toml(text: &str) -> Result<Config, ConfigError> {
+        load(Some(text), &[], CliOverrides::default())
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        load(None, vars, CliOverrides::default())
+    }
+
+    #[track_caller]
+    fn assert_invalid(result: Result<Config, ConfigError>, field: &str, needle: &str) {
+        match result {
+            Ok(_) => panic!("expected an error naming {field}, got Ok"),
+            Err(e) => {
+                assert_eq!(e.field(), Some(field), "wrong field in: {e}");
+                let text = e.to_string();
+                assert!(
+                    text.starts_with(&format!("{field}: ")),
+                    "message does not start with the field: {text}"
+                );
+                assert!(
+                    text.contains(needle),
+                    "message {text:?} does not contain {needle:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let c = load(None, &[], CliOverrides::default()).expect("defaults");
+        assert_eq!(c, Config::default());
+        assert_eq!(
+            c.api.server,
+            "threeport-api-server.threeport-control-plane.svc.cluster.local"
+        );
+        assert!(c.api.auth_enabled);
+        assert_eq!(
+            c.api.cert_file,
+            PathBuf::from("/etc/threeport/cert/tls.crt")
+        );
+        assert_eq!(c.api.key_file, PathBuf::from("/etc/threeport/cert/tls.key"));
+        assert_eq!(c.api.ca_file, PathBuf::from("/etc/threeport/ca/tls.crt"));
+        assert_eq!(c.api.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.api.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.nats.urls, vec!["nats://127.0.0.1:4222".to_string()]);
+        assert_eq!(c.nats.client_name, "threeport-manager");
+        assert_eq!(
+            c.admin.listen,
+            "0.0.0.0:8081".parse::<SocketAddr>().expect("addr")
+        );
+        assert_eq!(c.controllers, vec!["*".to_string()]);
+        assert_eq!(c.reconcilers.default_concurrency, 4);
+        assert_eq!(c.engine.backoff_base, Duration::from_secs(1));
+        assert_eq!(c.engine.backoff_cap, Duration::from_secs(300));
+        assert_eq!(c.engine.max_poison_attempts, 5);
+        assert_eq!(c.engine.max_reconcile_attempts, 0);
+        assert_eq!(c.engine.lock_renew_interval, Duration::from_secs(60));
+        assert_eq!(c.engine.progress_interval, Duration::from_secs(10));
+        assert_eq!(c.engine.resync_interval, Duration::ZERO);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(25));
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.log.level, "info");
+        assert_eq!(c.telemetry.sampling_ratio, 1.0);
+        assert!(c.encryption_key.is_none());
+    }
+
+    #[test]
+    fn precedence_defaults_file_env_flags() {
+        let file = r#"
+            shutdown_timeout = "10s"
+            [api]
+            server = "file-api:1"
+            [nats]
+            urls = ["nats://file:4222"]
+            [log]
+            level = "warn"
+            [reconcilers]
+            default_concurrency = 2
+            [engine]
+            backoff_cap = "1m"
+        "#;
+        // File over defaults.
+        let c = load(Some(file), &[], CliOverrides::default()).expect("file");
+        assert_eq!(c.api.server, "file-api:1");
+        assert_eq!(c.nats.urls, vec!["nats://file:4222"]);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(c.log.level, "warn");
+        assert_eq!(c.reconcilers.default_concurrency, 2);
+        assert_eq!(c.engine.backoff_cap, Duration::from_secs(60));
+        assert_eq!(
+            c.engine.backoff_base,
+            Duration::from_secs(1),
+            "untouched keys keep defaults"
+        );
+
+        // Env over file.
+        let vars = [
+            ("API_SERVER", "env-api:2"),
+            ("MSG_BROKER_HOST", "nats-js.example"),
+            ("MSG_BROKER_PORT", "4223"),
+            ("VERBOSE", "true"),
+            ("THREEPORT_MANAGER__SHUTDOWN_TIMEOUT", "12s"),
+            ("THREEPORT_MANAGER__RECONCILERS__DEFAULT_CONCURRENCY", "3"),
+        ];
+        let c = load(Some(file), &vars, CliOverrides::default()).expect("env");
+        assert_eq!(c.api.server, "env-api:2");
+        assert_eq!(c.nats.urls, vec!["nats://nats-js.example:4223"]);
+        assert_eq!(c.log.level, "debug");
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(12));
+        assert_eq!(c.reconcilers.default_concurrency, 3);
+        assert_eq!(c.engine.backoff_cap, Duration::from_secs(60));
+
+        // Flags over env.
+        let flags = CliOverrides {
+            api_server: Some("flag-api:3".into()),
+            nats_urls: vec!["nats://flag-a:4222".into(), "tls://flag-b:4222".into()],
+            log_level: Some("error".into()),
+            log_format: Some(LogFormat::Pretty),
+            shutdown_timeout: Some("14s".into()),
+            concurrency: Some(5),
+            admin_listen: Some("127.0.0.1:9000".into()),
+            enable: Some("*".into()),
+        };
+        let c = load(Some(file), &vars, flags).expect("flags");
+        assert_eq!(c.api.server, "flag-api:3");
+        assert_eq!(c.nats.urls, vec!["nats://flag-a:4222", "tls://flag-b:4222"]);
+        assert_eq!(c.log.level, "error");
+        assert_eq!(c.log.format, LogFormat::Pretty);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(14));
+        assert_eq!(c.reconcilers.default_concurrency, 5);
+        assert_eq!(
+            c.admin.listen,
+            "127.0.0.1:9000".parse::<SocketAddr>().expect("addr")
+        );
+        assert_eq!(
+            c.engine.backoff_cap,
+            Duration::from_secs(60),
+            "file value survives"
+        );
+    }
+
+    #[test]
+    fn manager_env_wins_over_threeport_env() {
+        let c = env(&[
+            ("API_SERVER", "threeport-name"),
+            ("THREEPORT_MANAGER__API__SERVER", "manager-name"),
+            ("VERBOSE", "true"),
+            ("THREEPORT_MANAGER__LOG__LEVEL", "trace"),
+            ("WORKLOAD_INSTANCE_CONCURRENT_RECONCILES", "2"),
+            (
+                "THREEPORT_MANAGER__RECONCILERS__CONCURRENCY__WORKLOADINSTANCERECONCILER",
+                "7",
+            ),
+        ])
+        .expect("load");
+        assert_eq!(c.api.server, "manager-name");
+        assert_eq!(c.log.level, "trace");
+        assert_eq!(c.concurrency_for("WorkloadInstanceReconciler"), 7);
+    }
+
+    #[test]
+    fn threeport_api_server_and_auth_enabled() {
+        assert_eq!(
+            env(&[("API_SERVER", "api.local:1323")])
+                .expect("load")
+                .api
+                .server,
+            "api.local:1323"
+        );
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            let c = load(
+                Some("[api]\nauth_enabled = false\n"),
+                &[("AUTH_ENABLED", t)],
+                CliOverrides::default(),
+            );
+            assert!(c.expect("load").api.auth_enabled, "{t}");
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert!(
+                !env(&[("AUTH_ENABLED", f)]).expect("load").api.auth_enabled,
+                "{f}"
+            );
+        }
+        assert_invalid(
+            env(&[("AUTH_ENABLED", "yes")]),
+            "AUTH_ENABLED",
+            "not a boolean",
+        );
+        assert_invalid(
+            env(&[("AUTH_ENABLED", "tRuE")]),
+            "AUTH_ENABLED",
+            "not a boolean",
+        );
+    }
+
+    #[test]
+    fn threeport_msg_broker() {
+        let c = env(&[
+            (
+                "MSG_BROKER_HOST",
+                "nats-js.threeport-control-plane.svc.cluster.local",
+            ),
+            ("MSG_BROKER_PORT", "4222"),
+            ("MSG_BROKER_USER", "ctl"),
+            ("MSG_BROKER_PASSWORD", "s3cret-pw"),
+        ])
+        .expect("load");
+        assert_eq!(
+            c.nats.urls,
+            vec!["nats://nats-js.threeport-control-plane.svc.cluster.local:4222"]
+        );
+        assert_eq!(c.nats.user.as_deref(), Some("ctl"));
+        assert_eq!(
+            c.nats.password.as_ref().map(Secret::expose),
+            Some("s3cret-pw")
+        );
+
+        // Host alone: NATS' default port. IPv6 is bracketed.
+        assert_eq!(
+            env(&[("MSG_BROKER_HOST", "nats")]).expect("load").nats.urls,
+            vec!["nats://nats:4222"]
+        );
+        assert_eq!(
+            env(&[("MSG_BROKER_HOST", "::1"), ("MSG_BROKER_PORT", "1")])
+                .expect("load")
+                .nats
+                .urls,
+            vec!["nats://[::1]:1"]
+        );
+        // Threeport's defaults are empty strings: empty means unset.
+        let c = env(&[
+            ("MSG_BROKER_HOST", ""),
+            ("MSG_BROKER_PORT", ""),
+            ("MSG_BROKER_USER", ""),
+            ("MSG_BROKER_PASSWORD", ""),
+        ])
+        .expect("load");
+        assert_eq!(c, Config::default());
+        assert_invalid(
+            env(&[("MSG_BROKER_HOST", "h"), ("MSG_BROKER_PORT", "http")]),
+            "MSG_BROKER_PORT",
+            "not a port",
+        );
+        assert_invalid(
+            env(&[("MSG_BROKER_PORT", "70000")]),
+            "MSG_BROKER_PORT",
+            "not a port",
+        );
+    }
+
+    #[test]
+    fn threeport_encryption_key_and_verbose() {
+        let c = env(&[("ENCRYPTION_KEY", KEY32)]).expect("load");
+        assert_eq!(c.encryption_key.as_ref().map(Secret::expose), Some(KEY32));
+        assert_eq!(
+            c.encryption_key_bytes().expect("decode").map(|k| k.len()),
+            Some(32)
+        );
+
+        assert_eq!(
+            env(&[("VERBOSE", "true")]).expect("load").log.level,
+            "debug"
+        );
+        assert_eq!(env(&[("VERBOSE", "1")]).expect("load").log.level, "debug");
+        assert_eq!(
+            env(&[("VERBOSE", "false")]).expect("load").log.level,
+            "info"
+        );
+        assert_invalid(env(&[("VERBOSE", "on")]), "VERBOSE", "not a boolean");
+    }
+
+    #[test]
+    fn threeport_concurrency_env_for_every_reconciler() {
+        for (i, r) in registry::CONTROLLERS
+            .iter()
+            .flat_map(|c| c.reconcilers.iter())
+            .enumerate()
+        {
+            let n = (i % 50 + 1).to_string();
+            let c = env(&[(r.concurrency_env, n.as_str())]).expect("load");
+            assert_eq!(
+                c.concurrency_for(r.name),
+                i % 50 + 1,
+                "{}",
+                r.concurrency_env
+            );
+            assert_eq!(c.reconcilers.concurrency.len(), 1);
+        }
+        assert_invalid(
+            env(&[("WORKLOAD_INSTANCE_CONCURRENT_RECONCILES", "many")]),
+            "WORKLOAD_INSTANCE_CONCURRENT_RECONCILES",
+            "not a number",
+        );
+        assert_invalid(
+            env(&[("WORKLOAD_INSTANCE_CONCURRENT_RECONCILES", "0")]),
+            "reconcilers.concurrency.WorkloadInstanceReconciler",
+            "not between 1 and 1024",
+        );
+    }
+
+    #[test]
+    fn manager_env_for_sections_lists_and_bools() {
+        let c = env(&[
+            ("THREEPORT_MANAGER__ENGINE__BACKOFF_BASE", "250ms"),
+            ("THREEPORT_MANAGER__ENGINE__MAX_POISON_ATTEMPTS", "9"),
+            (
+                "THREEPORT_MANAGER__NATS__URLS",
+                "nats://a:4222, nats://b:4222",
+            ),
+            ("THREEPORT_MANAGER__NATS__TLS__REQUIRED", "true"),
+            ("THREEPORT_MANAGER__NATS__USER", "u"),
+            ("THREEPORT_MANAGER__NATS__PASSWORD", "0077"),
+            ("THREEPORT_MANAGER__CONTROLLERS", "*,-workload"),
+            ("THREEPORT_MANAGER__ADMIN__LISTEN", "127.0.0.1:18081"),
+            ("THREEPORT_MANAGER__LOG__FORMAT", "pretty"),
+            ("THREEPORT_MANAGER__TELEMETRY__SAMPLING_RATIO", "0.25"),
+            (
+                "THREEPORT_MANAGER__TELEMETRY__OTLP_ENDPOINT",
+                "http://otel:4317",
+            ),
+            ("THREEPORT_MANAGER__ENCRYPTION_KEY", KEY32),
+            (
+                "THREEPORT_MANAGER__RECONCILERS__CONCURRENCY__GATEWAY_INSTANCE_RECONCILER",
+                "3",
+            ),
+            ("THREEPORT_MANAGER__API__AUTH_ENABLED", "false"),
+            ("THREEPORT_MANAGER__API__REQUEST_TIMEOUT", "1m 30s"),
+            ("NOT_OURS__ENGINE__BACKOFF_BASE", "nonsense"),
+        ])
+        .expect("load");
+        assert_eq!(c.engine.backoff_base, Duration::from_millis(250));
+        assert_eq!(c.engine.max_poison_attempts, 9);
+        assert_eq!(c.nats.urls, vec!["nats://a:4222", "nats://b:4222"]);
+        assert!(c.nats.tls.required);
+        assert_eq!(
+            c.nats.password.as_ref().map(Secret::expose),
+            Some("0077"),
+            "secrets are not parsed as numbers"
+        );
+        assert_eq!(c.controllers, vec!["*", "-workload"]);
+        assert_eq!(c.admin.listen.port(), 18081);
+        assert_eq!(c.log.format, LogFormat::Pretty);
+        assert_eq!(c.telemetry.sampling_ratio, 0.25);
+        assert_eq!(
+            c.telemetry.otlp_endpoint.as_deref(),
+            Some("http://otel:4317")
+        );
+        assert!(c.encryption_key.is_some());
+        assert_eq!(c.concurrency_for("GatewayInstanceReconciler"), 3);
+        assert!(!c.api.auth_enabled);
+        assert_eq!(c.api.request_timeout, Duration::from_secs(90));
+
+        assert_invalid(
+            env(&[("THREEPORT_MANAGER__ENGINE__NOPE", "1")]),
+            "engine.nope",
+            "unknown key",
+        );
+        assert_invalid(
+            env(&[("THREEPORT_MANAGER__RECONCILERS__CONCURRENCY__NOPE", "1")]),
+            "THREEPORT_MANAGER__RECONCILERS__CONCURRENCY__NOPE",
+            "unknown reconciler",
+        );
+    }
+
+    #[test]
+    fn reconciler_names_are_canonicalized() {
+        let c = toml("[reconcilers.concurrency]\nworkloadinstancereconciler = 6\nWorkloadDefinitionReconciler = 2\n")
+            .expect("load");
+        assert_eq!(c.concurrency_for("WorkloadInstanceReconciler"), 6);
+        assert_eq!(c.concurrency_for("WorkloadDefinitionReconciler"), 2);
+        assert_eq!(c.concurrency_for("GatewayInstanceReconciler"), 4);
+        assert!(c
+            .reconcilers
+            .concurrency
+            .contains_key("WorkloadInstanceReconciler"));
+        assert_invalid(
+            toml("[reconcilers.concurrency]\nworkloadinstancereconciler = 6\nWorkloadInstanceReconciler = 2\n"),
+            "reconcilers.concurrency.WorkloadInstanceReconciler",
+            "more than once",
+        );
+    }
+
+    #[test]
+    fn validation_errors_name_the_field() {
+        assert_invalid(
+            toml("[engine]\nbackoff_base = \"abc\""),
+            "engine.backoff_base",
+            "\"abc\" is not a duration",
+        );
+        assert_invalid(
+            toml("[engine]\nbackoff_base = \"10m\""),
+            "engine.backoff_base",
+            "must not exceed",
+        );
+        assert_invalid(
+            toml("[engine]\nbackoff_cap = \"0\""),
+            "engine.backoff_cap",
+            "greater than 0",
+        );
+        assert_invalid(
+            toml("[engine]\nmax_poison_attempts = 0"),
+            "engine.max_poison_attempts",
+            "at least 1",
+        );
+        assert_invalid(
+            toml("[engine]\nmax_poison_attempts = -1"),
+            "engine.max_poison_attempts",
+            "",
+        );
+        assert_invalid(
+            toml("[engine]\nlock_renew_interval = \"10m\""),
+            "engine.lock_renew_interval",
+            "half",
+        );
+        assert!(toml("[engine]\nlock_renew_interval = \"9m 59s\"").is_ok());
+        assert_invalid(
+            toml("[engine]\nlock_renew_interval = \"0s\""),
+            "engine.lock_renew_interval",
+            "greater than 0",
+        );
+        assert_invalid(
+            toml("[engine]\nprogress_interval = \"30s\""),
+            "engine.progress_interval",
+            "AckWait",
+        );
+        assert_invalid(
+            toml("[engine]\nprogress_interval = \"0s\""),
+            "engine.progress_interval",
+            "greater than 0",
+        );
+        assert_invalid(
+            toml("[engine]\nfetch_expires = \"0s\""),
+            "engine.fetch_expires",
+            "greater than 0",
+        );
+        assert_invalid(
+            toml("[engine]\nlock_conflict_delay = \"0s\""),
+            "engine.lock_conflict_delay",
+            "greater than 0",
+        );
+        assert!(toml("[engine]\nresync_interval = \"0\"\nmax_reconcile_attempts = 0").is_ok());
+        assert_invalid(
+            toml("shutdown_timeout = \"0s\""),
+            "shutdown_timeout",
+            "greater than 0",
+        );
+        assert_invalid(
+            toml("shutdown_timeout = 5"),
+            "shutdown_timeout",
+            "is not a duration",
+        );
+        assert_invalid(
+            toml("[admin]\nlisten = \"localhost\""),
+            "admin.listen",
+            "not a socket address",
+        );
+        assert_invalid(
+            toml("[api]\nserver = \"https://api:443\""),
+            "api.server",
+            "without a scheme",
+        );
+        assert_invalid(
+            toml("[api]\nserver = \"\""),
+            "api.server",
+            "must not be empty",
+        );
+        assert_invalid(
+            toml("[api]\nserver = \"api/v0\""),
+            "api.server",
+            "not host[:port]",
+        );
+        assert_invalid(
+            toml("[api]\nconnect_timeout = \"0s\""),
+            "api.connect_timeout",
+            "greater than 0",
+        );
+        assert_invalid(
+            toml("[api]\nrequest_timeout = \"0s\""),
+            "api.request_timeout",
+            "greater than 0",
+        );
+        assert_invalid(
+            toml("[api]\ncert_file = \"\""),
+            "api.cert_file",
+            "auth_enabled",
+        );
+        assert!(toml("[api]\nauth_enabled = false\ncert_file = \"\"").is_ok());
+        assert_invalid(
+            toml("[api]\nauth_enabled = \"maybe\""),
+            "api.auth_enabled",
+            "",
+        );
+        assert_invalid(
+            toml("[nats]\nurls = [\"nats://a:4222\", \"http://b:80\"]"),
+            "nats.urls[1]",
+            "must start with nats://, tls://, ws:// or wss://",
+        );
+        assert_invalid(toml("[nats]\nurls = []"), "nats.urls", "at least one");
+        assert_invalid(toml("[nats]\nurls = [\"nats://\"]"), "nats.urls[0]", "");
+        assert_invalid(
+            toml("[nats]\npassword = \"pw\""),
+            "nats.password",
+            "nats.user",
+        );
+        assert_invalid(
+            toml("[nats]\nuser = \"u\"\ntoken = \"tok\""),
+            "nats.token",
+            "cannot be combined",
+        );
+        assert_invalid(
+            toml("[nats]\nuser = \"u\"\ncreds_file = \"/x.creds\""),
+            "nats.creds_file",
+            "cannot be combined",
+        );
+        assert_invalid(
+            toml("[nats.tls]\ncert_file = \"/c.pem\""),
+            "nats.tls",
+            "together",
+        );
+        assert_invalid(
+            toml("[nats]\nconnect_timeout = \"0s\""),
+            "nats.connect_timeout",
+            "greater than 0",
+        );
+        assert_invalid(
+            toml("[nats]\nclient_name = \" \""),
+            "nats.client_name",
+            "must not be empty",
+        );
+        assert_invalid(
+            toml("controllers = [\"nosuch\"]"),
+            "controllers",
+            "unknown controller \"nosuch\"",
+        );
+        assert_invalid(
+            toml("controllers = [\"workload\", \"\"]"),
+            "controllers",
+            "empty entry",
+        );
+        if let Some(c) = registry::CONTROLLERS.iter().find(|c| !c.implemented) {
+            assert_invalid(
+                toml(&format!("controllers = [\"{}\"]", c.name)),
+                "controllers",
+                "not implemented",
+            );
+        }
+        assert_invalid(
+            toml("[reconcilers]\ndefault_concurrency = 0"),
+            "reconcilers.default_concurrency",
+            "1 and 1024",
+        );
+        assert_invalid(
+            toml("[reconcilers]\ndefault_concurrency = 1025"),
+            "reconcilers.default_concurrency",
+            "1 and 1024",
+        );
+        assert_invalid(
+            toml("[reconcilers]\ndefault_concurrency = \"lots\""),
+            "reconcilers.default_concurrency",
+            "",
+        );
+        assert_invalid(
+            toml("[reconcilers.concurrency]\nNopeReconciler = 2"),
+            "reconcilers.concurrency.NopeReconciler",
+            "unknown reconciler",
+        );
+        assert_invalid(
+            toml("[reconcilers.concurrency]\nWorkloadInstanceReconciler = 0"),
+            "reconcilers.concurrency.WorkloadInstanceReconciler",
+            "1 and 1024",
+        );
+        assert_invalid(
+            toml("[log]\nlevel = \"foo=notalevel\""),
+            "log.level",
+            "not a valid filter directive",
+        );
+        assert_invalid(toml("[log]\nformat = \"xml\""), "log.format", "");
+        assert_invalid(
+            toml("[telemetry]\notlp_endpoint = \"ftp://otel\""),
+            "telemetry.otlp_endpoint",
+            "http",
+        );
+        assert_invalid(
+            toml("[telemetry]\nsampling_ratio = 1.5"),
+            "telemetry.sampling_ratio",
+            "between 0.0 and 1.0",
+        );
+        assert_invalid(
+            toml("[telemetry]\nservice_name = \"\""),
+            "telemetry.service_name",
+            "must not be empty",
+        );
+        let flags = CliOverrides {
+            admin_listen: Some("nope".into()),
+            ..Default::default()
+        };
+        assert_invalid(
+            load(None, &[], flags),
+            "admin.listen",
+            "not a socket address",
+        );
+        let flags = CliOverrides {
+            enable: Some("workload,,gateway".into()),
+            ..Default::default()
+        };
+        assert_invalid(load(None, &[], flags), "controllers", "empty entry");
+        let flags = CliOverrides {
+            concurrency: Some(0),
+            ..Default::default()
+        };
+        assert_invalid(
+            load(None, &[], flags),
+            "reconcilers.default_concurrency",
+            "1 and 1024",
+        );
+    }
+
+    #[test]
+    fn encryption_key_errors_do_not_echo_the_key() {
+        let bad = "not-base64-but-secret!!";
+        let e = env(&[("ENCRYPTION_KEY", bad)]).expect_err("invalid");
+        assert_eq!(e.field(), Some("encryption_key"));
+        assert!(!e.to_string().contains(bad), "{e}");
+        let short = "c2hvcnQtc2VjcmV0"; // "short-secret", 12 bytes
+        let e = env(&[("ENCRYPTION_KEY", short)]).expect_err("wrong length");
+        assert_eq!(e.field(), Some("encryption_key"));
+        assert!(e.to_string().contains("12 bytes"), "{e}");
+        assert!(!e.to_string().contains(short), "{e}");
+        for n in [16usize, 24, 32] {
+            use base64::Engine as _;
+            let key = base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+            assert!(env(&[("ENCRYPTION_KEY", &key)]).is_ok(), "{n}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert_invalid(toml("nope = 1"), "nope", "unknown key");
+        assert_invalid(
+            toml("[engine]\nbackof_base = \"1s\""),
+            "engine.backof_base",
+            "unknown key",
+        );
+        assert_invalid(
+            toml("[nats.tls]\nverify = true"),
+            "nats.tls.verify",
+            "unknown key",
+        );
+        assert_invalid(toml("[bogus]\nx = 1"), "bogus", "unknown key");
+    }
+
+    #[test]
+    fn secrets_are_redacted_everywhere() {
+        let file = format!(
+            "encryption_key = \"{KEY32}\"\n[nats]\nurls = [\"nats://u:url-pass@h:4222\"]\nuser = \"u\"\npassword = \"nats-pass-123\"\n"
+        );
+        let mut c = toml(&file).expect("load");
+        c.nats.token = Some(Secret::new("tok-456"));
+        let secrets = [KEY32, "nats-pass-123", "tok-456", "url-pass"];
+        let debug = format!("{c:?}");
+        let json = c.redacted_json().to_string();
+        let toml_out = c.to_effective_toml();
+        for text in [&debug, &json, &toml_out] {
+            for s in secrets {
+                // Debug shows the URL as given, the serialized forms redact it.
+                if s == "url-pass" && text == &debug {
+                    continue;
+                }
+                assert!(!text.contains(s), "{s} leaked in {text}");
+            }
+            assert!(text.contains("<redacted>"), "{text}");
+        }
+        assert!(json.contains("nats://u:<redacted>@h:4222"), "{json}");
+        assert_eq!(
+            c.nats.password.as_ref().map(Secret::expose),
+            Some("nats-pass-123")
+        );
+        assert_eq!(format!("{}", Secret::new("x")), "<redacted>");
+        assert_eq!(redact_url("nats://token@h:1/p"), "nats://<redacted>@h:1/p");
+        assert_eq!(redact_url("nats://h:1"), "nats://h:1");
+    }
+
+    #[test]
+    fn file_parse_errors_do_not_quote_the_source() {
+        let e =
+            toml("[nats]\nuser = \"u\"\npassword = \"unterminated-secret\n").expect_err("syntax");
+        assert!(matches!(e, ConfigError::File { .. }), "{e:?}");
+        assert!(!e.to_string().contains("unterminated-secret"), "{e}");
+        let f = fixture(
+            Some(("c.yaml", "nats:\n  password: \"yaml-secret\n")),
+            &[],
+            CliOverrides::default(),
+        );
+        let e = Config::load(&f.sources).expect_err("syntax");
+        assert!(!e.to_string().contains("yaml-secret"), "{e}");
+    }
+
+    #[test]
+    fn yaml_and_toml_files() {
+        let yaml = "api:\n  server: yaml-api:80\n  auth_enabled: false\nengine:\n  backoff_cap: 2m\ncontrollers:\n  - \"*\"\nreconcilers:\n  concurrency:\n    WorkloadInstanceReconciler: 8\n";
+        for name in ["c.yaml", "c.yml", "C.YAML"] {
+            let f = fixture(Some((name, yaml)), &[], CliOverrides::default());
+            let c = Config::load(&f.sources).expect("yaml");
+            assert_eq!(c.api.server, "yaml-api:80");
+            assert!(!c.api.auth_enabled);
+            assert_eq!(c.engine.backoff_cap, Duration::from_secs(120));
+            assert_eq!(c.concurrency_for("WorkloadInstanceReconciler"), 8);
+        }
+        let f = fixture(
+            Some(("c.yaml", "engine:\n  nope: 1\n")),
+            &[],
+            CliOverrides::default(),
+        );
+        assert_invalid(Config::load(&f.sources), "engine.nope", "unknown key");
+
+        let f = fixture(Some(("c.json", "{}")), &[], CliOverrides::default());
+        assert!(matches!(
+            Config::load(&f.sources),
+            Err(ConfigError::File { .. })
+        ));
+        let missing = LoadSources {
+            file: Some(PathBuf::from("does/not/exist.toml")),
+            ..Default::default()
+        };
+        let e = Config::load(&missing).expect_err("missing file");
+        assert!(e.to_string().contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn effective_toml_loads_back() {
+        let file = r#"
+            controllers = ["*", "-gateway"]
+            shutdown_timeout = "1m 5s"
+            [api]
+            server = "api:1323"
+            [nats]
+            urls = ["nats://a:1", "wss://b:2"]
+            user = "me"
+            creds_file = "/etc/nats.creds"
+            [nats.tls]
+            required = true
+            [reconcilers]
+            default_concurrency = 3
+            [reconcilers.concurrency]
+            WorkloadInstanceReconciler = 9
+            [telemetry]
+            otlp_endpoint = "https://otel:4318"
+            sampling_ratio = 0.5
+            [engine]
+            backoff_base = "150ms"
+            resync_interval = "1h"
+        "#;
+        let mut original = toml(file);
+        // creds_file and user cannot be combined: drop the user.
+        assert!(original.is_err());
+        original = toml(&file.replace("user = \"me\"", ""));
+        let original = original.expect("load");
+        let text = original.to_effective_toml();
+        let reloaded = toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(reloaded, original);
+        let defaults = toml(&Config::default().to_effective_toml()).expect("defaults");
+        assert_eq!(defaults, Config::default());
+    }
+
+    #[test]
+    fn shipped_config_files_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let example = LoadSources {
+            file: Some(dir.join("threeport-manager.example.toml")),
+            ..Default::default()
+        };
+        let c = Config::load(&example).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c,
+            Config::default(),
+            "the example documents exactly the defaults"
+        );
+        let minimal = LoadSources {
+            file: Some(dir.join("minimal.toml")),
+            ..Default::default()
+        };
+        Config::load(&minimal).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn go_parse_bool() {
+        for (s, b) in [
+            ("1", true),
+            ("t", true),
+            ("True", true),
+            ("0", false),
+            ("F", false),
+            ("False", false),
+        ] {
+            assert_eq!(parse_go_bool(s), Some(b));
+        }
+        for s in ["yes", "no", "", "tRUE", "2"] {
+            assert_eq!(parse_go_bool(s), None);
+        }
+    }
+}

@@ -503,3 +503,296 @@ pub fn resolve_enable(entries: &[String]) -> Result<Vec<&'static ControllerSpec>
 pub fn split_enable_list(s: &str) -> Vec<String> {
     s.split(',').map(|p| p.trim().to_string()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(list: &str) -> Vec<String> {
+        split_enable_list(list)
+    }
+
+    fn names(v: &[&'static ControllerSpec]) -> Vec<&'static str> {
+        v.iter().map(|c| c.name).collect()
+    }
+
+    const fn spec(name: &'static str, implemented: bool) -> ControllerSpec {
+        ControllerSpec {
+            name,
+            stream: "testStream",
+            lock_bucket: "testLock",
+            lock_bucket_description: "test",
+            reporting_controller: "TestController",
+            implemented,
+            reconcilers: &[],
+        }
+    }
+
+    /// a, b and c implemented; d not.
+    static TABLE: &[ControllerSpec] = &[
+        spec("a", true),
+        spec("b", true),
+        spec("c", true),
+        spec("d", false),
+    ];
+
+    fn resolve(list: &str) -> Result<Vec<&'static str>, EnableError> {
+        resolve_enable_in(TABLE, &entries(list)).map(|v| names(&v))
+    }
+
+    #[test]
+    fn star_enables_every_implemented_controller() {
+        assert_eq!(resolve("*"), Ok(vec!["a", "b", "c"]));
+        assert_eq!(
+            resolve_enable_in(TABLE, &[]).map(|v| names(&v)),
+            Ok(vec!["a", "b", "c"]),
+            "nothing given = *"
+        );
+    }
+
+    #[test]
+    fn names_and_negations() {
+        assert_eq!(resolve("b"), Ok(vec!["b"]));
+        assert_eq!(resolve("c,a"), Ok(vec!["a", "c"]), "table order");
+        assert_eq!(resolve("*,-b"), Ok(vec!["a", "c"]));
+        assert_eq!(resolve("-b,*"), Ok(vec!["a", "c"]));
+        assert_eq!(
+            resolve("-a"),
+            Ok(vec![]),
+            "without * only named controllers run"
+        );
+        assert_eq!(
+            resolve(" a , b "),
+            Ok(vec!["a", "b"]),
+            "whitespace is trimmed"
+        );
+        assert_eq!(
+            resolve("*,-d"),
+            Ok(vec!["a", "b", "c"]),
+            "turning off an unimplemented one is fine"
+        );
+    }
+
+    #[test]
+    fn first_explicit_match_wins() {
+        assert_eq!(resolve("a,-a"), Ok(vec!["a"]));
+        assert_eq!(resolve("-a,a"), Ok(vec![]));
+        assert_eq!(resolve("-a,*,a"), Ok(vec!["b", "c"]));
+    }
+
+    #[test]
+    fn unknown_names_list_the_known_ones() {
+        let e = resolve("a,zzz").expect_err("unknown");
+        assert_eq!(
+            e,
+            EnableError::Unknown {
+                name: "zzz".into(),
+                known: "a, b, c, d".into()
+            }
+        );
+        assert!(
+            e.to_string().contains("known controllers: a, b, c, d"),
+            "{e}"
+        );
+        assert!(matches!(resolve("-zzz"), Err(EnableError::Unknown { .. })));
+        let e = resolve_enable(&entries("nosuch")).expect_err("unknown");
+        assert!(e.to_string().contains("kubernetes-runtime"), "{e}");
+    }
+
+    #[test]
+    fn empty_entries_are_errors() {
+        assert!(matches!(resolve(""), Err(EnableError::Empty { .. })));
+        assert!(matches!(resolve("a,,b"), Err(EnableError::Empty { .. })));
+        assert!(matches!(resolve("a,"), Err(EnableError::Empty { .. })));
+    }
+
+    #[test]
+    fn unimplemented_controllers_are_errors() {
+        let e = resolve("d").expect_err("unimplemented");
+        assert_eq!(
+            e,
+            EnableError::NotImplemented {
+                name: "d".into(),
+                implemented: "a, b, c".into()
+            }
+        );
+        assert!(e.to_string().contains("implemented: a, b, c"), "{e}");
+        assert!(resolve("*,d").is_err());
+        static NONE: &[ControllerSpec] = &[spec("x", false)];
+        let e = resolve_enable_in(NONE, &entries("x")).expect_err("unimplemented");
+        assert!(e.to_string().contains("implemented: none"), "{e}");
+    }
+
+    #[test]
+    fn split_enable_list_keeps_empty_entries() {
+        assert_eq!(split_enable_list("a, -b ,*"), vec!["a", "-b", "*"]);
+        assert_eq!(split_enable_list("a,,b"), vec!["a", "", "b"]);
+    }
+
+    /// Spec table 1.1, verbatim: (controller, stream, bucket, ReportingController, reconcilers).
+    #[allow(clippy::type_complexity)]
+    const SPEC_1_1: &[(&str, &str, &str, &str, &[&str])] = &[
+        (
+            "workload",
+            "workloadStream",
+            "workloadLock",
+            "WorkloadController",
+            &["WorkloadDefinition", "WorkloadInstance"],
+        ),
+        (
+            "gateway",
+            "gatewayStream",
+            "gatewayLock",
+            "GatewayController",
+            &["GatewayDefinition", "GatewayInstance", "DomainNameInstance"],
+        ),
+        (
+            "kubernetes-runtime",
+            "kubernetes-runtimeStream",
+            "kubernetesRuntimeLock",
+            "KubernetesRuntimeController",
+            &["KubernetesRuntimeDefinition", "KubernetesRuntimeInstance"],
+        ),
+        (
+            "helm-workload",
+            "helm-workloadStream",
+            "helmWorkloadLock",
+            "HelmWorkloadController",
+            &["HelmWorkloadDefinition", "HelmWorkloadInstance"],
+        ),
+        (
+            "aws",
+            "awsStream",
+            "awsLock",
+            "AwsController",
+            &[
+                "AwsEksKubernetesRuntimeInstance",
+                "AwsRelationalDatabaseInstance",
+                "AwsObjectStorageBucketInstance",
+            ],
+        ),
+        (
+            "control-plane",
+            "control-planeStream",
+            "controlPlaneLock",
+            "ControlPlaneController",
+            &["ControlPlaneDefinition", "ControlPlaneInstance"],
+        ),
+        (
+            "secret",
+            "secretStream",
+            "secretLock",
+            "SecretController",
+            &["SecretDefinition", "SecretInstance"],
+        ),
+        (
+            "terraform",
+            "terraformStream",
+            "terraformLock",
+            "TerraformController",
+            &["TerraformDefinition", "TerraformInstance"],
+        ),
+        (
+            "observability",
+            "observabilityStream",
+            "observabilityLock",
+            "ObservabilityController",
+            &[
+                "ObservabilityStackDefinition",
+                "ObservabilityStackInstance",
+                "ObservabilityDashboardDefinition",
+                "ObservabilityDashboardInstance",
+                "MetricsDefinition",
+                "MetricsInstance",
+                "LoggingDefinition",
+                "LoggingInstance",
+            ],
+        ),
+    ];
+
+    fn lower_camel(s: &str) -> String {
+        let mut c = s.chars();
+        c.next()
+            .map(|f| f.to_ascii_lowercase().to_string() + c.as_str())
+            .unwrap_or_default()
+    }
+
+    fn upper_snake(s: &str) -> String {
+        let mut out = String::new();
+        for (i, ch) in s.chars().enumerate() {
+            if ch.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_uppercase());
+        }
+        out
+    }
+
+    fn kebab_plural(s: &str) -> String {
+        upper_snake(s).to_ascii_lowercase().replace('_', "-") + "s"
+    }
+
+    #[test]
+    fn table_matches_spec_1_1() {
+        assert_eq!(CONTROLLERS.len(), SPEC_1_1.len());
+        for (c, (name, stream, bucket, reporting, objects)) in CONTROLLERS.iter().zip(SPEC_1_1) {
+            assert_eq!(c.name, *name);
+            assert_eq!(c.stream, *stream, "{name}");
+            assert_eq!(c.lock_bucket, *bucket, "{name}");
+            assert_eq!(c.reporting_controller, *reporting, "{name}");
+            assert_eq!(c.reconcilers.len(), objects.len(), "{name}");
+            for (r, object) in c.reconcilers.iter().zip(*objects) {
+                assert_eq!(r.name, format!("{object}Reconciler"));
+                assert_eq!(r.object.name, *object);
+                assert_eq!(r.object.path, kebab_plural(object), "{object}");
+                assert_eq!(r.subject_prefix, lower_camel(object));
+                assert_eq!(r.filter_subject(), format!("{}.*", lower_camel(object)));
+                assert_eq!(r.durable_name(), format!("{object}ReconcilerConsumer"));
+                assert_eq!(
+                    r.lock_key(9_007_199_254_740_993),
+                    format!("{object}Reconciler.9007199254740993")
+                );
+                assert_eq!(
+                    r.concurrency_env,
+                    format!("{}_CONCURRENT_RECONCILES", upper_snake(object))
+                );
+                assert_eq!(
+                    r.words,
+                    upper_snake(object).to_ascii_lowercase().replace('_', " ")
+                );
+            }
+            let subjects: Vec<String> = objects
+                .iter()
+                .flat_map(|o| {
+                    ["create", "update", "delete"].map(|op| format!("{}.{op}", lower_camel(o)))
+                })
+                .collect();
+            assert_eq!(c.stream_subjects(), subjects, "{name}");
+        }
+        assert_eq!(
+            controller("helm-workload").map(|c| c.stream),
+            Some("helm-workloadStream")
+        );
+        assert_eq!(
+            reconciler("MetricsInstanceReconciler").map(|(c, _)| c.name),
+            Some("observability")
+        );
+        assert!(controller("nope").is_none());
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut all: Vec<&str> = CONTROLLERS
+            .iter()
+            .flat_map(|c| c.reconcilers.iter().map(|r| r.name))
+            .collect();
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), n);
+        let mut streams: Vec<&str> = CONTROLLERS.iter().map(|c| c.stream).collect();
+        streams.sort();
+        streams.dedup();
+        assert_eq!(streams.len(), CONTROLLERS.len());
+    }
+}
