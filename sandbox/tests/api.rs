@@ -41,9 +41,9 @@ async fn envelope_ids_and_defaults() {
     // Go struct order inside the object: Common, Reconciliation, Definition, own fields.
     let pos = |k: &str| body.find(&format!("\"{k}\":")).unwrap_or(usize::MAX);
     assert!(pos("ID") < pos("CreatedAt"));
-    assert!(pos("UpdatedAt") < pos("Reconciled"));
-    assert!(pos("InterruptReconciliation") < pos("Name"));
-    assert!(pos("Name") < pos("YAMLDocument"));
+    assert!(pos("UpdatedAt") < pos("Name"));
+    assert!(pos("Name") < pos("Reconciled"));
+    assert!(pos("InterruptReconciliation") < pos("YAMLDocument"));
     assert!(!body.contains("DeletedAt"));
 
     // The ID is exact (u64 above 2^53), compare the raw digits with the parsed value.

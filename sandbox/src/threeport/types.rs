@@ -1,7 +1,8 @@
 //! The object-type table: one row per Threeport object type the sandbox serves (spec 2.5, 2.6)
 //! and the stream table the API creates at start-up (spec 1.1, 1.4).
 //!
-//! Field order in each row is Go struct order, because the real API serialises objects with
+//! Field order in each row is Go struct order (Common, Definition/Instance, Reconciliation,
+//! own fields), because the real API serialises objects with
 //! `encoding/json` in struct order; the sandbox renders objects in this order too.
 
 use std::sync::OnceLock;
@@ -103,7 +104,7 @@ pub struct TypeDef {
     pub class: Class,
     /// Carries the embedded `Reconciliation` struct.
     pub reconciliation: bool,
-    /// All fields in Go JSON order (Common, Reconciliation, Definition/Instance, own).
+    /// All fields in Go JSON order (Common, Definition/Instance, Reconciliation, own).
     pub fields: Vec<Field>,
     pub dependents: Option<Dependents>,
 }
@@ -137,6 +138,11 @@ const fn f(json: &'static str, kind: Kind, rule: Rule) -> Field {
 impl Field {
     const fn q(mut self, tag: &'static str) -> Self {
         self.query = Some(tag);
+        self
+    }
+    /// No `query` tag: the field cannot be filtered on.
+    const fn noq(mut self) -> Self {
+        self.query = Some("");
         self
     }
     const fn def(mut self, d: Default) -> Self {
@@ -210,16 +216,27 @@ struct Row {
 }
 
 fn build(r: Row) -> TypeDef {
+    // Go embedding order in pkg/api/v0: Common, Definition|Instance, Reconciliation.
     let mut fields = common();
-    if r.reconciliation {
-        fields.extend(reconciliation());
-    }
     match r.class {
         Class::Definition => fields.extend(definition()),
         Class::Instance => fields.extend(instance()),
         Class::Plain => {}
     }
-    for fld in r.own {
+    if r.reconciliation {
+        fields.extend(reconciliation());
+    }
+    for mut fld in r.own {
+        // Threeport tags (almost) every scalar field `query:"<lowercase name>"`; `.noq()`
+        // marks the ones without a tag (JSON blobs have none either).
+        fld.query = match fld.query {
+            Some("") => None,
+            Some(q) => Some(q),
+            None if matches!(fld.kind, U64 | Int | Bool | Str | Time) => {
+                Some(&*Box::leak(fld.json.to_ascii_lowercase().into_boxed_str()))
+            }
+            None => None,
+        };
         // WorkloadInstance.Status shadows Instance.Status: one `Status` key.
         if !fields.iter().any(|x| x.json == fld.json) {
             fields.push(fld);
@@ -245,7 +262,7 @@ fn rows() -> Vec<Row> {
             class: Class::Definition,
             reconciliation: true,
             own: vec![
-                f("YAMLDocument", Str, Req),
+                f("YAMLDocument", Str, Req).noq(),
                 f("WorkloadResourceDefinitions", Array, Assoc),
                 f("WorkloadInstances", Array, Assoc),
             ],
@@ -381,12 +398,12 @@ fn rows() -> Vec<Row> {
                 f("ThreeportControlPlaneHost", Bool, Opt)
                     .q("threeportcontrolplanehost")
                     .def(Default::Bool(false)),
-                f("APIEndpoint", Str, Opt),
-                f("CACertificate", Str, Opt),
-                f("Certificate", Str, Opt),
-                f("CertificateKey", Str, Opt).enc(),
-                f("ConnectionToken", Str, Opt).enc(),
-                f("ConnectionTokenExpiration", Time, Opt),
+                f("APIEndpoint", Str, Opt).noq(),
+                f("CACertificate", Str, Opt).noq(),
+                f("Certificate", Str, Opt).noq(),
+                f("CertificateKey", Str, Opt).enc().noq(),
+                f("ConnectionToken", Str, Opt).enc().noq(),
+                f("ConnectionTokenExpiration", Time, Opt).noq(),
                 f("DefaultRuntime", Bool, Opt)
                     .q("defaultruntime")
                     .def(Default::Bool(false)),
@@ -394,10 +411,10 @@ fn rows() -> Vec<Row> {
                 f("WorkloadInstance", Array, Assoc).go("WorkloadInstances"),
                 f("ControlPlaneInstance", Array, Assoc).go("ControlPlaneInstances"),
                 f("ForceDelete", Bool, Opt),
-                f("GatewayWorkloadInstanceID", U64, Opt).go("GatewayControllerInstanceID"),
-                f("DnsControllerInstanceId", U64, Opt).go("DnsControllerInstanceID"),
-                f("SecretsControllerInstanceId", U64, Opt).go("SecretsControllerInstanceID"),
-                f("ThreeportAgentImage", Str, Opt),
+                f("GatewayWorkloadInstanceID", U64, Opt).go("GatewayControllerInstanceID").noq(),
+                f("DnsControllerInstanceId", U64, Opt).go("DnsControllerInstanceID").noq(),
+                f("SecretsControllerInstanceId", U64, Opt).go("SecretsControllerInstanceID").noq(),
+                f("ThreeportAgentImage", Str, Opt).noq(),
             ],
             dependents: None,
         },
@@ -625,6 +642,27 @@ mod tests {
                 assert!(STREAMS.iter().any(|(_, ts)| ts.contains(&s)), "{s}");
             }
         }
+    }
+
+    #[test]
+    fn query_tags() {
+        let q = |p: &str, f: &str| {
+            by_path(p)
+                .and_then(|t| t.fields.iter().find(|x| x.json == f))
+                .and_then(|x| x.query)
+        };
+        assert_eq!(
+            q("events", "ReportingController"),
+            Some("reportingcontroller")
+        );
+        assert_eq!(
+            q("gateway-instances", "WorkloadInstanceID"),
+            Some("workloadresourceinstanceid")
+        );
+        assert_eq!(q("workload-definitions", "YAMLDocument"), None);
+        assert_eq!(q("workload-resource-instances", "JSONDefinition"), None);
+        assert_eq!(q("kubernetes-runtime-instances", "CertificateKey"), None);
+        assert_eq!(q("workload-definitions", "Name"), Some("name"));
     }
 
     #[test]
