@@ -599,13 +599,18 @@ async fn create(app: &App, td: &'static TypeDef, body: &[u8]) -> ApiResult {
                 "AttachedObjectType",
                 "AttachedObjectID",
             ];
+            // The unique index `idx_attached_object_unique` has no `deleted_at IS NULL`
+            // condition, so soft-deleted references still collide.
             if st
-                .live(td.path)
+                .tables
+                .get(td.path)
+                .into_iter()
+                .flat_map(|t| t.values())
                 .any(|r| keys.iter().all(|k| r.get(k) == b.fields.get(k)))
             {
                 return Err(err(
                     500,
-                    "ERROR: duplicate key value violates unique constraint \"attached_object_references_unique\" (SQLSTATE 23505)",
+                    "ERROR: duplicate key value violates unique constraint \"idx_attached_object_unique\" (SQLSTATE 23505)",
                 ));
             }
         }
