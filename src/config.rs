@@ -297,7 +297,7 @@ impl Default for EngineConfig {
 }
 
 /// Log output format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// One JSON object per line (the default, for log collectors).
@@ -305,6 +305,19 @@ pub enum LogFormat {
     Json,
     /// Human-readable, multi-line.
     Pretty,
+}
+
+impl<'de> Deserialize<'de> for LogFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(LogFormat::Json),
+            "pretty" => Ok(LogFormat::Pretty),
+            _ => Err(serde::de::Error::custom(format!(
+                "{s:?} is not a log format (json or pretty)"
+            ))),
+        }
+    }
 }
 
 impl LogFormat {
@@ -1807,7 +1820,11 @@ mod tests {
             "log.level",
             "not a valid filter directive",
         );
-        assert_invalid(toml("[log]\nformat = \"xml\""), "log.format", "");
+        assert_invalid(
+            toml("[log]\nformat = \"xml\""),
+            "log.format",
+            "not a log format",
+        );
         assert_invalid(
             toml("[telemetry]\notlp_endpoint = \"ftp://otel\""),
             "telemetry.otlp_endpoint",
