@@ -158,6 +158,11 @@ async fn write_validation() {
         )
         .await;
     assert_eq!(s, 400);
+    // Renaming onto another live name violates the partial unique index: 500.
+    let (_, v) = http.post(p, wd("other")).await;
+    let other = format!("{p}/{}", id_of(&v));
+    assert_eq!(http.patch(&other, json!({"Name": "dup"})).await.0, 500);
+    assert_eq!(http.patch(&other, json!({"Name": "other"})).await.0, 200);
     // PATCH on a missing object is 404 before any payload check.
     let (s, _) = http.patch(&format!("{p}/42"), json!({"Bogus": true})).await;
     assert_eq!(s, 404);

@@ -290,3 +290,36 @@ async fn nats_with_user_password() {
     assert_eq!(http.post("/v0/workload-definitions", wd("x")).await.0, 201);
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_publish_once_each() {
+    let nats = NatsServer::start().expect("nats-server");
+    let (h, http) = start(&nats).await;
+    let http = std::sync::Arc::new(http);
+    let mut tasks = Vec::new();
+    for i in 0..100u64 {
+        let http = http.clone();
+        tasks.push(tokio::spawn(async move {
+            let (s, v) = http
+                .post("/v0/workload-instances", wi(&format!("wi-{i}"), 1, 2))
+                .await;
+            assert_eq!(s, 201);
+            let item = format!("/v0/workload-instances/{}", id_of(&v));
+            assert_eq!(http.patch(&item, json!({"Reconciled": true})).await.0, 200);
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let js = js(&nats).await;
+    let msgs = messages(&js, "workloadStream").await;
+    assert_eq!(msgs.len(), 100);
+    assert!(msgs.iter().all(|(s, _)| s == "workloadInstance.create"));
+    let objs = h.list_objects("workload-instances");
+    assert_eq!(objs.len(), 100);
+    assert!(objs.iter().all(|o| o["Reconciled"] == true));
+    let c = h.counters();
+    assert_eq!(c.get("POST", "/v0/workload-instances", 201), 100);
+    assert_eq!(c.get("PATCH", "/v0/workload-instances/{id}", 200), 100);
+    h.shutdown().await;
+}

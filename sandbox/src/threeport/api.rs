@@ -484,6 +484,35 @@ fn before_save(
     Ok(())
 }
 
+/// The partial unique index on `Name` (`uniqueIndex:,where:deleted_at IS NULL` in
+/// `pkg/api/v0/class.go`): PATCH/PUT renaming onto another live row is a DB error, so 500.
+fn check_name_index(
+    st: &Store,
+    td: &TypeDef,
+    id: u64,
+    fields: &HashMap<&'static str, Value>,
+) -> Result<(), ApiError> {
+    if td.class == Class::Plain {
+        return Ok(());
+    }
+    let Some(name) = fields.get("Name") else {
+        return Ok(());
+    };
+    if st
+        .live(td.path)
+        .any(|r| r.id() != id && r.get("Name") == Some(name))
+    {
+        return Err(err(
+            500,
+            format!(
+                "ERROR: duplicate key value violates unique constraint \"idx_v0_{}_name\" (SQLSTATE 23505)",
+                td.path.replace('-', "_")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Notifications
 
@@ -643,6 +672,7 @@ async fn patch(app: &App, td: &'static TypeDef, id: &str, body: &[u8]) -> ApiRes
     let (rendered, notify) = {
         let mut st = app.lock();
         let existing = st.get_live(td.path, id).cloned().ok_or_else(not_found)?;
+        check_name_index(&st, td, id, &b.fields)?;
         before_save(td, &b.fields, Some(&existing))?;
         encrypt_fields(app, td, &mut b.fields, Some(&existing))?;
         let mut row = existing;
@@ -675,6 +705,7 @@ fn put(app: &App, td: &'static TypeDef, id: &str, body: &[u8]) -> ApiResult {
     check_required(td, &b)?;
     let mut st = app.lock();
     let existing = st.get_live(td.path, id).cloned().ok_or_else(not_found)?;
+    check_name_index(&st, td, id, &b.fields)?;
     before_save(td, &b.fields, Some(&existing))?;
     encrypt_fields(app, td, &mut b.fields, Some(&existing))?;
     // gorm Save writes every column: fields not sent become NULL (DB defaults do not apply).
