@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum NatsServerError {
     #[error("cannot start nats-server {binary}: {source} (run scripts/install-nats-server.sh)")]
-    Spawn { binary: String, source: std::io::Error },
+    Spawn {
+        binary: String,
+        source: std::io::Error,
+    },
     #[error("nats-server exited during start-up with {status}; its log: {log}")]
     Exited { status: String, log: String },
     #[error("nats-server did not report its port within {0:?}")]
@@ -73,9 +76,14 @@ impl NatsServer {
                 (Some(t), p)
             }
         };
-        let ports_dir = tempfile::Builder::new().prefix("tpm-nats-ports-").tempdir()?;
+        let ports_dir = tempfile::Builder::new()
+            .prefix("tpm-nats-ports-")
+            .tempdir()?;
         let log_path = ports_dir.path().join("nats.log");
-        let port_arg = opts.port.map(|p| p.to_string()).unwrap_or_else(|| "-1".into());
+        let port_arg = opts
+            .port
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-1".into());
         let mut cmd = Command::new(&binary);
         cmd.arg("-js")
             .args(["-a", "127.0.0.1", "-p", &port_arg])

@@ -1,14 +1,263 @@
-//! Process wiring: NATS connection, admin HTTP server, signals, telemetry.
-//! (Being written; `run` is the entry point `main` calls for the default command.)
+//! Process wiring: NATS connection, Threeport API client, engine, admin HTTP server, signals.
+//!
+//! [`Manager::start`] brings everything up and returns at once (NATS connects in the
+//! background; readiness says when it is there); [`run`] is what `main` calls: start, wait for
+//! a signal, shut down in order.
 
-/// Errors that stop the manager at start-up or while running.
+pub mod admin;
+pub mod nats;
+pub mod signals;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::engine::metrics::Metrics;
+use crate::engine::{
+    Binding, Engine, EngineDeps, EngineSettings, EventSink, RetryPolicy, ShutdownOutcome,
+};
+use crate::health::Readiness;
+use crate::threeport::client::{ApiClientConfig, ThreeportClient};
+use crate::threeport::events::{EventRecorder, EventType};
+use crate::threeport::{ObjectType, ThreeportApi};
+
+/// How long cancelled reconciles get to NAK and release their locks after the shutdown timeout.
+const ABORT_GRACE: Duration = Duration::from_secs(5);
+
+/// Errors that stop the manager at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    #[error("admin server cannot listen on {addr}: {source}")]
+    AdminListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Nats(#[from] nats::NatsError),
+    #[error("Threeport API client: {0}")]
+    Api(#[from] crate::threeport::ApiError),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Startup(String),
 }
 
-/// Run the manager until a shutdown signal. Returns once everything is drained.
-pub async fn run(_config: crate::config::Config) -> Result<(), RuntimeError> {
-    Err(RuntimeError::Startup("runtime not wired yet".into()))
+/// Hooks for tests and benchmarks: run extra reconcilers, or talk to another API.
+#[derive(Default)]
+pub struct ManagerOptions {
+    /// Replace the reconcilers chosen by the config (e.g. a test reconciler).
+    pub bindings: Option<Vec<Binding>>,
+    /// Replace the Threeport API client built from the config.
+    pub api: Option<Arc<dyn ThreeportApi>>,
+}
+
+/// A running manager.
+pub struct Manager {
+    pub instance_id: uuid::Uuid,
+    admin: admin::AdminServer,
+    engine: Engine,
+    client: async_nats::Client,
+    readiness: Readiness,
+    metrics: Metrics,
+    shutdown_timeout: Duration,
+}
+
+/// The engine settings of a config.
+pub fn engine_settings(config: &Config) -> EngineSettings {
+    let e = &config.engine;
+    EngineSettings {
+        retry: RetryPolicy {
+            backoff: crate::engine::backoff::Backoff::new(e.backoff_base, e.backoff_cap),
+            max_poison_attempts: u64::from(e.max_poison_attempts),
+            max_reconcile_attempts: u64::from(e.max_reconcile_attempts),
+            lock_conflict_delay: e.lock_conflict_delay,
+        },
+        lock_renew_interval: e.lock_renew_interval,
+        progress_interval: e.progress_interval,
+        fetch_expires: e.fetch_expires,
+    }
+}
+
+/// The reconcilers the config enables, with their worker counts.
+pub fn configured_bindings(config: &Config) -> Result<Vec<Binding>, RuntimeError> {
+    let mut out = Vec::new();
+    for controller in config.enabled_controllers()? {
+        for reconciler in controller.reconcilers {
+            let handler = crate::reconcilers::handler_for(reconciler.name).ok_or_else(|| {
+                RuntimeError::Startup(format!(
+                    "controller {} is marked implemented but has no reconciler {}",
+                    controller.name, reconciler.name
+                ))
+            })?;
+            out.push(Binding {
+                controller,
+                reconciler,
+                handler,
+                workers: config.concurrency_for(reconciler.name),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Records Threeport events through the API (spec 1.10), one recorder per controller.
+struct ApiEvents {
+    api: Arc<dyn ThreeportApi>,
+}
+
+#[async_trait]
+impl EventSink for ApiEvents {
+    async fn record(
+        &self,
+        object: ObjectType,
+        id: u64,
+        reason: &str,
+        note: &str,
+        warning: bool,
+    ) -> Result<(), String> {
+        let controller = crate::registry::CONTROLLERS
+            .iter()
+            .find(|c| c.reconcilers.iter().any(|r| r.object == object))
+            .map(|c| c.reporting_controller)
+            .unwrap_or("ThreeportManager");
+        let kind = if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        EventRecorder::new(self.api.clone(), controller)
+            .record(object, id, reason, note, kind)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Manager {
+    /// Start the admin server, NATS, the API client and the engine.
+    pub async fn start(config: Config, opts: ManagerOptions) -> Result<Manager, RuntimeError> {
+        let instance_id = uuid::Uuid::new_v4();
+        let metrics = Metrics::new();
+        let readiness = Readiness::new();
+        let nats_ready = readiness.register("nats");
+
+        let bindings = match opts.bindings {
+            Some(b) => b,
+            None => configured_bindings(&config)?,
+        };
+        let api: Arc<dyn ThreeportApi> = match opts.api {
+            Some(api) => api,
+            None => Arc::new(ThreeportClient::new(
+                &ApiClientConfig {
+                    server: config.api.server.clone(),
+                    auth_enabled: config.api.auth_enabled,
+                    cert_file: config.api.cert_file.clone(),
+                    key_file: config.api.key_file.clone(),
+                    ca_file: config.api.ca_file.clone(),
+                    connect_timeout: config.api.connect_timeout,
+                    request_timeout: config.api.request_timeout,
+                },
+                Some(metrics.api_requests_total.clone()),
+            )?),
+        };
+
+        // Admin first, so probes get a 503 (not a refused connection) while NATS comes up.
+        let admin = admin::AdminServer::start(
+            config.admin.listen,
+            admin::AdminState {
+                readiness: readiness.clone(),
+                metrics: metrics.clone(),
+                configz: Arc::new(config.redacted_json()),
+            },
+        )
+        .await
+        .map_err(|source| RuntimeError::AdminListen {
+            addr: config.admin.listen,
+            source,
+        })?;
+
+        let client = nats::connect(&config.nats, metrics.clone(), nats_ready).await?;
+        let js = async_nats::jetstream::new(client.clone());
+        let deps = EngineDeps {
+            js,
+            api: api.clone(),
+            events: Arc::new(ApiEvents { api }),
+            metrics: metrics.clone(),
+            settings: engine_settings(&config),
+            instance_id,
+        };
+        let names: Vec<_> = bindings
+            .iter()
+            .map(|b| format!("{}x{}", b.reconciler.name, b.workers))
+            .collect();
+        let engine = Engine::start(deps, bindings, &readiness);
+        info!(
+            %instance_id,
+            admin = %admin.addr,
+            nats = ?config.nats.urls.iter().map(|u| crate::config::redact_url(u)).collect::<Vec<_>>(),
+            api_server = %config.api.server,
+            reconcilers = ?names,
+            "threeport-manager started"
+        );
+        Ok(Manager {
+            instance_id,
+            admin,
+            engine,
+            client,
+            readiness,
+            metrics,
+            shutdown_timeout: config.shutdown_timeout,
+        })
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.addr
+    }
+
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Graceful shutdown (design.md 5): readiness false, stop pulling, let in-flight reconciles
+    /// finish within the shutdown timeout, cancel the rest (NAK + release), drain NATS.
+    pub async fn shutdown(self) -> ShutdownOutcome {
+        self.readiness.set_shutting_down();
+        info!(
+            timeout_s = self.shutdown_timeout.as_secs_f64(),
+            "shutting down"
+        );
+        let outcome = self
+            .engine
+            .shutdown(self.shutdown_timeout, ABORT_GRACE)
+            .await;
+        // Drain flushes pending acks and NAKs before closing.
+        if let Err(e) = tokio::time::timeout(Duration::from_secs(5), self.client.drain())
+            .await
+            .unwrap_or(Ok(()))
+        {
+            warn!(error = %e, "NATS drain failed");
+        }
+        self.admin.stop().await;
+        info!(?outcome, "shutdown complete");
+        outcome
+    }
+}
+
+/// Run the manager until SIGTERM/SIGINT, then shut down gracefully.
+pub async fn run(config: Config) -> Result<(), RuntimeError> {
+    let manager = Manager::start(config, ManagerOptions::default()).await?;
+    let sig = signals::first_signal().await;
+    info!(signal = sig, "signal received");
+    // Flip readiness before anything else so the Service stops routing probes to us.
+    manager.readiness().set_shutting_down();
+    signals::exit_on_second_signal();
+    manager.shutdown().await;
+    Ok(())
 }

@@ -1,0 +1,144 @@
+//! The process's one NATS connection.
+//!
+//! Reconnects forever (Threeport's nats.go gives up after 60 tries and then keeps running with a
+//! dead connection while `/readyz` says OK, spec 1.3 step 4). Connection events are logged,
+//! counted in `threeport_nats_events_total` and drive `threeport_nats_connected` and the `nats`
+//! readiness check. The URL is never logged with credentials.
+
+use std::time::Duration;
+
+use async_nats::{ConnectOptions, Event, ServerAddr};
+use tracing::{error, info, warn};
+
+use crate::config::NatsConfig;
+use crate::engine::metrics::Metrics;
+use crate::health::ReadyHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("nats.urls[{index}]: {reason}")]
+    BadUrl { index: usize, reason: String },
+    #[error("nats.creds_file {path}: {reason}")]
+    Creds { path: String, reason: String },
+    #[error("connecting to NATS: {0}")]
+    Connect(String),
+}
+
+/// Build the connect options from the config, without connecting.
+pub async fn connect_options(
+    cfg: &NatsConfig,
+    metrics: Metrics,
+    ready: ReadyHandle,
+) -> Result<ConnectOptions, NatsError> {
+    let mut opts = ConnectOptions::new()
+        .name(&cfg.client_name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(cfg.connect_timeout)
+        // Capped reconnect backoff: quick at first, at most 5 s between tries.
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((100u64 << attempts.min(6) as u32).min(5_000))
+        });
+    if let Some(user) = &cfg.user {
+        let pass = cfg
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_string())
+            .unwrap_or_default();
+        opts = opts.user_and_password(user.clone(), pass);
+    }
+    if let Some(token) = &cfg.token {
+        opts = opts.token(token.expose().to_string());
+    }
+    if let Some(path) = &cfg.creds_file {
+        opts = opts
+            .credentials_file(path)
+            .await
+            .map_err(|e| NatsError::Creds {
+                path: path.display().to_string(),
+                // The io error names the problem; it never contains the file's content.
+                reason: e.kind().to_string(),
+            })?;
+    }
+    if let Some(ca) = &cfg.tls.ca_file {
+        opts = opts.add_root_certificates(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
+        opts = opts.add_client_certificate(cert.clone(), key.clone());
+    }
+    if cfg.tls.required {
+        opts = opts.require_tls(true);
+    }
+    metrics.nats_connected.set(0);
+    for ev in [
+        "connected",
+        "disconnected",
+        "lame_duck",
+        "draining",
+        "closed",
+        "slow_consumer",
+        "server_error",
+        "client_error",
+    ] {
+        metrics.nats_events_total.with_label_values(&[ev]);
+    }
+    Ok(opts.event_callback(move |event| {
+        let metrics = metrics.clone();
+        let ready = ready.clone();
+        async move {
+            let label = match &event {
+                Event::Connected => "connected",
+                Event::Disconnected => "disconnected",
+                Event::LameDuckMode => "lame_duck",
+                Event::Draining => "draining",
+                Event::Closed => "closed",
+                Event::SlowConsumer(_) => "slow_consumer",
+                Event::ServerError(_) => "server_error",
+                Event::ClientError(_) => "client_error",
+            };
+            metrics.nats_events_total.with_label_values(&[label]).inc();
+            match event {
+                Event::Connected => {
+                    metrics.nats_connected.set(1);
+                    ready.set(true);
+                    info!("NATS connected");
+                }
+                Event::Disconnected | Event::Closed => {
+                    metrics.nats_connected.set(0);
+                    ready.set(false);
+                    warn!(event = label, "NATS connection lost; reconnecting");
+                }
+                Event::ServerError(e) => error!(error = %e, "NATS server error"),
+                Event::ClientError(e) => error!(error = %e, "NATS client error"),
+                other => warn!(event = %other, "NATS event"),
+            }
+        }
+    }))
+}
+
+/// Parse the configured URLs.
+pub fn server_addrs(cfg: &NatsConfig) -> Result<Vec<ServerAddr>, NatsError> {
+    cfg.urls
+        .iter()
+        .enumerate()
+        .map(|(index, u)| {
+            u.parse::<ServerAddr>().map_err(|e| NatsError::BadUrl {
+                index,
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Connect (returns at once; the connection is made and remade in the background).
+pub async fn connect(
+    cfg: &NatsConfig,
+    metrics: Metrics,
+    ready: ReadyHandle,
+) -> Result<async_nats::Client, NatsError> {
+    let addrs = server_addrs(cfg)?;
+    let opts = connect_options(cfg, metrics, ready).await?;
+    opts.connect(addrs)
+        .await
+        .map_err(|e| NatsError::Connect(e.to_string()))
+}

@@ -1,0 +1,638 @@
+//! The engine against a real nats-server and the sandbox Threeport API, with a test reconciler
+//! bound to Threeport's `WorkloadDefinitionReconciler` names (stream `workloadStream`, consumer
+//! `WorkloadDefinitionReconcilerConsumer`, bucket `workloadLock`).
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv;
+use common::*;
+use futures::StreamExt;
+use serde_json::json;
+use threeport_manager::engine::{binding_for, Operation, ShutdownOutcome};
+use threeport_manager::runtime::{Manager, ManagerOptions};
+use threeport_manager::threeport::ThreeportApi;
+
+const RECONCILER: &str = "WorkloadDefinitionReconciler";
+const CONSUMER: &str = "WorkloadDefinitionReconcilerConsumer";
+const LIMIT: Duration = Duration::from_secs(20);
+
+async fn start_manager(
+    cp: &ControlPlane,
+    r: &TestReconciler,
+    workers: usize,
+    tweak: impl FnOnce(&mut threeport_manager::config::Config),
+) -> Manager {
+    let mut config = cp.config();
+    tweak(&mut config);
+    let binding =
+        binding_for(RECONCILER, Arc::new(r.clone()), workers).expect("registry has the reconciler");
+    let m = Manager::start(
+        config,
+        ManagerOptions {
+            bindings: Some(vec![binding]),
+            api: Some(cp.api.clone()),
+        },
+    )
+    .await
+    .expect("manager starts");
+    wait_until(LIMIT, "manager ready", || async {
+        m.readiness().is_ready()
+    })
+    .await;
+    m
+}
+
+fn metric(m: &Manager, name_and_labels: &str) -> f64 {
+    m.metrics()
+        .render()
+        .lines()
+        .find(|l| l.starts_with(name_and_labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+async fn lock_bucket(cp: &ControlPlane) -> kv::Store {
+    cp.jetstream()
+        .await
+        .get_key_value("workloadLock")
+        .await
+        .expect("lock bucket exists")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_update_delete_reach_the_reconciler_and_the_completion_protocol_lands() {
+    let cp = ControlPlane::start().await;
+    let r = TestReconciler::succeeding();
+    let m = start_manager(&cp, &r, 2, |_| {}).await;
+
+    let id = cp.create_wd("web").await;
+    wait_until(LIMIT, "WD reconciled", || async {
+        cp.sandbox
+            .get_object("workload-definitions", id)
+            .is_some_and(|o| o["Reconciled"] == true)
+    })
+    .await;
+    assert_eq!(
+        r.calls()[0],
+        Call {
+            op: Operation::Created,
+            id,
+            attempt: 1
+        }
+    );
+
+    // Another controller or a user marks it unreconciled: an Updated notification.
+    cp.api
+        .patch(common::WD, id, json!({"Reconciled": false}))
+        .await
+        .expect("PATCH");
+    wait_until(LIMIT, "updated reconcile", || async {
+        r.calls().iter().any(|c| c.op == Operation::Updated)
+            && cp
+                .sandbox
+                .get_object("workload-definitions", id)
+                .is_some_and(|o| o["Reconciled"] == true)
+    })
+    .await;
+
+    // First DELETE schedules deletion and notifies; the engine confirms and deletes for real.
+    cp.api.delete(common::WD, id).await.expect("first DELETE");
+    wait_until(LIMIT, "object deleted", || async {
+        cp.sandbox.get_object("workload-definitions", id).is_none()
+    })
+    .await;
+    let deleted = cp.sandbox.deleted_objects("workload-definitions");
+    let gone = deleted
+        .iter()
+        .find(|o| o["ID"].as_u64() == Some(id))
+        .expect("soft-deleted row");
+    assert_eq!(gone["Reconciled"], true);
+    assert!(
+        gone["DeletionConfirmed"].is_string()
+            && gone["DeletionAcknowledged"] == gone["DeletionConfirmed"]
+    );
+    assert_eq!(
+        r.calls().iter().map(|c| c.op).collect::<Vec<_>>(),
+        vec![Operation::Created, Operation::Updated, Operation::Deleted]
+    );
+
+    // Threeport events were recorded against the object (spec 1.10).
+    wait_until(LIMIT, "three success events", || async {
+        let events = cp.sandbox.list_objects("events");
+        ["SuccessfulCreate", "SuccessfulUpdate", "SuccessfulDelete"]
+            .iter()
+            .all(|reason| {
+                events.iter().any(|e| {
+                    e["Reason"] == *reason && e["ReportingController"] == "WorkloadController"
+                })
+            })
+    })
+    .await;
+    let refs = cp.sandbox.list_objects("attached-object-references");
+    assert!(
+        refs.iter()
+            .filter(|r| r["ObjectID"].as_u64() == Some(id)
+                && r["ObjectType"] == "v0.WorkloadDefinition")
+            .count()
+            >= 3
+    );
+
+    // Every lock was released.
+    let kv = lock_bucket(&cp).await;
+    assert_eq!(
+        kv.get(format!("{RECONCILER}.{id}")).await.expect("kv get"),
+        None
+    );
+    assert_eq!(metric(&m, "threeport_reconcile_total{controller=\"workload\",reconciler=\"WorkloadDefinitionReconciler\",result=\"success\"}"), 3.0);
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uses_threeports_stream_consumer_and_bucket_names() {
+    let cp = ControlPlane::start().await;
+    let r = TestReconciler::succeeding();
+    let m = start_manager(&cp, &r, 1, |_| {}).await;
+    let js = cp.jetstream().await;
+    let mut stream = js.get_stream("workloadStream").await.expect("stream");
+    let mut consumer = stream
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(CONSUMER)
+        .await
+        .expect("durable consumer bound by the manager");
+    let info = consumer.info().await.expect("consumer info");
+    assert_eq!(info.config.durable_name.as_deref(), Some(CONSUMER));
+    assert_eq!(info.config.filter_subject, "workloadDefinition.*");
+    assert_eq!(
+        info.config.ack_policy,
+        async_nats::jetstream::consumer::AckPolicy::Explicit
+    );
+    assert_eq!(
+        info.config.ack_wait,
+        Duration::from_secs(30),
+        "server default, as Threeport leaves it"
+    );
+    let kv = lock_bucket(&cp).await;
+    let status = kv.status().await.expect("bucket status");
+    assert_eq!(status.history(), 1);
+    assert_eq!(status.max_age(), Duration::from_secs(20 * 60));
+    let _ = stream.info().await;
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_the_go_way_defers_the_message_until_it_is_released_and_vice_versa() {
+    let cp = ControlPlane::start().await;
+    // The notification waits in the stream while a Go controller holds the lock: it did
+    // kv.Create(key, its controllerID) in the same bucket, created with Go's config.
+    let wd = cp.create_wd("locked-by-go").await;
+    let key = format!("{RECONCILER}.{wd}");
+    let owner = "4f1c1f3e-9a53-4a53-8f49-3d1c5e7c9b10";
+    let js = cp.jetstream().await;
+    let kv = threeport_manager::engine::lock::LockClient::open_or_create(
+        &js,
+        "workloadLock",
+        "contains locks on workload objects",
+        owner,
+    )
+    .await
+    .expect("bucket");
+    let go_lease = kv.acquire(&key).await.expect("Go-style create");
+    // The second call (for the second object) is slow, so the test can observe its lock.
+    let r = TestReconciler::new(|n, _| {
+        if n == 1 {
+            Act::Sleep(Duration::from_millis(1500))
+        } else {
+            Act::Succeed
+        }
+    });
+    let m = start_manager(&cp, &r, 2, |_| {}).await;
+    let kv = lock_bucket(&cp).await;
+    wait_until(LIMIT, "lock conflicts counted", || async {
+        metric(&m, "threeport_lock_conflicts_total{controller=\"workload\",reconciler=\"WorkloadDefinitionReconciler\"}") >= 2.0
+    })
+    .await;
+    assert_eq!(
+        r.call_count(),
+        0,
+        "the manager must not reconcile while Go holds the lock"
+    );
+    assert_eq!(
+        kv.get(&key).await.expect("get").as_deref(),
+        Some(owner.as_bytes())
+    );
+    // Go releases with an unconditional Delete (a tombstone); create over it must work.
+    let _ = go_lease;
+    kv.delete(&key).await.expect("Go releases with Delete");
+    wait_until(LIMIT, "reconciled after release", || async {
+        cp.sandbox
+            .get_object("workload-definitions", wd)
+            .is_some_and(|o| o["Reconciled"] == true)
+    })
+    .await;
+
+    // Vice versa: while the manager holds a lock, a Go-style create fails.
+    let wd2 = cp.create_wd("held-by-manager").await;
+    let key2 = format!("{RECONCILER}.{wd2}");
+    wait_until(LIMIT, "manager holds the lock", || async {
+        matches!(kv.get(&key2).await, Ok(Some(v)) if v == m.instance_id.to_string().as_bytes())
+    })
+    .await;
+    assert!(
+        kv.create(&key2, "go-controller-uuid".into()).await.is_err(),
+        "Go's Create must fail while the manager holds the lock"
+    );
+    wait_until(LIMIT, "second reconciled", || async {
+        cp.sandbox
+            .get_object("workload-definitions", wd2)
+            .is_some_and(|o| o["Reconciled"] == true)
+    })
+    .await;
+    assert_eq!(kv.get(&key2).await.expect("get"), None, "released");
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_never_hold_one_object_at_once() {
+    let cp = ControlPlane::start().await;
+    let r = TestReconciler::new(|_, _| Act::Sleep(Duration::from_millis(15)));
+    let m = start_manager(&cp, &r, 8, |c| {
+        c.engine.lock_conflict_delay = Duration::from_millis(20)
+    })
+    .await;
+    let ids: Vec<u64> = futures::future::join_all((0..4).map(|i| {
+        let cp = &cp;
+        async move { cp.create_wd(&format!("busy-{i}")).await }
+    }))
+    .await;
+    let js = cp.jetstream().await;
+    // 10 extra Updated notifications per object, all at once.
+    for _ in 0..10 {
+        for id in &ids {
+            publish(
+                &js,
+                "workloadDefinition.update",
+                notification("Updated", *id),
+            )
+            .await;
+        }
+    }
+    let expected = ids.len() * 11;
+    wait_until(
+        Duration::from_secs(60),
+        "every notification reconciled",
+        || async { r.call_count() >= expected },
+    )
+    .await;
+    assert_eq!(
+        r.max_in_flight_per_object.load(Ordering::SeqCst),
+        1,
+        "one object was reconciled twice at once"
+    );
+    assert!(
+        r.max_in_flight_total.load(Ordering::SeqCst) >= 2,
+        "workers really ran concurrently"
+    );
+    assert_eq!(r.call_count(), expected);
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lock_cancels_the_reconcile_and_the_message_comes_back() {
+    let cp = ControlPlane::start().await;
+    let r = TestReconciler::new(|n, _| {
+        if n == 0 {
+            Act::BlockUntilCancelled
+        } else {
+            Act::Succeed
+        }
+    });
+    let m = start_manager(&cp, &r, 1, |c| {
+        c.engine.lock_renew_interval = Duration::from_millis(100)
+    })
+    .await;
+    let kv = lock_bucket(&cp).await;
+    let wd = cp.create_wd("stolen").await;
+    let key = format!("{RECONCILER}.{wd}");
+    wait_until(LIMIT, "reconcile started", || async { r.call_count() == 1 }).await;
+    // Someone else overwrites the lock (e.g. after a TTL expiry): the next renewal finds a
+    // different revision.
+    kv.put(&key, "someone-else".into()).await.expect("put");
+    wait_until(LIMIT, "reconcile cancelled", || async {
+        r.cancelled.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(metric(&m, "threeport_lock_lost_total{controller=\"workload\",reconciler=\"WorkloadDefinitionReconciler\"}"), 1.0);
+    // The foreign lock was not deleted by us.
+    assert_eq!(
+        kv.get(&key).await.expect("get").as_deref(),
+        Some(&b"someone-else"[..])
+    );
+    // Once the other owner lets go, the redelivered message completes.
+    kv.delete(&key).await.expect("delete");
+    wait_until(LIMIT, "reconciled on redelivery", || async {
+        cp.sandbox
+            .get_object("workload-definitions", wd)
+            .is_some_and(|o| o["Reconciled"] == true)
+    })
+    .await;
+    assert!(r.calls()[1].attempt >= 2);
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_are_terminated_after_the_configured_attempts_with_delays() {
+    let cp = ControlPlane::start().await;
+    let r = TestReconciler::succeeding();
+    let client = cp.nats_client().await;
+    let mut naks = client
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.workloadStream.>")
+        .await
+        .expect("sub");
+    let mut terms = client
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.workloadStream.>")
+        .await
+        .expect("sub");
+    let m = start_manager(&cp, &r, 2, |c| {
+        c.engine.max_poison_attempts = 4;
+        c.engine.backoff_base = Duration::from_millis(200);
+        c.engine.backoff_cap = Duration::from_secs(2);
+    })
+    .await;
+    let js = cp.jetstream().await;
+    let started = Instant::now();
+    publish(&js, "workloadDefinition.create", b"{not json".to_vec()).await;
+
+    let term = tokio::time::timeout(LIMIT, terms.next())
+        .await
+        .expect("terminated in time")
+        .expect("advisory");
+    let elapsed = started.elapsed();
+    let advisory: serde_json::Value = serde_json::from_slice(&term.payload).expect("advisory json");
+    assert_eq!(advisory["consumer"], CONSUMER);
+    assert_eq!(advisory["deliveries"], 4, "{advisory}");
+    // Three NAKs with delays of at least half of 200, 400, 800 ms (equal jitter).
+    let mut nak_count = 0;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), naks.next()).await {
+        nak_count += 1;
+    }
+    assert_eq!(nak_count, 3);
+    assert!(
+        elapsed >= Duration::from_millis(700),
+        "no hot loop: terminated after only {elapsed:?}"
+    );
+    assert_eq!(metric(&m, "threeport_notifications_terminated_total{controller=\"workload\",reason=\"undecodable\",reconciler=\"WorkloadDefinitionReconciler\"}"), 1.0);
+    // Nothing else arrives afterwards, and the reconciler was never called.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), naks.next())
+            .await
+            .is_err()
+    );
+    assert_eq!(r.call_count(), 0);
+
+    // Each poison reason is classified.
+    publish(
+        &js,
+        "workloadDefinition.create",
+        br#"{"Operation":"Created","CreationTime":1,"Object":{},"ObjectVersion":"v0"}"#.to_vec(),
+    )
+    .await;
+    publish(
+        &js,
+        "workloadDefinition.create",
+        br#"{"Operation":"Created","CreationTime":1,"Object":{"ID":5},"ObjectVersion":"v9"}"#
+            .to_vec(),
+    )
+    .await;
+    wait_until(LIMIT, "both terminated", || async {
+        metric(&m, "threeport_notifications_terminated_total{controller=\"workload\",reason=\"missing_id\",reconciler=\"WorkloadDefinitionReconciler\"}") == 1.0
+            && metric(&m, "threeport_notifications_terminated_total{controller=\"workload\",reason=\"unknown_version\",reconciler=\"WorkloadDefinitionReconciler\"}") == 1.0
+    })
+    .await;
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_found_on_get_latest_acks_without_reconciling() {
+    let cp = ControlPlane::start().await;
+    let r = TestReconciler::succeeding();
+    let m = start_manager(&cp, &r, 1, |_| {}).await;
+    let js = cp.jetstream().await;
+    publish(
+        &js,
+        "workloadDefinition.update",
+        notification("Updated", 1u64 << 60),
+    )
+    .await;
+    wait_until(LIMIT, "not_found counted", || async {
+        metric(&m, "threeport_reconcile_total{controller=\"workload\",reconciler=\"WorkloadDefinitionReconciler\",result=\"not_found\"}") == 1.0
+    })
+    .await;
+    wait_until(LIMIT, "acked", || {
+        let js = js.clone();
+        async move {
+            let Ok(stream) = js.get_stream("workloadStream").await else {
+                return false;
+            };
+            let Ok(mut consumer) = stream
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>(CONSUMER)
+                .await
+            else {
+                return false;
+            };
+            consumer.info().await.is_ok_and(|i| {
+                i.num_ack_pending == 0 && i.num_pending == 0 && i.ack_floor.stream_sequence >= 1
+            })
+        }
+    })
+    .await;
+    assert_eq!(r.call_count(), 0);
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_retry_with_backoff_and_panics_are_contained() {
+    let cp = ControlPlane::start().await;
+    // Fail, panic, fail, then succeed.
+    let r = TestReconciler::new(|n, _| match n {
+        0 | 2 => Act::Fail,
+        1 => Act::Panic,
+        _ => Act::Succeed,
+    });
+    let m = start_manager(&cp, &r, 1, |_| {}).await;
+    let wd = cp.create_wd("flaky").await;
+    wait_until(LIMIT, "reconciled eventually", || async {
+        cp.sandbox
+            .get_object("workload-definitions", wd)
+            .is_some_and(|o| o["Reconciled"] == true)
+    })
+    .await;
+    let attempts: Vec<u64> = r.calls().iter().map(|c| c.attempt).collect();
+    assert_eq!(
+        attempts,
+        vec![1, 2, 3, 4],
+        "one redelivery per failure, the panic included"
+    );
+    assert_eq!(metric(&m, "threeport_reconcile_errors_total{controller=\"workload\",reconciler=\"WorkloadDefinitionReconciler\"}"), 3.0);
+    wait_until(LIMIT, "failure event recorded with Count 3", || async {
+        cp.sandbox.list_objects("events").iter().any(|e| {
+            e["Reason"] == "FailedCreate"
+                && e["Count"] == 3
+                && e["Note"] == "failed to reconcile created workload definition object"
+        })
+    })
+    .await;
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_in_flight_work_naks_releases_the_lock_and_reports_not_ready() {
+    let cp = ControlPlane::start().await;
+    let r = TestReconciler::new(|n, _| {
+        if n == 0 {
+            Act::BlockUntilCancelled
+        } else {
+            Act::Succeed
+        }
+    });
+    let m = start_manager(&cp, &r, 1, |c| {
+        c.shutdown_timeout = Duration::from_millis(800)
+    })
+    .await;
+    let admin = m.admin_addr();
+    assert_eq!(http_get(admin, "/readyz").await.0, 200);
+    let kv = lock_bucket(&cp).await;
+    let wd = cp.create_wd("in-flight").await;
+    let key = format!("{RECONCILER}.{wd}");
+    wait_until(LIMIT, "reconcile in flight", || async {
+        r.call_count() == 1
+    })
+    .await;
+    assert!(kv.get(&key).await.expect("get").is_some());
+
+    let started = Instant::now();
+    let shutdown = tokio::spawn(m.shutdown());
+    wait_until(LIMIT, "readyz 503 while draining", || async {
+        http_get(admin, "/readyz").await.0 == 503
+    })
+    .await;
+    let outcome = shutdown.await.expect("join");
+    assert_eq!(outcome, ShutdownOutcome::Aborted);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.cancelled.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        kv.get(&key).await.expect("get"),
+        None,
+        "lock released on abort"
+    );
+
+    // The NAK handed the message back: a new manager gets it at once and finishes it.
+    let m2 = start_manager(&cp, &r, 1, |_| {}).await;
+    wait_until(LIMIT, "redelivered and reconciled", || async {
+        cp.sandbox
+            .get_object("workload-definitions", wd)
+            .is_some_and(|o| o["Reconciled"] == true)
+    })
+    .await;
+    assert_eq!(r.calls()[1].attempt, 2);
+    m2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_until_nats_is_up() {
+    // Reserve a port, then start the manager against it with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut config = threeport_manager::config::Config::default();
+    config.nats.urls = vec![format!("nats://127.0.0.1:{port}")];
+    config.admin.listen = "127.0.0.1:0".parse().expect("addr");
+    config.api.auth_enabled = false;
+    config.api.server = "127.0.0.1:9".into();
+    let m = Manager::start(
+        config,
+        ManagerOptions {
+            bindings: Some(vec![]),
+            api: None,
+        },
+    )
+    .await
+    .expect("starts without NATS");
+    let admin = m.admin_addr();
+    let (code, body) = http_get(admin, "/readyz?verbose").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("[-]nats"), "{body}");
+    assert_eq!(http_get(admin, "/livez").await.0, 200);
+
+    let _nats = sandbox::nats::NatsServer::start_with(sandbox::nats::NatsServerOptions {
+        port: Some(port),
+        ..Default::default()
+    })
+    .expect("nats on the reserved port");
+    wait_until(Duration::from_secs(30), "ready once NATS is up", || async {
+        http_get(admin, "/readyz").await.0 == 200
+    })
+    .await;
+    let (_, metrics) = http_get(admin, "/metrics").await;
+    assert!(metrics.contains("threeport_nats_connected 1"), "{metrics}");
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_for_the_stream_instead_of_exiting() {
+    // NATS without the API: no streams yet.
+    let nats = sandbox::nats::NatsServer::start().expect("nats");
+    let r = TestReconciler::succeeding();
+    let mut config = threeport_manager::config::Config::default();
+    config.nats.urls = vec![nats.url()];
+    config.admin.listen = "127.0.0.1:0".parse().expect("addr");
+    config.api.auth_enabled = false;
+    let binding = binding_for(RECONCILER, Arc::new(r.clone()), 1).expect("binding");
+    let sandbox_api =
+        sandbox::threeport::SandboxApi::start(sandbox::threeport::SandboxOptions::default())
+            .await
+            .expect("sandbox without nats");
+    let api = Arc::new(api_client(&sandbox_api));
+    let m = Manager::start(
+        config,
+        ManagerOptions {
+            bindings: Some(vec![binding]),
+            api: Some(api),
+        },
+    )
+    .await
+    .expect("start");
+    wait_until(LIMIT, "NATS connected", || async {
+        m.readiness()
+            .checks()
+            .iter()
+            .any(|(n, ok)| n == "nats" && *ok)
+    })
+    .await;
+    assert!(
+        !m.readiness().is_ready(),
+        "not ready while the stream is missing"
+    );
+    // The API comes up later and creates the streams.
+    let late = sandbox::threeport::SandboxApi::start(sandbox::threeport::SandboxOptions {
+        nats_url: Some(nats.url()),
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox with nats");
+    wait_until(LIMIT, "ready after the stream appears", || async {
+        m.readiness().is_ready()
+    })
+    .await;
+    m.shutdown().await;
+    late.shutdown().await;
+}
