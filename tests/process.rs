@@ -1,0 +1,139 @@
+//! The real binary as an operator runs it: Threeport's env names, NATS with a password, the
+//! admin endpoints, SIGTERM -> exit 0, and no secret in its output.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{http_get, wait_until};
+use sandbox::nats::{NatsServer, NatsServerOptions};
+
+const PASSWORD: &str = "s3cret-nats-password-5f2a";
+const ENCRYPTION_KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn spawn_manager(nats_port: u16, admin_port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("API_SERVER", "127.0.0.1:9")
+        .env("AUTH_ENABLED", "false")
+        .env("MSG_BROKER_HOST", "127.0.0.1")
+        .env("MSG_BROKER_PORT", nats_port.to_string())
+        .env("MSG_BROKER_USER", "threeport")
+        .env("MSG_BROKER_PASSWORD", PASSWORD)
+        .env("ENCRYPTION_KEY", ENCRYPTION_KEY)
+        .env("VERBOSE", "true")
+        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn threeport-manager")
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("threeport-manager did not exit within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn output(child: &mut Child) -> String {
+    let mut text = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut text);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut text);
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_with_threeport_env_names_serves_admin_endpoints_and_exits_0_on_sigterm() {
+    let nats = NatsServer::start_with(NatsServerOptions {
+        user_password: Some(("threeport".into(), PASSWORD.into())),
+        ..Default::default()
+    })
+    .expect("nats with a password");
+    let admin_port = free_port();
+    let mut child = spawn_manager(nats.port(), admin_port);
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
+
+    wait_until(
+        Duration::from_secs(30),
+        "readyz 200 (NATS connected with user and password)",
+        || async {
+            tokio::net::TcpStream::connect(admin).await.is_ok()
+                && http_get(admin, "/readyz").await.0 == 200
+        },
+    )
+    .await;
+    let (code, verbose) = http_get(admin, "/readyz?verbose").await;
+    assert_eq!(code, 200);
+    assert!(verbose.contains("[+]nats ok"), "{verbose}");
+    let (code, metrics) = http_get(admin, "/metrics").await;
+    assert_eq!(code, 200);
+    assert!(metrics.contains("threeport_nats_connected 1"), "{metrics}");
+    let (code, configz) = http_get(admin, "/configz").await;
+    assert_eq!(code, 200);
+    let configz: serde_json::Value = serde_json::from_str(&configz).expect("configz is JSON");
+    assert_eq!(configz["nats"]["user"], "threeport");
+    assert_eq!(configz["nats"]["password"], "<redacted>");
+    assert_eq!(configz["encryption_key"], "<redacted>");
+    assert_eq!(configz["api"]["auth_enabled"], false);
+    assert_eq!(
+        configz["log"]["level"], "debug",
+        "VERBOSE=true means debug logs"
+    );
+
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "clean shutdown exits 0");
+    let out = output(&mut child);
+    assert!(out.contains("shutdown complete"), "{out}");
+    for secret in [PASSWORD, ENCRYPTION_KEY] {
+        assert!(!out.contains(secret), "a secret reached the logs:\n{out}");
+    }
+    assert!(!metrics.contains(PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enabling_an_unimplemented_controller_exits_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
+        .env_clear()
+        .args(["--enable", "workload"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("workload") && err.contains("not implemented"),
+        "{err}"
+    );
+}
