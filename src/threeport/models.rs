@@ -958,6 +958,25 @@ pub async fn list_typed<T: ApiObject, A: ThreeportApi + ?Sized>(
         .collect()
 }
 
+/// `POST /v0/<xs>` with `object` (gorm model keys removed, see [`create_body`]), decoded.
+pub async fn create_typed<T: ApiObject, A: ThreeportApi + ?Sized>(
+    api: &A,
+    object: &T,
+) -> Result<T, ApiError> {
+    let body = create_body(T::OBJECT_TYPE, object)?;
+    decode(api.create(T::OBJECT_TYPE, body).await?)
+}
+
+/// `PATCH /v0/<xs>/<id>` with the fields set in `update` (see [`patch_body`]), decoded.
+pub async fn patch_typed<T: ApiObject, A: ThreeportApi + ?Sized>(
+    api: &A,
+    id: u64,
+    update: &T,
+) -> Result<T, ApiError> {
+    let body = patch_body(T::OBJECT_TYPE, update)?;
+    decode(api.patch(T::OBJECT_TYPE, id, body).await?)
+}
+
 // ---------------------------------------------------------------------------------------------
 // PATCH bodies.
 
@@ -1003,6 +1022,22 @@ pub fn patch_body<T: Serialize>(ty: ObjectType, update: &T) -> Result<Value, Api
         reason: format!("cannot encode {} PATCH body: {e}", ty.name),
     })?;
     Ok(strip_patch_keys(ty, value))
+}
+
+/// Serialise `object` into a POST body for `ty`: the gorm model keys (`ID`, `CreatedAt`, ...)
+/// are removed because the API rejects them on POST too (spec 2.4), which matters when an
+/// object read from the API is reused as a template.
+pub fn create_body<T: Serialize>(ty: ObjectType, object: &T) -> Result<Value, ApiError> {
+    let mut value = serde_json::to_value(object).map_err(|e| ApiError::Decode {
+        route: ty.collection_path(),
+        reason: format!("cannot encode {} POST body: {e}", ty.name),
+    })?;
+    if let Value::Object(map) = &mut value {
+        for key in GORM_MODEL_FIELDS {
+            map.remove(key);
+        }
+    }
+    Ok(value)
 }
 
 /// Remove the keys [`patch_body`] never sends from an already built JSON object.
@@ -1311,6 +1346,71 @@ mod tests {
         .unwrap();
         assert_eq!(wrd.json_definition.as_ref().unwrap()["kind"], "Service");
         assert_eq!(wrd.workload_definition_id, Some(917_190_976_565_575_681));
+    }
+
+    /// Echoes bodies back with an ID, like the API does for POST and PATCH.
+    struct EchoApi(std::sync::Mutex<Vec<crate::threeport::api::ApiRequest>>);
+
+    #[async_trait::async_trait]
+    impl ThreeportApi for EchoApi {
+        async fn call(
+            &self,
+            request: crate::threeport::api::ApiRequest,
+        ) -> Result<crate::threeport::api::ApiResponse, ApiError> {
+            let mut obj = request.body.clone().unwrap_or_else(|| json!({}));
+            obj["ID"] = json!(917_190_976_565_575_681u64);
+            self.0.lock().unwrap().push(request);
+            Ok(crate::threeport::api::ApiResponse {
+                data: vec![obj],
+                meta: Default::default(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn typed_create_and_patch() {
+        let api = EchoApi(Default::default());
+        let template = WorkloadInstance {
+            common: Common {
+                id: Some(1),
+                created_at: Some(datetime!(2024-01-01 00:00 UTC)),
+                ..Default::default()
+            },
+            instance: Instance {
+                name: Some("gw-support".into()),
+                status: None,
+            },
+            kubernetes_runtime_instance_id: Some(2),
+            workload_definition_id: Some(3),
+            ..Default::default()
+        };
+        let created = create_typed(&api, &template).await.unwrap();
+        assert_eq!(created.id(), Some(917_190_976_565_575_681));
+        let patched = patch_typed(
+            &api,
+            917_190_976_565_575_681,
+            &WorkloadInstance {
+                reconciliation: Reconciliation {
+                    reconciled: Some(false),
+                    ..Default::default()
+                },
+                workload_resource_instances: Some(vec![]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(patched.reconciliation.reconciled, Some(false));
+        let reqs = api.0.lock().unwrap().clone();
+        assert_eq!(reqs[0].path, "/v0/workload-instances");
+        assert_eq!(
+            reqs[0].body,
+            Some(
+                json!({"Name": "gw-support", "KubernetesRuntimeInstanceID": 2, "WorkloadDefinitionID": 3})
+            )
+        );
+        assert_eq!(reqs[1].path, "/v0/workload-instances/917190976565575681");
+        assert_eq!(reqs[1].body, Some(json!({"Reconciled": false})));
     }
 
     #[test]
