@@ -13,7 +13,7 @@ keep=0
 
 nats_bin="$(scripts/install-nats-server.sh)"
 echo "== building (release)"
-cargo build --release --locked --bin threeport-manager --bin threeport-sandbox 2>&1 | tail -1
+cargo build --release --locked -p threeport-manager -p sandbox --bins 2>&1 | tail -1
 
 work="$(mktemp -d)"
 pids=()

@@ -103,10 +103,16 @@ pub async fn connect_options(
                     ready.set(true);
                     info!("NATS connected");
                 }
-                Event::Disconnected | Event::Closed => {
+                Event::Disconnected => {
                     metrics.nats_connected.set(0);
                     ready.set(false);
-                    warn!(event = label, "NATS connection lost; reconnecting");
+                    warn!("NATS connection lost; reconnecting");
+                }
+                // Only after a drain or close on our side (we reconnect forever otherwise).
+                Event::Closed => {
+                    metrics.nats_connected.set(0);
+                    ready.set(false);
+                    info!("NATS connection closed");
                 }
                 Event::ServerError(e) => error!(error = %e, "NATS server error"),
                 Event::ClientError(e) => error!(error = %e, "NATS client error"),
