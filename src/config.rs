@@ -275,9 +275,6 @@ pub struct EngineConfig {
     /// Expiry of one pull request.
     #[serde(with = "duration_str")]
     pub fetch_expires: Duration,
-    /// Periodic full resync; 0 = off (Threeport has none).
-    #[serde(with = "duration_str")]
-    pub resync_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -291,7 +288,6 @@ impl Default for EngineConfig {
             lock_conflict_delay: Duration::from_secs(1),
             progress_interval: Duration::from_secs(10),
             fetch_expires: Duration::from_secs(5),
-            resync_interval: Duration::ZERO,
         }
     }
 }
@@ -1302,7 +1298,6 @@ mod tests {
         assert_eq!(c.engine.max_reconcile_attempts, 0);
         assert_eq!(c.engine.lock_renew_interval, Duration::from_secs(60));
         assert_eq!(c.engine.progress_interval, Duration::from_secs(10));
-        assert_eq!(c.engine.resync_interval, Duration::ZERO);
         assert_eq!(c.shutdown_timeout, Duration::from_secs(25));
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.log.level, "info");
@@ -1684,7 +1679,7 @@ mod tests {
             "engine.lock_conflict_delay",
             "greater than 0",
         );
-        assert!(toml("[engine]\nresync_interval = \"0\"\nmax_reconcile_attempts = 0").is_ok());
+        assert!(toml("[engine]\nmax_reconcile_attempts = 0").is_ok());
         assert_invalid(
             toml("shutdown_timeout = \"0s\""),
             "shutdown_timeout",
@@ -1998,7 +1993,6 @@ mod tests {
             sampling_ratio = 0.5
             [engine]
             backoff_base = "150ms"
-            resync_interval = "1h"
         "#;
         let mut original = toml(file);
         // creds_file and user cannot be combined: drop the user.

@@ -189,6 +189,12 @@ impl Manager {
             settings: engine_settings(&config),
             instance_id,
         };
+        if let Some(endpoint) = &config.telemetry.otlp_endpoint {
+            warn!(
+                endpoint = %crate::config::redact_url(endpoint),
+                "telemetry.otlp_endpoint is set but OTLP trace export is not implemented yet; no traces are exported"
+            );
+        }
         let names: Vec<_> = bindings
             .iter()
             .map(|b| format!("{}x{}", b.reconciler.name, b.workers))
