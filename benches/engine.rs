@@ -317,10 +317,7 @@ async fn engine_in_memory(n: usize, c: usize) -> Cell {
         done: done.clone(),
         next_id: AtomicU64::new(1 << 61),
     });
-    let mut config = threeport_manager::config::Config::default();
-    config.nats.urls = vec![nats.url()];
-    config.admin.listen = "127.0.0.1:0".parse().expect("addr");
-    config.api.auth_enabled = false;
+    let config = common::local_config(&nats.url());
     let binding = binding_for("WorkloadDefinitionReconciler", Arc::new(NoOp), c).expect("binding");
     let m = Manager::start(
         config,
@@ -355,8 +352,9 @@ async fn engine_sandbox(n: usize, c: usize) -> Cell {
             .expect("create");
         ids.push(o["ID"].as_u64().expect("id"));
     }
-    let mut config = cp.config();
-    config.engine = threeport_manager::config::Config::default().engine;
+    // Default engine settings, as in production.
+    let mut config = common::local_config(&cp.nats.url());
+    config.api.server = cp.sandbox.api_server();
     let binding = binding_for("WorkloadDefinitionReconciler", Arc::new(NoOp), c).expect("binding");
     let m = Manager::start(
         config,

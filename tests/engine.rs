@@ -71,12 +71,7 @@ async fn create_update_delete_reach_the_reconciler_and_the_completion_protocol_l
     let m = start_manager(&cp, &r, 2, |_| {}).await;
 
     let id = cp.create_wd("web").await;
-    wait_until(LIMIT, "WD reconciled", || async {
-        cp.sandbox
-            .get_object("workload-definitions", id)
-            .is_some_and(|o| o["Reconciled"] == true)
-    })
-    .await;
+    cp.wait_reconciled(id, LIMIT).await;
     assert_eq!(
         r.calls()[0],
         Call {
@@ -227,12 +222,7 @@ async fn a_lock_held_the_go_way_defers_the_message_until_it_is_released_and_vice
     // Go releases with an unconditional Delete (a tombstone); create over it must work.
     let _ = go_lease;
     kv.delete(&key).await.expect("Go releases with Delete");
-    wait_until(LIMIT, "reconciled after release", || async {
-        cp.sandbox
-            .get_object("workload-definitions", wd)
-            .is_some_and(|o| o["Reconciled"] == true)
-    })
-    .await;
+    cp.wait_reconciled(wd, LIMIT).await;
 
     // Vice versa: while the manager holds a lock, a Go-style create fails.
     let wd2 = cp.create_wd("held-by-manager").await;
@@ -245,12 +235,7 @@ async fn a_lock_held_the_go_way_defers_the_message_until_it_is_released_and_vice
         kv.create(&key2, "go-controller-uuid".into()).await.is_err(),
         "Go's Create must fail while the manager holds the lock"
     );
-    wait_until(LIMIT, "second reconciled", || async {
-        cp.sandbox
-            .get_object("workload-definitions", wd2)
-            .is_some_and(|o| o["Reconciled"] == true)
-    })
-    .await;
+    cp.wait_reconciled(wd2, LIMIT).await;
     assert_eq!(kv.get(&key2).await.expect("get"), None, "released");
     m.shutdown().await;
 }
@@ -333,12 +318,7 @@ async fn a_lost_lock_cancels_the_reconcile_and_the_message_comes_back() {
     );
     // Once the other owner lets go, the redelivered message completes.
     kv.delete(&key).await.expect("delete");
-    wait_until(LIMIT, "reconciled on redelivery", || async {
-        cp.sandbox
-            .get_object("workload-definitions", wd)
-            .is_some_and(|o| o["Reconciled"] == true)
-    })
-    .await;
+    cp.wait_reconciled(wd, LIMIT).await;
     assert!(r.calls()[1].attempt >= 2);
     m.shutdown().await;
 }
@@ -464,12 +444,7 @@ async fn errors_retry_with_backoff_and_panics_are_contained() {
     });
     let m = start_manager(&cp, &r, 1, |_| {}).await;
     let wd = cp.create_wd("flaky").await;
-    wait_until(LIMIT, "reconciled eventually", || async {
-        cp.sandbox
-            .get_object("workload-definitions", wd)
-            .is_some_and(|o| o["Reconciled"] == true)
-    })
-    .await;
+    cp.wait_reconciled(wd, LIMIT).await;
     let attempts: Vec<u64> = r.calls().iter().map(|c| c.attempt).collect();
     assert_eq!(
         attempts,
@@ -535,12 +510,7 @@ async fn shutdown_with_in_flight_work_naks_releases_the_lock_and_reports_not_rea
 
     // The NAK handed the message back: a new manager gets it at once and finishes it.
     let m2 = start_manager(&cp, &r, 1, |_| {}).await;
-    wait_until(LIMIT, "redelivered and reconciled", || async {
-        cp.sandbox
-            .get_object("workload-definitions", wd)
-            .is_some_and(|o| o["Reconciled"] == true)
-    })
-    .await;
+    cp.wait_reconciled(wd, LIMIT).await;
     assert_eq!(r.calls()[1].attempt, 2);
     m2.shutdown().await;
 }
@@ -553,10 +523,7 @@ async fn readyz_is_503_until_nats_is_up() {
         .local_addr()
         .expect("addr")
         .port();
-    let mut config = threeport_manager::config::Config::default();
-    config.nats.urls = vec![format!("nats://127.0.0.1:{port}")];
-    config.admin.listen = "127.0.0.1:0".parse().expect("addr");
-    config.api.auth_enabled = false;
+    let mut config = local_config(&format!("nats://127.0.0.1:{port}"));
     config.api.server = "127.0.0.1:9".into();
     let m = Manager::start(
         config,
@@ -592,10 +559,7 @@ async fn waits_for_the_stream_instead_of_exiting() {
     // NATS without the API: no streams yet.
     let nats = sandbox::nats::NatsServer::start().expect("nats");
     let r = TestReconciler::succeeding();
-    let mut config = threeport_manager::config::Config::default();
-    config.nats.urls = vec![nats.url()];
-    config.admin.listen = "127.0.0.1:0".parse().expect("addr");
-    config.api.auth_enabled = false;
+    let config = local_config(&nats.url());
     let binding = binding_for(RECONCILER, Arc::new(r.clone()), 1).expect("binding");
     let sandbox_api =
         sandbox::threeport::SandboxApi::start(sandbox::threeport::SandboxOptions::default())

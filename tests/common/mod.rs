@@ -60,14 +60,10 @@ impl ControlPlane {
         obj["ID"].as_u64().expect("ID")
     }
 
-    /// A manager config pointing at this control plane, admin on a random loopback port,
-    /// short timings suitable for tests.
+    /// A manager config pointing at this control plane, with short timings for tests.
     pub fn config(&self) -> Config {
-        let mut c = Config::default();
-        c.nats.urls = vec![self.nats.url()];
+        let mut c = local_config(&self.nats.url());
         c.api.server = self.sandbox.api_server();
-        c.api.auth_enabled = false;
-        c.admin.listen = "127.0.0.1:0".parse().expect("addr");
         c.engine.backoff_base = Duration::from_millis(100);
         c.engine.backoff_cap = Duration::from_secs(1);
         c.engine.lock_conflict_delay = Duration::from_millis(200);
@@ -75,6 +71,29 @@ impl ControlPlane {
         c.shutdown_timeout = Duration::from_secs(5);
         c
     }
+
+    /// Wait until the sandbox shows the WorkloadDefinition `id` as reconciled.
+    pub async fn wait_reconciled(&self, id: u64, limit: Duration) {
+        wait_until(
+            limit,
+            &format!("workload definition {id} reconciled"),
+            || async {
+                self.sandbox
+                    .get_object("workload-definitions", id)
+                    .is_some_and(|o| o["Reconciled"] == true)
+            },
+        )
+        .await;
+    }
+}
+
+/// Defaults, plus: this NATS, admin on a random loopback port, plain-http API.
+pub fn local_config(nats_url: &str) -> Config {
+    let mut c = Config::default();
+    c.nats.urls = vec![nats_url.to_string()];
+    c.admin.listen = "127.0.0.1:0".parse().expect("addr");
+    c.api.auth_enabled = false;
+    c
 }
 
 /// The manager's own client, pointed at a sandbox without auth.
