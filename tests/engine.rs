@@ -497,7 +497,8 @@ async fn shutdown_with_in_flight_work_naks_releases_the_lock_and_reports_not_rea
     let outcome = shutdown.await.expect("join");
     assert_eq!(outcome, ShutdownOutcome::Aborted);
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        // Bounded by shutdown_timeout + the abort grace, not by the blocked reconcile.
+        started.elapsed() < Duration::from_secs(10),
         "shutdown took {:?}",
         started.elapsed()
     );

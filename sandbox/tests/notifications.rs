@@ -240,8 +240,10 @@ async fn notification_rules_and_payloads() {
     let client = async_nats::connect(nats.url()).await.expect("connect");
     let mut sub = client.subscribe("workloadInstance.*").await.expect("sub");
     client.flush().await.expect("flush");
-    let (_, v) = http.post("/v0/workload-instances", wi("i", 1, 2)).await;
-    let msg = tokio::time::timeout(Duration::from_secs(5), sub.next())
+    let (status, v) = http.post("/v0/workload-instances", wi("i", 1, 2)).await;
+    assert_eq!(status, 201, "{v}");
+    // A generous limit: it only matters when the notification never comes.
+    let msg = tokio::time::timeout(Duration::from_secs(30), sub.next())
         .await
         .expect("notification in time")
         .expect("message");
