@@ -204,6 +204,16 @@ impl Metrics {
             .set(workers as i64);
     }
 
+    /// Create, at 0, the API request series the engine itself produces for one object type
+    /// (GET latest, PATCH completion, final DELETE), so dashboards have series before traffic.
+    pub fn init_api_routes(&self, object_path: &str) {
+        let route = format!("/v0/{object_path}/{{id}}");
+        for method in ["GET", "PATCH", "DELETE"] {
+            self.api_requests_total
+                .with_label_values(&[method, &route, "200"]);
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -298,6 +308,10 @@ mod tests {
             assert!(text.contains(&format!("reason=\"{}\"", reason.as_str())));
         }
         assert!(text.contains("threeport_max_concurrent_reconciles{controller=\"workload\",reconciler=\"WorkloadInstanceReconciler\"} 4"));
+        m.init_api_routes("workload-instances");
+        assert!(m.render().contains(
+            "threeport_api_requests_total{code=\"200\",method=\"PATCH\",route=\"/v0/workload-instances/{id}\"} 0"
+        ));
         for name in [
             "threeport_lock_conflicts_total",
             "threeport_lock_lost_total",

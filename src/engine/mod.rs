@@ -168,6 +168,7 @@ impl Engine {
                 for (b, ready) in bindings.into_iter().zip(handles) {
                     deps.metrics
                         .init_reconciler(controller.name, b.reconciler.name, b.workers);
+                    deps.metrics.init_api_routes(b.reconciler.object.path);
                     let rt = Arc::new(ReconcilerRuntime {
                         controller,
                         reconciler: b.reconciler,
