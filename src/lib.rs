@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod health;
+pub mod kube;
 pub mod reconcilers;
 pub mod registry;
 pub mod runtime;
