@@ -239,7 +239,15 @@ async fn notification_rules_and_payloads() {
     // Instances too, and a live subscriber sees the same subject.
     let client = async_nats::connect(nats.url()).await.expect("connect");
     let mut sub = client.subscribe("workloadInstance.*").await.expect("sub");
-    client.flush().await.expect("flush");
+    // flush() only writes our socket; the server may not have processed the SUB before the
+    // sandbox publishes on its own connection. A probe published on this connection comes
+    // back only after the SUB is in place (one connection's operations are ordered).
+    client.publish("workloadInstance.probe", "probe".into()).await.expect("probe");
+    let probe = tokio::time::timeout(Duration::from_secs(30), sub.next())
+        .await
+        .expect("probe in time")
+        .expect("probe");
+    assert_eq!(probe.subject.as_str(), "workloadInstance.probe");
     let (status, v) = http.post("/v0/workload-instances", wi("i", 1, 2)).await;
     assert_eq!(status, 201, "{v}");
     // A generous limit: it only matters when the notification never comes.
