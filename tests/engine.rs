@@ -336,6 +336,11 @@ async fn poison_messages_are_terminated_after_the_configured_attempts_with_delay
         .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.workloadStream.>")
         .await
         .expect("sub");
+    // A request/reply on the same connection: the server has both SUBs once it answers.
+    async_nats::jetstream::new(client.clone())
+        .query_account()
+        .await
+        .expect("round trip");
     let m = start_manager(&cp, &r, 2, |c| {
         c.engine.max_poison_attempts = 4;
         c.engine.backoff_base = Duration::from_millis(200);
