@@ -444,3 +444,19 @@ fn threeport_workload_object_mirrors_spec_3_1_6() {
         json!({"workloadType": "HelmWorkloadInstance", "workloadInstanceId": 3})
     );
 }
+
+#[test]
+fn managed_namespace_golden_values() {
+    // Pinned: a change here would make a retry after an upgrade deploy into a new namespace.
+    // Checked independently with Python:
+    //   n = int.from_bytes(sha256(b"threeport-manager/managed-namespace/42").digest()[:8], "big")
+    //   10 x (alphabet "a-z0-9"[n % 36]; n //= 36)
+    assert_eq!(
+        managed_namespace_name("wordpress", 42),
+        "wordpress-szvd89kqk3"
+    );
+    assert_eq!(
+        managed_namespace_name("wordpress", 1),
+        "wordpress-7bbfed8pf7"
+    );
+}

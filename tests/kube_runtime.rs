@@ -640,3 +640,27 @@ async fn registered_runtime_with_encrypted_key_to_objects_in_the_cluster() {
         assert_eq!(e.retry_class(), RetryClass::Permanent);
     }
 }
+
+#[tokio::test]
+async fn concurrent_workers_share_one_discovery_fetch() {
+    let k = start_kube().await;
+    let rt = std::sync::Arc::new(KubeRuntimes::new(None, settings()));
+    let kri = cert_kri(&k, 1);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let rt = rt.clone();
+        let kri = kri.clone();
+        tasks.push(tokio::spawn(async move {
+            let h = rt.handle_for(&kri, true).unwrap();
+            h.resolve("apps/v1", "Deployment").await.unwrap();
+            h.resolve("batch/v1", "Job").await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let c = k.counters();
+    assert_eq!(c.get("discovery", "/apis/apps/v1"), 1, "{:?}", c.by_request);
+    assert_eq!(c.get("discovery", "/apis/batch/v1"), 1);
+    assert_eq!(rt.clients().len(), 1);
+}

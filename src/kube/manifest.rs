@@ -313,10 +313,10 @@ fn metadata_mut(
     obj: &mut Value,
     document: usize,
 ) -> Result<&mut Map<String, Value>, ManifestError> {
-    let map = obj.as_object_mut().ok_or(ManifestError::NotAnObject {
-        document,
-        found: "not an object",
-    })?;
+    let found = type_name(obj);
+    let map = obj
+        .as_object_mut()
+        .ok_or(ManifestError::NotAnObject { document, found })?;
     map_child(map, "metadata").map_err(|reason| ManifestError::InvalidObject { document, reason })
 }
 

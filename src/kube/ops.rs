@@ -7,7 +7,13 @@
 //! (spec 4.3 item 26). With apply, fields owned by other managers stay, fields the manager
 //! stops sending are removed, and the manager's labels stay because they are part of what it
 //! applies. `force` takes over fields another manager (e.g. a `kubectl edit`) changed, because
-//! Threeport is the source of truth for what it deploys.
+//! Threeport is the source of truth for what it deploys. It also makes Go's special case
+//! for `Service` (a 422 on create-or-update because a full `PUT` tries to clear the
+//! server-assigned `clusterIP`) unnecessary: fields the manifest does not set are not touched.
+//!
+//! Every call has the client's connect/read/write timeouts ([`ClientSettings`]); nothing is
+//! retried here, the engine retries with backoff according to
+//! [`KubeError::retry_class`].
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -446,5 +452,68 @@ impl KubeRuntimes {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(id, _), _| *id != runtime_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::threeport::models::{Common, Instance, SecretString};
+
+    fn kri(control_plane_host: bool) -> KubernetesRuntimeInstance {
+        KubernetesRuntimeInstance {
+            common: Common {
+                id: Some(3),
+                ..Default::default()
+            },
+            instance: Instance {
+                name: Some("host".into()),
+                ..Default::default()
+            },
+            threeport_control_plane_host: Some(control_plane_host),
+            api_endpoint: Some("https://127.0.0.1:1".into()),
+            connection_token: Some(SecretString("t".into())),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn dynamic_object_needs_an_object() {
+        let o = dynamic_object(serde_json::json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":"v"}}))
+            .unwrap();
+        assert_eq!(o.types.unwrap().kind, "ConfigMap");
+        assert_eq!(o.data["data"]["k"], "v");
+        assert!(matches!(
+            dynamic_object(serde_json::json!([1])),
+            Err(KubeError::InvalidObject(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn in_cluster_and_external_handles_are_cached_separately() {
+        let rt = KubeRuntimes::new(None, KubeSettings::default());
+        let inside = rt.handle_for(&kri(true), true).unwrap();
+        let outside = rt.handle_for(&kri(true), false).unwrap();
+        assert_eq!(rt.clients().len(), 2);
+        assert!(!Arc::ptr_eq(inside.discovery(), outside.discovery()));
+        // Same key again: same discovery cache, no new client.
+        let again = rt.handle_for(&kri(true), true).unwrap();
+        assert!(Arc::ptr_eq(inside.discovery(), again.discovery()));
+        assert_eq!(rt.clients().len(), 2);
+        // Without ThreeportControlPlaneHost the in-cluster flag changes nothing.
+        rt.forget(3);
+        assert!(rt.clients().is_empty());
+        rt.handle_for(&kri(false), true).unwrap();
+        rt.handle_for(&kri(false), false).unwrap();
+        assert_eq!(rt.clients().len(), 1);
+        assert_eq!(inside.runtime(), "host (ID 3)");
+    }
+
+    #[test]
+    fn from_config_rejects_a_bad_key() {
+        let mut c = crate::config::Config::default();
+        assert!(KubeRuntimes::from_config(&c, KubeSettings::default()).is_ok());
+        c.encryption_key = Some(crate::config::Secret::new("not base64!"));
+        assert!(KubeRuntimes::from_config(&c, KubeSettings::default()).is_err());
     }
 }
