@@ -896,3 +896,108 @@ async fn kube_register_runtime_encrypts_credentials() {
     k.shutdown().await;
     tp.shutdown().await;
 }
+
+#[tokio::test]
+async fn kube_status_subresource_pagination_and_list_items() {
+    let k = start().await;
+    let client = cert_client(&k).await;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    for n in ["a", "b", "c", "d", "e"] {
+        api.create(&PostParams::default(), &deployment(n, &[("app", "x")], 1))
+            .await
+            .expect("create");
+    }
+
+    // Status is a subresource: ignored by create/replace, written through /status.
+    let d = api.get("a").await.expect("get");
+    assert!(d.status.is_none());
+    let patched = api
+        .patch_status(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"readyReplicas": 1, "replicas": 1}})),
+        )
+        .await
+        .expect("patch status");
+    assert_eq!(
+        patched.status.as_ref().and_then(|s| s.ready_replicas),
+        Some(1)
+    );
+    assert_eq!(patched.metadata.generation, Some(1));
+    let mut d = patched.clone();
+    d.status.as_mut().expect("status").ready_replicas = Some(7);
+    d.spec.as_mut().expect("spec").replicas = Some(2);
+    let replaced = api
+        .replace("a", &PostParams::default(), &d)
+        .await
+        .expect("replace");
+    assert_eq!(
+        replaced.status.and_then(|s| s.ready_replicas),
+        Some(1),
+        "status kept"
+    );
+    assert_eq!(replaced.spec.and_then(|s| s.replicas), Some(2));
+    let st = k
+        .set_status(
+            "apps/v1",
+            "Deployment",
+            Some("default"),
+            "b",
+            json!({"availableReplicas": 1}),
+        )
+        .expect("set_status");
+    assert_eq!(st["status"]["availableReplicas"], 1);
+    assert_eq!(
+        api.get_status("b")
+            .await
+            .expect("get status")
+            .status
+            .and_then(|s| s.available_replicas),
+        Some(1)
+    );
+    assert_eq!(k.counters().get("patch", "deployments/status"), 1);
+
+    // Subresources appear in discovery.
+    let d = Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    let (_, caps) = d
+        .resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"))
+        .expect("deployments");
+    assert!(
+        caps.subresources
+            .iter()
+            .any(|(ar, _)| ar.plural == "status"),
+        "{caps:?}"
+    );
+
+    // limit/continue.
+    let mut names = Vec::new();
+    let mut lp = ListParams::default().limit(2);
+    let mut pages = 0;
+    loop {
+        let page = api.list(&lp).await.expect("page");
+        pages += 1;
+        names.extend(page.items.iter().filter_map(|d| d.metadata.name.clone()));
+        match page.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+            _ => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names, ["a", "b", "c", "d", "e"]);
+
+    // Like the real server, items of built-in lists have no apiVersion/kind; custom ones do.
+    let raw: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &ApiResource::erase::<Deployment>(&()),
+    );
+    let list = raw
+        .list(&ListParams::default())
+        .await
+        .expect("dynamic list");
+    assert!(list.items.iter().all(|o| o.types.is_none()));
+    k.shutdown().await;
+}

@@ -242,7 +242,10 @@ async fn notification_rules_and_payloads() {
     // flush() only writes our socket; the server may not have processed the SUB before the
     // sandbox publishes on its own connection. A probe published on this connection comes
     // back only after the SUB is in place (one connection's operations are ordered).
-    client.publish("workloadInstance.probe", "probe".into()).await.expect("probe");
+    client
+        .publish("workloadInstance.probe", "probe".into())
+        .await
+        .expect("probe");
     let probe = tokio::time::timeout(Duration::from_secs(30), sub.next())
         .await
         .expect("probe in time")

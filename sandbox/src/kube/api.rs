@@ -70,6 +70,8 @@ struct ResourceReq {
     version: String,
     namespace: Option<String>,
     name: Option<String>,
+    /// `status` for `/<name>/status`.
+    subresource: Option<String>,
     verb: &'static str,
 }
 
@@ -101,10 +103,11 @@ fn parse_target(store: &Store, method: &Method, path: &str, watch: bool) -> Resu
         ["namespaces", ns, tail @ ..] if !tail.is_empty() => (Some(ns.to_string()), tail),
         _ => (None, rest),
     };
-    let (plural, name) = match parts {
-        [r] => (*r, None),
-        [r, n] => (*r, Some(n.to_string())),
-        _ => return Err(KErr::path_not_found()), // subresources are not served
+    let (plural, name, subresource) = match parts {
+        [r] => (*r, None, None),
+        [r, n] => (*r, Some(n.to_string()), None),
+        [r, n, "status"] => (*r, Some(n.to_string()), Some("status".to_string())),
+        _ => return Err(KErr::path_not_found()), // other subresources are not served
     };
     let def = store
         .def(group, version, plural)
@@ -116,7 +119,7 @@ fn parse_target(store: &Store, method: &Method, path: &str, watch: bool) -> Resu
     if namespace.is_some() && !def.namespaced {
         return Err(KErr::path_not_found());
     }
-    if name.as_deref() == Some("") {
+    if name.as_deref() == Some("") || (subresource.is_some() && !def.status) {
         return Err(KErr::path_not_found());
     }
     let verb = match (method.as_str(), name.is_some()) {
@@ -136,6 +139,7 @@ fn parse_target(store: &Store, method: &Method, path: &str, watch: bool) -> Resu
         version: version.to_string(),
         namespace,
         name,
+        subresource,
         verb,
     })))
 }
@@ -189,7 +193,10 @@ pub(crate) async fn handle(
     };
     let (verb, resource) = match &target {
         Ok(Target::Discovery(_)) => ("discovery", path.clone()),
-        Ok(Target::Resource(r)) => (r.verb, r.def.plural.clone()),
+        Ok(Target::Resource(r)) => match &r.subresource {
+            Some(sub) => (r.verb, format!("{}/{sub}", r.def.plural)),
+            None => (r.verb, r.def.plural.clone()),
+        },
         Ok(Target::Health) => ("health", path.clone()),
         Ok(Target::Unknown) | Err(_) => ("unknown", path.clone()),
     };
@@ -291,6 +298,10 @@ fn resource_op(
         dry_run,
     };
     let ok = |code: u16, v: &Value| Ok(json_response(code, v, "application/json"));
+    if r.subresource.is_some() {
+        return status_op(app, method, r, q, headers, body, &w)
+            .map(|v| json_response(200, &v, "application/json"));
+    }
     match r.verb {
         "watch" => Err(KErr::method_not_allowed(
             "sandbox: watch is not implemented; use list/get and poll",
@@ -303,15 +314,63 @@ fn resource_op(
                 .map_err(|e| KErr::bad_request(format!("unable to parse requirement: {e}")))?;
             let fsel = FieldSelector::parse(q.get("fieldSelector").map_or("", |s| s.as_str()))
                 .map_err(KErr::bad_request)?;
-            let store = app.store();
-            let res = store.list(&r.def, &r.version, ns, &labels, &fsel);
+            let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+                Some(l) => l
+                    .parse::<i64>()
+                    .map_err(|_| KErr::bad_request(format!("invalid limit {l:?}")))?,
+                None => 0,
+            };
+            let after = match q.get("continue").filter(|c| !c.is_empty()) {
+                Some(c) => Some(decode_continue(c)?),
+                None => None,
+            };
+            let res = app.store().list(&r.def, &r.version, ns, &labels, &fsel);
+            let key = |o: &Value| {
+                (
+                    o["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    o["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            };
+            let mut items: Vec<Value> = res
+                .items
+                .into_iter()
+                .filter(|o| after.as_ref().is_none_or(|a| key(o) > *a))
+                .collect();
+            let mut meta = json!({"resourceVersion": res.resource_version});
+            if limit > 0 && items.len() > limit as usize {
+                let remaining = items.len() - limit as usize;
+                items.truncate(limit as usize);
+                if let Some(last) = items.last() {
+                    meta["continue"] = json!(encode_continue(&key(last), &res.resource_version));
+                }
+                if q.get("labelSelector").is_none_or(|s| s.is_empty())
+                    && q.get("fieldSelector").is_none_or(|s| s.is_empty())
+                {
+                    meta["remainingItemCount"] = json!(remaining);
+                }
+            }
+            if !r.def.custom {
+                // Like the real server, items of built-in lists carry no apiVersion/kind.
+                for o in items.iter_mut() {
+                    if let Value::Object(m) = o {
+                        m.remove("apiVersion");
+                        m.remove("kind");
+                    }
+                }
+            }
             ok(
                 200,
                 &json!({
                     "kind": r.def.list_kind,
                     "apiVersion": r.def.api_version(&r.version),
-                    "metadata": {"resourceVersion": res.resource_version},
-                    "items": res.items,
+                    "metadata": meta,
+                    "items": items,
                 }),
             )
         }
@@ -409,5 +468,114 @@ fn resource_op(
             )
         }
         _ => Err(KErr::path_not_found()),
+    }
+}
+
+/// Continue tokens: base64 of `{"rv":..,"start":[ns,name]}` (the real server's token also
+/// carries a key and a resourceVersion; the sandbox does not serve a snapshot, see README).
+fn encode_continue(key: &(String, String), rv: &str) -> String {
+    use base64::Engine as _;
+    let t = json!({"v": "sandbox/v1", "rv": rv, "start": [key.0, key.1]});
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t.to_string())
+}
+
+fn decode_continue(c: &str) -> Result<(String, String), KErr> {
+    use base64::Engine as _;
+    let bad = || {
+        KErr::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    match (v["start"][0].as_str(), v["start"][1].as_str()) {
+        (Some(ns), Some(name)) => Ok((ns.to_string(), name.to_string())),
+        _ => Err(bad()),
+    }
+}
+
+fn patch_content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// `GET|PUT|PATCH .../<name>/status`: only `status` is read from the request.
+fn status_op(
+    app: &App,
+    method: &Method,
+    r: &ResourceReq,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    w: &Writer,
+) -> Result<Value, KErr> {
+    let ns = r.namespace.as_deref();
+    let name = r.name.as_deref().unwrap_or_default();
+    let mut store = app.store();
+    match r.verb {
+        "get" => store.get(&r.def, &r.version, ns, name),
+        "update" => {
+            let obj = parse_body(headers, body)?;
+            if let Some(n) = obj["metadata"]["name"].as_str() {
+                if n != name {
+                    return Err(KErr::bad_request(format!(
+                        "the name of the object ({n}) does not match the name on the URL ({name})"
+                    )));
+                }
+            }
+            let rv = obj["metadata"]["resourceVersion"].as_str();
+            store.write_status(
+                &r.def,
+                &r.version,
+                ns,
+                name,
+                obj.get("status").cloned(),
+                rv,
+                w,
+            )
+        }
+        "patch" => {
+            let current = store.get(&r.def, &r.version, ns, name)?;
+            let ct = patch_content_type(headers);
+            let (status, rv) = match ct.as_str() {
+                "application/merge-patch+json" => {
+                    let patch = parse_body(headers, body)?;
+                    let mut whole = current.clone();
+                    crate::kube::fields::merge_patch(&mut whole, &patch);
+                    let rv = patch["metadata"]["resourceVersion"].as_str().map(String::from);
+                    (whole.get("status").cloned(), rv)
+                }
+                "application/apply-patch+yaml" => {
+                    if q.get("fieldManager").is_none_or(|m| m.is_empty()) {
+                        return Err(KErr::bad_request(
+                            "PATCH, application/apply-patch+yaml requires fieldManager to be set",
+                        ));
+                    }
+                    let cfg = serde_yaml_ng::from_slice::<Value>(body)
+                        .map_err(|e| KErr::bad_request(format!("error decoding YAML: {e}")))?;
+                    let mut st = current.get("status").cloned().unwrap_or(json!({}));
+                    if let Some(s) = cfg.get("status") {
+                        crate::kube::fields::apply_merge(&mut st, s);
+                    }
+                    (Some(st), None)
+                }
+                other => {
+                    return Err(KErr::unsupported_media_type(format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/apply-patch+yaml (sandbox: {other:?} is not implemented)"
+                    )))
+                }
+            };
+            store.write_status(&r.def, &r.version, ns, name, status, rv.as_deref(), w)
+        }
+        _ => Err(KErr::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method})"
+        ))),
     }
 }

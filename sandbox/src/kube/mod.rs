@@ -216,6 +216,30 @@ impl KubeSandboxHandle {
         store.get(&def, v, namespace, name).ok()
     }
 
+    /// Set (or with `Value::Null` remove) an object's `status`, as a controller would through
+    /// the status subresource: resourceVersion is bumped, nothing else changes. Returns the
+    /// updated object, or `None` if the type or object does not exist.
+    pub fn set_status(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        status: Value,
+    ) -> Option<Value> {
+        let (g, v) = split_api_version(api_version);
+        let mut store = self.app.store();
+        let def = store.def_by_kind(g, v, kind).cloned()?;
+        let w = store::Writer {
+            manager: "sandbox".into(),
+            dry_run: false,
+        };
+        let status = (!status.is_null()).then_some(status);
+        store
+            .write_status(&def, v, namespace, name, status, None, &w)
+            .ok()
+    }
+
     /// Register this cluster in a sandbox Threeport API: POST a KubernetesRuntimeDefinition
     /// `<name>-def` (InfraProvider `kind`, Reconciled) and a KubernetesRuntimeInstance `name`
     /// (Location `Local`, APIEndpoint, CACertificate, the credentials chosen by `auth`,

@@ -33,6 +33,8 @@ pub(crate) struct ResourceDef {
     /// Has a `status` subresource: `status` is dropped on create and kept on update/patch of
     /// the main resource.
     pub status: bool,
+    /// Defined by a CustomResourceDefinition (list items keep `apiVersion`/`kind`).
+    pub custom: bool,
 }
 
 impl ResourceDef {
@@ -315,6 +317,7 @@ pub(crate) fn builtins() -> Vec<ResourceDef> {
             categories: cat.iter().map(|s| s.to_string()).collect(),
             generation: *gen,
             status: *st,
+            custom: false,
         })
         .collect()
 }
@@ -443,9 +446,9 @@ pub(crate) fn api_resource_list(defs: &[ResourceDef], group: &str, version: &str
         return None;
     }
     rs.sort_by(|a, b| a.plural.cmp(&b.plural));
-    let resources: Vec<Value> = rs
-        .iter()
-        .map(|d| {
+    let mut resources: Vec<Value> = Vec::new();
+    for d in rs {
+        resources.push({
             let mut r = json!({
                 "name": d.plural,
                 "singularName": d.singular,
@@ -462,8 +465,17 @@ pub(crate) fn api_resource_list(defs: &[ResourceDef], group: &str, version: &str
                 }
             }
             r
-        })
-        .collect();
+        });
+        if d.status {
+            resources.push(json!({
+                "name": format!("{}/status", d.plural),
+                "singularName": "",
+                "namespaced": d.namespaced,
+                "kind": d.kind,
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+    }
     Some(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -510,6 +522,16 @@ fn aggregated_group(defs: &[ResourceDef], group: &str, versions: &[String]) -> V
                         }
                         if !d.categories.is_empty() {
                             o.insert("categories".into(), json!(d.categories));
+                        }
+                        if d.status {
+                            o.insert(
+                                "subresources".into(),
+                                json!([{
+                                    "subresource": "status",
+                                    "responseKind": {"group": group, "version": v, "kind": d.kind},
+                                    "verbs": ["get", "patch", "update"],
+                                }]),
+                            );
                         }
                     }
                     r

@@ -643,6 +643,7 @@ impl Store {
         mut new: Value,
         managed: Option<Vec<Managed>>,
         w: &Writer,
+        status_write: bool,
     ) -> Result<Value, KErr> {
         {
             let old_m = meta(old).cloned().unwrap_or_default();
@@ -661,7 +662,7 @@ impl Store {
             }
             m.remove("selfLink");
         }
-        if def.status {
+        if def.status && !status_write {
             match old.get("status") {
                 Some(s) => new["status"] = s.clone(),
                 None => {
@@ -676,7 +677,7 @@ impl Store {
         }
         let crd = def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions";
         let name = key.1.clone();
-        if crd {
+        if crd && !status_write {
             let rd = crd_def(&new).map_err(|(field, msg)| {
                 KErr::invalid(def, &name, &field, "FieldValueInvalid", &msg)
             })?;
@@ -783,7 +784,35 @@ impl Store {
         Self::check_namespace(def, ns, &mut obj)?;
         let (key, old) = self.existing(def, ns, name)?;
         Self::check_rv(def, name, &old, meta_str(&obj, "resourceVersion"))?;
-        self.commit_update(def, version, key, &old, obj, None, w)
+        self.commit_update(def, version, key, &old, obj, None, w, false)
+    }
+
+    /// Write the `status` subresource: only `status` changes (set, or removed with `None`);
+    /// managedFields are left as they are.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn write_status(
+        &mut self,
+        def: &ResourceDef,
+        version: &str,
+        ns: Option<&str>,
+        name: &str,
+        status: Option<Value>,
+        rv: Option<&str>,
+        w: &Writer,
+    ) -> Result<Value, KErr> {
+        let (key, old) = self.existing(def, ns, name)?;
+        Self::check_rv(def, name, &old, rv)?;
+        let mut new = old.clone();
+        match status {
+            Some(s) => new["status"] = s,
+            None => {
+                if let Value::Object(m) = &mut new {
+                    m.remove("status");
+                }
+            }
+        }
+        let entries = read_managed(&old);
+        self.commit_update(def, version, key, &old, new, Some(entries), w, true)
     }
 
     pub(crate) fn merge_patch(
@@ -806,7 +835,7 @@ impl Store {
         Self::check_namespace(def, ns, &mut new)?;
         let given = patch["metadata"]["resourceVersion"].as_str();
         Self::check_rv(def, name, &old, given)?;
-        self.commit_update(def, version, key, &old, new, None, w)
+        self.commit_update(def, version, key, &old, new, None, w, false)
     }
 
     /// Server-side apply (an approximation; see the module docs and the README).
@@ -920,7 +949,7 @@ impl Store {
             time: now(),
             fields: applied,
         });
-        self.commit_update(def, version, key, &old, new, Some(entries), w)
+        self.commit_update(def, version, key, &old, new, Some(entries), w, false)
     }
 
     pub(crate) fn delete(
@@ -1117,6 +1146,7 @@ fn crd_def(obj: &Value) -> Result<ResourceDef, (String, String)> {
         categories: strs(&names["categories"]),
         generation: true,
         status,
+        custom: true,
     })
 }
 
