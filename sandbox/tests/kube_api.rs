@@ -1001,3 +1001,48 @@ async fn kube_status_subresource_pagination_and_list_items() {
     assert!(list.items.iter().all(|o| o.types.is_none()));
     k.shutdown().await;
 }
+
+#[tokio::test]
+async fn kube_json_patch_and_foreign_client_cert() {
+    let k = start().await;
+    let client = cert_client(&k).await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "c", "labels": {"a": "1", "b": "2"}}, "data": {"k": "v"}}),
+    )
+    .expect("cm");
+    api.create(&PostParams::default(), &cm)
+        .await
+        .expect("create");
+    // kube's `Patch::Json` needs its `jsonpatch` feature; send the request directly.
+    let ops = json!([
+        {"op": "remove", "path": "/metadata/labels/b"},
+        {"op": "replace", "path": "/data/k", "value": "w"}
+    ]);
+    let req = hyper::Request::patch("/api/v1/namespaces/default/configmaps/c")
+        .header("content-type", "application/json-patch+json")
+        .body(serde_json::to_vec(&ops).expect("ops"))
+        .expect("request");
+    let c: ConfigMap = client.request(req).await.expect("json patch");
+    assert_eq!(c.metadata.labels.expect("labels").len(), 1);
+    assert_eq!(c.data.expect("data")["k"], "w");
+
+    // A client certificate from another CA fails the TLS handshake (not a 401), as with a
+    // real server configured with --client-ca-file.
+    let other = start().await;
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: u\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: s\n  context:\n    cluster: s\n    user: u\ncurrent-context: s\n",
+        k.url(),
+        b64(k.ca_pem()),
+        b64(other.client_cert_pem()),
+        b64(other.client_key_pem())
+    );
+    let foreign = Client::try_from(config_from_yaml(&yaml).await).expect("client");
+    let e = foreign
+        .apiserver_version()
+        .await
+        .expect_err("foreign cert refused");
+    assert!(!matches!(e, kube::Error::Api(_)), "{e:?}");
+    other.shutdown().await;
+    k.shutdown().await;
+}

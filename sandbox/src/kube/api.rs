@@ -398,11 +398,12 @@ fn resource_op(
                 .unwrap_or_default();
             let ct = ct.split(';').next().unwrap_or_default().trim();
             match ct {
-                "application/merge-patch+json" => {
+                "application/merge-patch+json" | "application/json-patch+json" => {
                     let patch = parse_body(headers, body)?;
+                    let json_patch = ct == "application/json-patch+json";
                     let v = app
                         .store()
-                        .merge_patch(&r.def, &r.version, ns, name, &patch, &w)?;
+                        .patch(&r.def, &r.version, ns, name, &patch, json_patch, &w)?;
                     ok(200, &v)
                 }
                 "application/apply-patch+yaml" => {
@@ -420,7 +421,7 @@ fn resource_op(
                     ok(if existed { 200 } else { 201 }, &v)
                 }
                 other => Err(KErr::unsupported_media_type(format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/apply-patch+yaml (sandbox: {other:?} is not implemented)"
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (sandbox: {other:?} is not implemented)"
                 ))),
             }
         }

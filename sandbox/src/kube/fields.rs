@@ -34,6 +34,131 @@ pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+fn pointer_tokens(ptr: &str) -> Result<Vec<String>, String> {
+    if ptr.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rest = ptr
+        .strip_prefix('/')
+        .ok_or_else(|| format!("invalid JSON pointer {ptr:?}"))?;
+    Ok(rest
+        .split('/')
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect())
+}
+
+fn parent_mut<'a>(doc: &'a mut Value, toks: &[String]) -> Result<&'a mut Value, String> {
+    let mut cur = doc;
+    for t in toks {
+        cur = match cur {
+            Value::Object(m) => m
+                .get_mut(t)
+                .ok_or_else(|| format!("missing path element {t:?}"))?,
+            Value::Array(a) => {
+                let i: usize = t
+                    .parse()
+                    .map_err(|_| format!("invalid array index {t:?}"))?;
+                a.get_mut(i)
+                    .ok_or_else(|| format!("array index {i} out of range"))?
+            }
+            _ => return Err(format!("cannot descend into a scalar at {t:?}")),
+        };
+    }
+    Ok(cur)
+}
+
+fn json_add(doc: &mut Value, ptr: &str, v: Value) -> Result<(), String> {
+    let toks = pointer_tokens(ptr)?;
+    let Some((last, parent)) = toks.split_last() else {
+        *doc = v;
+        return Ok(());
+    };
+    match parent_mut(doc, parent)? {
+        Value::Object(m) => {
+            m.insert(last.clone(), v);
+        }
+        Value::Array(a) => {
+            let i = if last == "-" {
+                a.len()
+            } else {
+                last.parse::<usize>()
+                    .map_err(|_| format!("invalid array index {last:?}"))?
+            };
+            if i > a.len() {
+                return Err(format!("array index {i} out of range"));
+            }
+            a.insert(i, v);
+        }
+        _ => return Err(format!("cannot add to a scalar at {ptr:?}")),
+    }
+    Ok(())
+}
+
+fn json_remove(doc: &mut Value, ptr: &str) -> Result<Value, String> {
+    let toks = pointer_tokens(ptr)?;
+    let Some((last, parent)) = toks.split_last() else {
+        return Err("cannot remove the whole document".into());
+    };
+    match parent_mut(doc, parent)? {
+        Value::Object(m) => m
+            .remove(last)
+            .ok_or_else(|| format!("unable to remove nonexistent key: {last}")),
+        Value::Array(a) => {
+            let i: usize = last
+                .parse()
+                .map_err(|_| format!("invalid array index {last:?}"))?;
+            if i >= a.len() {
+                return Err(format!("array index {i} out of range"));
+            }
+            Ok(a.remove(i))
+        }
+        _ => Err(format!("cannot remove from a scalar at {ptr:?}")),
+    }
+}
+
+/// RFC 6902 JSON patch (add, remove, replace, move, copy, test).
+pub(crate) fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
+    let ops = ops.as_array().ok_or("a JSON patch must be an array")?;
+    for op in ops {
+        let path = op["path"].as_str().ok_or("missing path")?;
+        let value = || {
+            op.get("value")
+                .cloned()
+                .ok_or_else(|| "missing value".to_string())
+        };
+        match op["op"].as_str().unwrap_or_default() {
+            "add" => json_add(doc, path, value()?)?,
+            "remove" => {
+                json_remove(doc, path)?;
+            }
+            "replace" => {
+                json_remove(doc, path)?;
+                json_add(doc, path, value()?)?;
+            }
+            "move" => {
+                let from = op["from"].as_str().ok_or("missing from")?;
+                let v = json_remove(doc, from)?;
+                json_add(doc, path, v)?;
+            }
+            "copy" => {
+                let from = op["from"].as_str().ok_or("missing from")?;
+                let v = doc
+                    .pointer(from)
+                    .cloned()
+                    .ok_or_else(|| format!("missing path {from:?}"))?;
+                json_add(doc, path, v)?;
+            }
+            "test" => {
+                if doc.pointer(path) != Some(&value()?) {
+                    return Err(format!("testing value {path} failed"));
+                }
+            }
+            other => return Err(format!("unexpected kind: {other}")),
+        }
+    }
+    Ok(())
+}
+
 /// Deep merge for apply: maps merge key by key, anything else (lists included) replaces;
 /// `null` removes the key.
 pub(crate) fn apply_merge(target: &mut Value, cfg: &Value) {
@@ -227,6 +352,30 @@ mod tests {
         let mut t = json!(["a"]);
         merge_patch(&mut t, &json!({"a":"c"}));
         assert_eq!(t, json!({"a":"c"}));
+    }
+
+    #[test]
+    fn json_patch_ops() {
+        let mut d = json!({"metadata":{"labels":{"a":"1","b/c":"2"}},"list":[1,2,3]});
+        json_patch(
+            &mut d,
+            &json!([
+                {"op":"remove","path":"/metadata/labels/b~1c"},
+                {"op":"add","path":"/metadata/labels/x","value":"y"},
+                {"op":"replace","path":"/list/0","value":9},
+                {"op":"add","path":"/list/-","value":4},
+                {"op":"test","path":"/list/1","value":2},
+                {"op":"copy","from":"/list","path":"/copy"},
+                {"op":"move","from":"/copy","path":"/moved"}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            d,
+            json!({"metadata":{"labels":{"a":"1","x":"y"}},"list":[9,2,3,4],"moved":[9,2,3,4]})
+        );
+        assert!(json_patch(&mut d, &json!([{"op":"test","path":"/list/0","value":1}])).is_err());
+        assert!(json_patch(&mut d, &json!([{"op":"remove","path":"/nope"}])).is_err());
     }
 
     #[test]

@@ -815,26 +815,42 @@ impl Store {
         self.commit_update(def, version, key, &old, new, Some(entries), w, true)
     }
 
-    pub(crate) fn merge_patch(
+    /// Merge patch (`json_patch` false) or RFC 6902 JSON patch (`json_patch` true).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn patch(
         &mut self,
         def: &ResourceDef,
         version: &str,
         ns: Option<&str>,
         name: &str,
         patch: &Value,
+        json_patch: bool,
         w: &Writer,
     ) -> Result<Value, KErr> {
         let (key, old) = self.existing(def, ns, name)?;
-        if !patch.is_object() {
-            return Err(KErr::bad_request("merge patch must be a JSON object"));
-        }
         let mut new = Self::render(def, version, &old);
-        fields::merge_patch(&mut new, patch);
+        if json_patch {
+            fields::json_patch(&mut new, patch).map_err(|e| {
+                KErr::invalid(
+                    def,
+                    name,
+                    "",
+                    "FieldValueInvalid",
+                    &format!("the server rejected our request due to an error in our request: {e}"),
+                )
+            })?;
+        } else {
+            if !patch.is_object() {
+                return Err(KErr::bad_request("merge patch must be a JSON object"));
+            }
+            fields::merge_patch(&mut new, patch);
+        }
         Self::check_type(def, version, &mut new)?;
         Self::check_name(&new, name)?;
         Self::check_namespace(def, ns, &mut new)?;
-        let given = patch["metadata"]["resourceVersion"].as_str();
-        Self::check_rv(def, name, &old, given)?;
+        // A resourceVersion in the patched object is a precondition.
+        let given = meta_str(&new, "resourceVersion").map(String::from);
+        Self::check_rv(def, name, &old, given.as_deref())?;
         self.commit_update(def, version, key, &old, new, None, w, false)
     }
 
