@@ -85,9 +85,14 @@ pub fn engine_settings(config: &Config) -> EngineSettings {
 /// The reconcilers the config enables, with their worker counts.
 pub fn configured_bindings(config: &Config) -> Result<Vec<Binding>, RuntimeError> {
     let mut out = Vec::new();
-    for controller in config.enabled_controllers()? {
+    let controllers = config.enabled_controllers()?;
+    if controllers.is_empty() {
+        return Ok(out);
+    }
+    let deps = crate::reconcilers::ReconcilerDeps::from_config(config).map_err(RuntimeError::Startup)?;
+    for controller in controllers {
         for reconciler in controller.reconcilers {
-            let handler = crate::reconcilers::handler_for(reconciler.name).ok_or_else(|| {
+            let handler = crate::reconcilers::handler_for(reconciler.name, &deps).ok_or_else(|| {
                 RuntimeError::Startup(format!(
                     "controller {} is marked implemented but has no reconciler {}",
                     controller.name, reconciler.name
