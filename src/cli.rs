@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::config::{CliOverrides, Config, ConfigError, LoadSources, LogConfig, LogFormat};
+use crate::config::{
+    CliOverrides, Config, ConfigError, LoadSources, LogConfig, LogFormat, TelemetryConfig,
+};
 use crate::registry::{ControllerSpec, CONTROLLERS};
 
 /// Exit status for an invalid configuration or invalid flags (clap uses 2 for usage errors).
@@ -347,21 +349,12 @@ pub fn render_check_config(config: &Config, output: ConfigOutput) -> Result<Stri
 // ---------------------------------------------------------------------------------------------
 
 /// Install the global tracing subscriber: JSON lines or pretty text on stderr, filtered by
-/// `log.level`. Fails if the directive does not parse or a subscriber is already set.
-pub fn init_tracing(log: &LogConfig) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::builder()
-        .parse(&log.level)
-        .map_err(|e| format!("log.level: {e}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match log.format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .try_init(),
-        LogFormat::Pretty => builder.pretty().try_init(),
-    };
-    result.map_err(|e| format!("cannot install the log subscriber: {e}"))
+/// `log.level`, plus OpenTelemetry trace export when `telemetry.otlp_endpoint` is set (see
+/// [`crate::runtime::telemetry`]). Fails if the directive does not parse or a subscriber is
+/// already set. Keep the guard until the manager has stopped, then shut it down to flush.
+pub fn init_tracing(
+    log: &LogConfig,
+    telemetry: &TelemetryConfig,
+) -> Result<crate::runtime::telemetry::TelemetryGuard, String> {
+    crate::runtime::telemetry::init(log, telemetry)
 }

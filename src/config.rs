@@ -348,7 +348,8 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetryConfig {
-    /// OTLP endpoint (`http://` or `https://`); unset = no export.
+    /// OTLP/HTTP (protobuf) endpoint (`http://` or `https://`), spans posted to
+    /// `<endpoint>/v1/traces`; unset = no export.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otlp_endpoint: Option<String>,
     pub service_name: String,

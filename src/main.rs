@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use threeport_manager::cli::{self, Cli, Command, EXIT_INVALID_CONFIG, EXIT_RUNTIME_ERROR};
 use threeport_manager::config::Config;
+use threeport_manager::runtime::telemetry::SHUTDOWN_FLUSH_TIMEOUT;
 
 fn main() -> ExitCode {
     // clap prints help/version (exit 0) and usage errors (exit 2) itself.
@@ -50,12 +51,16 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
-    cli::init_tracing(&config.log).map_err(anyhow::Error::msg)?;
+    let telemetry =
+        cli::init_tracing(&config.log, &config.telemetry).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("threeport-manager")
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(threeport_manager::runtime::run(config))?;
+    let result = runtime.block_on(threeport_manager::runtime::run(config));
+    // The manager has stopped: export the last spans (bounded), whatever the outcome.
+    telemetry.shutdown(SHUTDOWN_FLUSH_TIMEOUT);
+    result?;
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod metrics;
 pub mod notification;
 pub mod reconciler;
+pub mod trace_context;
 pub mod worker;
 
 use std::sync::Arc;

@@ -318,6 +318,7 @@ pub async fn handle_message(
         operation = notif.operation.as_str(),
         delivered,
     );
+    super::trace_context::set_remote_parent(&span, msg.headers.as_ref());
     async move {
         let started = Instant::now();
         let result = attempt(&rt, &msg, &notif, delivered, &abort).await;
