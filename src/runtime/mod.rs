@@ -7,7 +7,6 @@
 pub mod admin;
 pub mod nats;
 pub mod signals;
-pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -90,15 +89,17 @@ pub fn configured_bindings(config: &Config) -> Result<Vec<Binding>, RuntimeError
     if controllers.is_empty() {
         return Ok(out);
     }
-    let deps = crate::reconcilers::ReconcilerDeps::from_config(config).map_err(RuntimeError::Startup)?;
+    let deps =
+        crate::reconcilers::ReconcilerDeps::from_config(config).map_err(RuntimeError::Startup)?;
     for controller in controllers {
         for reconciler in controller.reconcilers {
-            let handler = crate::reconcilers::handler_for(reconciler.name, &deps).ok_or_else(|| {
-                RuntimeError::Startup(format!(
-                    "controller {} is marked implemented but has no reconciler {}",
-                    controller.name, reconciler.name
-                ))
-            })?;
+            let handler =
+                crate::reconcilers::handler_for(reconciler.name, &deps).ok_or_else(|| {
+                    RuntimeError::Startup(format!(
+                        "controller {} is marked implemented but has no reconciler {}",
+                        controller.name, reconciler.name
+                    ))
+                })?;
             out.push(Binding {
                 controller,
                 reconciler,
@@ -195,6 +196,12 @@ impl Manager {
             settings: engine_settings(&config),
             instance_id,
         };
+        if let Some(endpoint) = &config.telemetry.otlp_endpoint {
+            warn!(
+                endpoint = %crate::config::redact_url(endpoint),
+                "telemetry.otlp_endpoint is set but OTLP trace export is not implemented yet; no traces are exported"
+            );
+        }
         let names: Vec<_> = bindings
             .iter()
             .map(|b| format!("{}x{}", b.reconciler.name, b.workers))
@@ -206,7 +213,6 @@ impl Manager {
             nats = ?config.nats.urls.iter().map(|u| crate::config::redact_url(u)).collect::<Vec<_>>(),
             api_server = %config.api.server,
             reconcilers = ?names,
-            otlp_endpoint = ?config.telemetry.otlp_endpoint.as_deref().map(crate::config::redact_url),
             "threeport-manager started"
         );
         Ok(Manager {
