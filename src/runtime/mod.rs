@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod nats;
 pub mod signals;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -196,12 +197,6 @@ impl Manager {
             settings: engine_settings(&config),
             instance_id,
         };
-        if let Some(endpoint) = &config.telemetry.otlp_endpoint {
-            warn!(
-                endpoint = %crate::config::redact_url(endpoint),
-                "telemetry.otlp_endpoint is set but OTLP trace export is not implemented yet; no traces are exported"
-            );
-        }
         let names: Vec<_> = bindings
             .iter()
             .map(|b| format!("{}x{}", b.reconciler.name, b.workers))
@@ -213,6 +208,7 @@ impl Manager {
             nats = ?config.nats.urls.iter().map(|u| crate::config::redact_url(u)).collect::<Vec<_>>(),
             api_server = %config.api.server,
             reconcilers = ?names,
+            otlp_endpoint = ?config.telemetry.otlp_endpoint.as_deref().map(crate::config::redact_url),
             "threeport-manager started"
         );
         Ok(Manager {
