@@ -272,11 +272,20 @@ fn spec_part(v: &Value) -> Value {
     c
 }
 
+/// The object for no-op detection: no resourceVersion, managedFields without times and in a
+/// fixed order (a write that only moves ownership is still a write, as in the real server).
 fn without_volatile(v: &Value) -> Value {
     let mut c = v.clone();
     if let Some(Value::Object(m)) = c.get_mut("metadata") {
-        m.remove("managedFields");
         m.remove("resourceVersion");
+        if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
+            for e in entries.iter_mut() {
+                if let Value::Object(o) = e {
+                    o.remove("time");
+                }
+            }
+            entries.sort_by_key(|e| (e["manager"].to_string(), e["operation"].to_string()));
+        }
     }
     c
 }
@@ -1193,6 +1202,54 @@ fn crd_status(obj: &Value, rd: &ResourceDef) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apply_keeps_co_owned_fields_and_drops_the_rest() {
+        let mut st = Store::new();
+        let def = st.def("", "v1", "configmaps").cloned().unwrap();
+        let w = |m: &str| Writer {
+            manager: m.into(),
+            dry_run: false,
+        };
+        let cfg = |data: Value| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "c", "namespace": "default"}, "data": data})
+        };
+        let ns = Some("default");
+        st.apply(
+            &def,
+            "v1",
+            ns,
+            "c",
+            cfg(json!({"a": "1", "b": "2"})),
+            false,
+            &w("m1"),
+        )
+        .unwrap();
+        // Same value: shared ownership, no conflict even without force.
+        st.apply(&def, "v1", ns, "c", cfg(json!({"a": "1"})), false, &w("m2"))
+            .unwrap();
+        // Different value owned by m1: conflict without force.
+        let e = st
+            .apply(&def, "v1", ns, "c", cfg(json!({"b": "3"})), false, &w("m2"))
+            .unwrap_err();
+        assert_eq!(e.code, 409);
+        let mut only_labels = cfg(json!(null));
+        only_labels.as_object_mut().unwrap().remove("data");
+        only_labels["metadata"]["labels"] = json!({"x": "y"});
+        let out = st
+            .apply(&def, "v1", ns, "c", only_labels, false, &w("m1"))
+            .unwrap();
+        assert_eq!(out["data"], json!({"a": "1"}), "{out}");
+        assert_eq!(out["metadata"]["labels"], json!({"x": "y"}));
+        let managers: Vec<&str> = out["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["manager"].as_str().unwrap())
+            .collect();
+        assert_eq!(managers, ["m2", "m1"]);
+    }
 
     #[test]
     fn names() {
