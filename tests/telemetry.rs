@@ -300,3 +300,76 @@ async fn reconcile_spans_are_exported_as_a_tree_under_the_remote_parent() {
     flush().await;
     assert!(*rx.requests.lock().expect("lock") > 0);
 }
+
+/// The binary with an unreachable collector (credentials in its URL): it runs, says where
+/// traces go without the password, and still exits 0 promptly on SIGTERM after its bounded
+/// final flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_and_stops_cleanly_with_an_unreachable_collector() {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
+
+    const OTLP_PASSWORD: &str = "otlp-pw-7c1d";
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port()
+    };
+    let nats = sandbox::nats::NatsServer::start().expect("nats-server");
+    let admin_port = free_port();
+    // Nothing listens there once the probe listener above is dropped.
+    let collector = format!("http://otel:{OTLP_PASSWORD}@127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("API_SERVER", "127.0.0.1:9")
+        .env("AUTH_ENABLED", "false")
+        .env("THREEPORT_MANAGER__TELEMETRY__OTLP_ENDPOINT", &collector)
+        .args([
+            "--nats-url",
+            &nats.url(),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn threeport-manager");
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
+    wait_until(LIMIT, "readyz 200", || async {
+        tokio::net::TcpStream::connect(admin).await.is_ok()
+            && http_get(admin, "/readyz").await.0 == 200
+    })
+    .await;
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("threeport-manager did not exit within 20 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0), "clean shutdown exits 0");
+    let mut out = String::new();
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut out);
+    }
+    assert!(out.contains("exporting traces over OTLP/HTTP"), "{out}");
+    assert!(out.contains("shutdown complete"), "{out}");
+    assert!(
+        !out.contains(OTLP_PASSWORD),
+        "a secret reached the logs:\n{out}"
+    );
+}
