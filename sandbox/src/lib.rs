@@ -8,6 +8,7 @@
 //!   notifications to JetStream exactly as the real API does.
 #![forbid(unsafe_code)]
 
+pub mod faults;
 pub mod kube;
 pub mod nats;
 pub mod threeport;

@@ -1,10 +1,8 @@
 //! Fault injection and request counters for the Kubernetes sandbox, changeable while it runs.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::Duration;
 
-use rand::Rng;
+use crate::faults::{FaultInjector, RequestCounts, RequestFilter};
 
 /// Which requests a [`KubeFaults::fail_next`] rule applies to. `None` matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,82 +14,18 @@ pub struct KubeRouteFilter {
     pub resource: Option<String>,
 }
 
-impl KubeRouteFilter {
+impl RequestFilter for KubeRouteFilter {
     fn matches(&self, verb: &str, resource: &str) -> bool {
         self.verb.is_none_or(|v| v == verb)
             && self.resource.as_deref().is_none_or(|r| r == resource)
     }
 }
 
-#[derive(Debug, Default)]
-struct FaultState {
-    error_rate: Option<(f64, u16)>,
-    latency: Duration,
-    fail_next: Vec<(usize, u16, KubeRouteFilter)>,
-}
-
 /// Fault injection. An injected error is answered with a Kubernetes `Status` (message
 /// `sandbox: injected fault`, reason derived from the status code) before the request is
 /// handled, so it has no side effect. Authentication is checked first: unauthenticated
 /// requests are never faulted.
-#[derive(Debug, Default)]
-pub struct KubeFaults {
-    state: Mutex<FaultState>,
-}
-
-impl KubeFaults {
-    fn with<R>(&self, f: impl FnOnce(&mut FaultState) -> R) -> R {
-        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut g)
-    }
-
-    /// Fail each request with probability `p` (0.0..=1.0) with `status`. `p <= 0` disables.
-    pub fn set_error_rate(&self, p: f64, status: u16) {
-        self.with(|s| s.error_rate = (p > 0.0).then_some((p.min(1.0), status)));
-    }
-
-    /// Delay every authenticated request by `d` before it is handled.
-    pub fn set_latency(&self, d: Duration) {
-        self.with(|s| s.latency = d);
-    }
-
-    /// Fail the next `n` requests matching `filter` with `status`, in the order rules were added.
-    pub fn fail_next(&self, n: usize, status: u16, filter: KubeRouteFilter) {
-        if n > 0 {
-            self.with(|s| s.fail_next.push((n, status, filter)));
-        }
-    }
-
-    /// Remove every fault.
-    pub fn clear(&self) {
-        self.with(|s| *s = FaultState::default());
-    }
-
-    pub(crate) fn latency(&self) -> Duration {
-        self.with(|s| s.latency)
-    }
-
-    pub(crate) fn decide(&self, verb: &str, resource: &str) -> Option<u16> {
-        self.with(|s| {
-            if let Some(i) = s
-                .fail_next
-                .iter()
-                .position(|(_, _, f)| f.matches(verb, resource))
-            {
-                let status = s.fail_next[i].1;
-                s.fail_next[i].0 -= 1;
-                if s.fail_next[i].0 == 0 {
-                    s.fail_next.remove(i);
-                }
-                return Some(status);
-            }
-            match s.error_rate {
-                Some((p, status)) if rand::thread_rng().gen_bool(p) => Some(status),
-                _ => None,
-            }
-        })
-    }
-}
+pub type KubeFaults = FaultInjector<KubeRouteFilter>;
 
 /// A snapshot of request counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -137,22 +71,18 @@ impl KubeCounters {
     }
 }
 
+/// Where the server records requests; [`CounterStore::snapshot`] gives [`KubeCounters`].
 #[derive(Debug, Default)]
-pub(crate) struct CounterStore {
-    inner: Mutex<KubeCounters>,
-}
+pub(crate) struct CounterStore(RequestCounts);
 
 impl CounterStore {
     pub(crate) fn record(&self, verb: &str, resource: &str, status: u16) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        *g.by_request
-            .entry((verb.to_string(), resource.to_string(), status))
-            .or_insert(0) += 1;
-        g.total += 1;
+        self.0.record(verb, resource, status);
     }
 
     pub(crate) fn snapshot(&self) -> KubeCounters {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let (by_request, total) = self.0.snapshot();
+        KubeCounters { by_request, total }
     }
 }
 
