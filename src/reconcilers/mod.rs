@@ -2,6 +2,8 @@
 //! reconciler. A controller is enabled only when the registry marks it implemented; enabling
 //! one that is not is a start-up error rather than a silent no-op.
 
+pub mod workload;
+
 use std::sync::Arc;
 
 use crate::config::Config;
@@ -25,10 +27,17 @@ impl ReconcilerDeps {
     }
 }
 
-/// The implementation of a registry reconciler, by its Threeport name.
-pub fn handler_for(
-    _reconciler_name: &str,
-    _deps: &ReconcilerDeps,
-) -> Option<Arc<dyn DynReconciler>> {
-    None
+/// The implementation of a registry reconciler, by its Threeport name. The workload
+/// reconcilers share `deps.kube`, so all workers of the process share one client and one
+/// discovery cache per runtime cluster.
+pub fn handler_for(reconciler_name: &str, deps: &ReconcilerDeps) -> Option<Arc<dyn DynReconciler>> {
+    match reconciler_name {
+        "WorkloadDefinitionReconciler" => {
+            Some(Arc::new(workload::WorkloadDefinitionReconciler::new()))
+        }
+        "WorkloadInstanceReconciler" => Some(Arc::new(workload::WorkloadInstanceReconciler::new(
+            deps.kube.clone(),
+        ))),
+        _ => None,
+    }
 }
