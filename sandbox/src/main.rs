@@ -3,8 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::Parser;
-use sandbox::threeport::{SandboxApi, SandboxOptions};
+use sandbox::kube::{KubeSandbox, KubeSandboxHandle, KubeSandboxOptions, RuntimeAuth};
+use sandbox::threeport::{SandboxApi, SandboxHandle, SandboxOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,9 +32,70 @@ struct Args {
     /// Where to write ca/tls.crt, cert/tls.crt and cert/tls.key (default: a temporary dir).
     #[arg(long)]
     tls_dir: Option<PathBuf>,
-    /// Threeport's ENCRYPTION_KEY (standard base64 AES key).
+    /// Threeport's ENCRYPTION_KEY (standard base64 AES key). With `--kube`, the registered
+    /// runtime's client key is stored encrypted with it, as Threeport does.
     #[arg(long, env = "ENCRYPTION_KEY", hide_env_values = true)]
     encryption_key: Option<String>,
+    /// Also start the Kubernetes API sandbox (TLS, client certificates) with the
+    /// ThreeportWorkload CRD installed, and register it in the Threeport API as the default
+    /// KubernetesRuntimeInstance `--runtime-name` (client certificate credentials).
+    #[arg(long)]
+    kube: bool,
+    /// Where the Kubernetes sandbox listens (with `--kube`).
+    #[arg(long, default_value = "127.0.0.1:0", requires = "kube")]
+    kube_listen: SocketAddr,
+    /// Name of the KubernetesRuntimeInstance registered with `--kube`.
+    #[arg(long, default_value = "sandbox-runtime", requires = "kube")]
+    runtime_name: String,
+    /// With `--kube`: write `kubeconfig`, `ca.crt`, `client.crt` and `client.key` (mode 0600)
+    /// for the Kubernetes sandbox into this directory (created if missing), for kubectl or
+    /// curl.
+    #[arg(long, requires = "kube")]
+    kube_dir: Option<PathBuf>,
+}
+
+/// Write the Kubernetes sandbox's kubeconfig and PEM files into `dir`.
+fn write_kube_files(k: &KubeSandboxHandle, dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let files = [
+        ("kubeconfig", k.kubeconfig_yaml(), 0o600),
+        ("ca.crt", k.ca_pem().to_string(), 0o644),
+        ("client.crt", k.client_cert_pem().to_string(), 0o644),
+        ("client.key", k.client_key_pem().to_string(), 0o600),
+    ];
+    for (name, content, mode) in files {
+        let path = dir.join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        std::io::Write::write_all(&mut f, content.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Start the Kubernetes sandbox and register it in the Threeport sandbox.
+async fn start_kube(args: &Args, api: &SandboxHandle) -> anyhow::Result<(KubeSandboxHandle, u64)> {
+    let k = KubeSandbox::start(KubeSandboxOptions {
+        listen: args.kube_listen,
+        ..Default::default()
+    })
+    .await
+    .context("starting the Kubernetes sandbox")?;
+    // A Threeport runtime cluster has the agent's CRD (installed by Threeport's installer).
+    k.install_threeport_workload_crd()?;
+    let id = k
+        .register_runtime(api, &args.runtime_name, RuntimeAuth::ClientCert)
+        .await
+        .context("registering the KubernetesRuntimeInstance")?;
+    if let Some(dir) = &args.kube_dir {
+        write_kube_files(&k, dir)?;
+    }
+    Ok((k, id))
 }
 
 #[tokio::main]
@@ -45,19 +108,24 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let nats_user_password = match (args.nats_user, args.nats_password) {
+    let nats_user_password = match (args.nats_user.clone(), args.nats_password.clone()) {
         (Some(u), Some(p)) => Some((u, p)),
         _ => None,
     };
     let handle = SandboxApi::start(SandboxOptions {
         listen: args.listen,
-        nats_url: args.nats_url,
+        nats_url: args.nats_url.clone(),
         nats_user_password,
         tls: args.tls,
-        tls_dir: args.tls_dir,
-        encryption_key: args.encryption_key.filter(|k| !k.is_empty()),
+        tls_dir: args.tls_dir.clone(),
+        encryption_key: args.encryption_key.clone().filter(|k| !k.is_empty()),
     })
     .await?;
+    let kube = if args.kube {
+        Some(start_kube(&args, &handle).await?)
+    } else {
+        None
+    };
     match handle.tls_files() {
         Some(t) => println!(
             "threeport-sandbox listening on {} (tls dir {})",
@@ -65,6 +133,16 @@ async fn main() -> anyhow::Result<()> {
             t.dir.display()
         ),
         None => println!("threeport-sandbox listening on {}", handle.base_url()),
+    }
+    if let Some((k, id)) = &kube {
+        println!("kube sandbox listening on {}", k.url());
+        println!(
+            "registered KubernetesRuntimeInstance {id} (name {}, default runtime)",
+            args.runtime_name
+        );
+        if let Some(dir) = &args.kube_dir {
+            println!("kube files in {}", dir.display());
+        }
     }
     use std::io::Write;
     std::io::stdout().flush()?;
@@ -75,6 +153,9 @@ async fn main() -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+    if let Some((k, _)) = kube {
+        k.shutdown().await;
+    }
     handle.shutdown().await;
     Ok(())
 }

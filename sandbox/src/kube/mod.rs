@@ -216,6 +216,48 @@ impl KubeSandboxHandle {
         store.get(&def, v, namespace, name).ok()
     }
 
+    /// Create an object directly in the store, as a POST by the sandbox itself would (field
+    /// manager `sandbox`); CRDs are registered and served at once. Errors carry the API's
+    /// message (e.g. AlreadyExists).
+    pub fn create_object(&self, obj: Value) -> anyhow::Result<Value> {
+        let av = obj["apiVersion"].as_str().unwrap_or_default().to_string();
+        let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+        let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
+        let (g, v) = split_api_version(&av);
+        let mut store = self.app.store();
+        let def = store
+            .def_by_kind(g, v, &kind)
+            .cloned()
+            .with_context(|| format!("unknown type {av} {kind}"))?;
+        let w = store::Writer {
+            manager: "sandbox".into(),
+            dry_run: false,
+        };
+        store
+            .create(&def, v, ns.as_deref(), obj, &w, None)
+            .map_err(|e| anyhow::anyhow!("creating {kind}: {}", e.message))
+    }
+
+    /// Install the ThreeportWorkload CRD (`threeportworkloads.control-plane.threeport.io`,
+    /// cluster-scoped, `v1alpha1`), as Threeport's installer does on every runtime cluster.
+    pub fn install_threeport_workload_crd(&self) -> anyhow::Result<()> {
+        self.create_object(json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "threeportworkloads.control-plane.threeport.io"},
+            "spec": {
+                "group": "control-plane.threeport.io",
+                "scope": "Cluster",
+                "names": {"plural": "threeportworkloads", "singular": "threeportworkload",
+                          "kind": "ThreeportWorkload", "listKind": "ThreeportWorkloadList"},
+                "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object",
+                        "x-kubernetes-preserve-unknown-fields": true}}}]
+            }
+        }))
+        .map(|_| ())
+    }
+
     /// Set (or with `Value::Null` remove) an object's `status`, as a controller would through
     /// the status subresource: resourceVersion is bumped, nothing else changes. Returns the
     /// updated object, or `None` if the type or object does not exist.
