@@ -94,7 +94,7 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         lock_bucket: "workloadLock",
         lock_bucket_description: "contains locks on workload objects",
         reporting_controller: "WorkloadController",
-        implemented: false,
+        implemented: true,
         reconcilers: &[
             rec!(
                 "WorkloadDefinitionReconciler",

@@ -81,6 +81,15 @@ async fn runs_with_threeport_env_names_serves_admin_endpoints_and_exits_0_on_sig
         ..Default::default()
     })
     .expect("nats with a password");
+    // The workload controller is enabled by default (`*`) and is ready only once its stream
+    // exists; the sandbox API creates Threeport's streams at start, as the real API does.
+    let _api = sandbox::threeport::SandboxApi::start(sandbox::threeport::SandboxOptions {
+        nats_url: Some(nats.url()),
+        nats_user_password: Some(("threeport".into(), PASSWORD.into())),
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox API creates the streams");
     let admin_port = free_port();
     let mut child = spawn_manager(nats.port(), admin_port);
     let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
@@ -127,13 +136,13 @@ async fn runs_with_threeport_env_names_serves_admin_endpoints_and_exits_0_on_sig
 async fn enabling_an_unimplemented_controller_exits_2() {
     let out = Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
         .env_clear()
-        .args(["--enable", "workload"])
+        .args(["--enable", "gateway"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("workload") && err.contains("not implemented"),
+        err.contains("gateway") && err.contains("not implemented"),
         "{err}"
     );
 }

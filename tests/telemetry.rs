@@ -318,6 +318,14 @@ async fn the_binary_runs_and_stops_cleanly_with_an_unreachable_collector() {
             .port()
     };
     let nats = sandbox::nats::NatsServer::start().expect("nats-server");
+    // The workload controller (on by default) is ready once its stream exists; the sandbox
+    // API creates Threeport's streams at start, as the real API does.
+    let _api = sandbox::threeport::SandboxApi::start(sandbox::threeport::SandboxOptions {
+        nats_url: Some(nats.url()),
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox API creates the streams");
     let admin_port = free_port();
     // Nothing listens there once the probe listener above is dropped.
     let collector = format!("http://otel:{OTLP_PASSWORD}@127.0.0.1:{}", free_port());
