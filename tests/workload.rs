@@ -852,3 +852,30 @@ async fn update_applies_new_resources_and_deletes_scheduled_ones() {
     assert_eq!(env.threeport_workloads(), 0);
     env.stop().await;
 }
+
+#[tokio::test]
+async fn deleting_an_instance_whose_create_keeps_failing_leaves_nothing_behind() {
+    // The namespace is applied, then every WRI POST fails: no WRI records it. Deleting the
+    // instance must still remove it (found by its labels), and everything else.
+    let env = Env::start().await;
+    let wd = env.create_wd("stuck", WEB_APP).await;
+    env.wait_reconciled("workload-definitions", wd).await;
+    api_fault(&env, "POST", "/v0/workload-resource-instances", 1_000);
+    let wi = env.create_wi("stuck-0", wd).await;
+    wait_until(LIMIT, "managed namespace applied", || async {
+        env.namespaces_of(wi).len() == 1
+    })
+    .await;
+    assert!(env.wris(wi).is_empty());
+    env.api
+        .delete(WORKLOAD_INSTANCE, wi)
+        .await
+        .expect("DELETE instance");
+    env.wait_gone("workload-instances", wi).await;
+    env.sandbox.faults().clear();
+    assert!(env.namespaces_of(wi).is_empty());
+    assert!(env.app_objects_of(wi).is_empty());
+    assert!(env.threeport_workload(wi).is_none());
+    assert!(env.wris(wi).is_empty());
+    env.stop().await;
+}

@@ -8,8 +8,8 @@
 //! POSTed, in one batch. A document "has a WRD" when an unused existing WRD has an equal
 //! `JSONDefinition` (JSON equality, so key order does not matter); each WRD is used once, so a
 //! manifest that repeats a document still gets one WRD per copy. Matching by content rather
-//! than by position means a partially stored set (the batch insert is one transaction in
-//! Threeport's API, but a proxy may still cut the response) is completed, not duplicated.
+//! than by position means a partially stored set (nothing here relies on the API storing the
+//! batch atomically, and a lost response looks like a failure) is completed, not duplicated.
 //! WRDs are listed in ID order, which is the document order when the set was stored in one
 //! batch; instances do not depend on that order beyond "Namespaces and CRDs first", which
 //! they enforce themselves.
