@@ -879,3 +879,64 @@ async fn deleting_an_instance_whose_create_keeps_failing_leaves_nothing_behind()
     assert!(env.wris(wi).is_empty());
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_crd_and_its_custom_resource_in_one_definition() {
+    // Go always fails here (spec 4.3 #27); the CR is listed before its CRD on purpose.
+    let env = Env::start().await;
+    let yaml = "\
+apiVersion: example.io/v1
+kind: Widget
+metadata:
+  name: w1
+spec:
+  size: 3
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.io
+spec:
+  group: example.io
+  scope: Namespaced
+  names:
+    plural: widgets
+    singular: widget
+    kind: Widget
+    listKind: WidgetList
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+";
+    let wd = env.create_wd("widgets", yaml).await;
+    env.wait_reconciled("workload-definitions", wd).await;
+    let wi = env.create_wi("widgets-0", wd).await;
+    env.wait_reconciled("workload-instances", wi).await;
+    let namespaces = env.namespaces_of(wi);
+    assert_eq!(namespaces.len(), 1);
+    let ns = name(&namespaces[0]).to_string();
+    let w = env
+        .kube
+        .get_object("example.io/v1", "Widget", Some(&ns), "w1")
+        .expect("custom resource in the managed namespace");
+    assert_eq!(w["spec"]["size"], 3);
+    assert_eq!(env.wris(wi).len(), 3, "namespace, CRD, widget");
+    env.api
+        .delete(WORKLOAD_INSTANCE, wi)
+        .await
+        .expect("DELETE instance");
+    env.wait_gone("workload-instances", wi).await;
+    assert!(env.namespaces_of(wi).is_empty());
+    assert!(env
+        .kube
+        .objects("apiextensions.k8s.io/v1", "CustomResourceDefinition", None)
+        .iter()
+        .all(|c| name(c) != "widgets.example.io"));
+    assert!(env.wris(wi).is_empty());
+    env.stop().await;
+}
