@@ -76,7 +76,7 @@ show_cluster() { # show_cluster <workload instance id>
   for path in /api/v1/configmaps /apis/apps/v1/deployments /api/v1/services; do
     kget "$path?labelSelector=$sel" | json '"\n".join("   %s %s/%s  instance-label=%s" % (o.get("kind") or d["kind"][:-4], o["metadata"]["namespace"], o["metadata"]["name"], o["metadata"]["labels"].get("control-plane.threeport.io/workload-instance")) for o in d["items"]) or "   (no %s)" % d["kind"][:-4]'
   done
-  kget "/apis/control-plane.threeport.io/v1alpha1/threeportworkloads" | json '"\n".join("   ThreeportWorkload %s  resources=%s" % (o["metadata"]["name"], [(r["kind"], r["namespace"], r["name"], r["threeportID"]) for r in o["spec"].get("workloadResourceInstances", [])]) for o in d["items"]) or "   (no ThreeportWorkload)"'
+  kget "/apis/control-plane.threeport.io/v1alpha1/threeportworkloads" | json '"\n".join("   ThreeportWorkload %s  resources=%s" % (o["metadata"]["name"], [(r.get("kind"), r.get("namespace", ""), r.get("name"), r.get("threeportID")) for r in o["spec"].get("workloadResourceInstances", [])]) for o in d["items"]) or "   (no ThreeportWorkload)"'
 }
 
 admin="127.0.0.1:18081"
