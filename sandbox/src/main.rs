@@ -153,9 +153,22 @@ async fn main() -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
-    if let Some((k, _)) = kube {
-        k.shutdown().await;
+    // Bounded: flushing the NATS connection never finishes if nats-server is already gone
+    // (e.g. a script stopping everything at once), and open keep-alive connections would hold
+    // the Kubernetes server. A second signal exits at once.
+    let shutdown = async {
+        if let Some((k, _)) = kube {
+            k.shutdown().await;
+        }
+        handle.shutdown().await;
+    };
+    tokio::select! {
+        _ = shutdown => {}
+        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
+            tracing::warn!("shutdown did not finish within 5s; exiting");
+        }
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
-    handle.shutdown().await;
     Ok(())
 }
