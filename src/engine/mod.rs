@@ -70,27 +70,20 @@ impl Default for EngineSettings {
 }
 
 /// Where the engine records Threeport events (spec 1.10). The runtime plugs in the API-backed
-/// recorder; tests and benchmarks may use [`NoEvents`].
+/// recorder; keeping it behind a trait keeps the engine free of the recorder's REST details.
 #[async_trait]
 pub trait EventSink: Send + Sync + 'static {
+    /// Record an event for `object_id`, reported by `reporting_controller` (the controller's
+    /// `ReportingController`, e.g. `WorkloadController`).
     async fn record(
         &self,
+        reporting_controller: &str,
         object: ObjectType,
         object_id: u64,
         reason: &str,
         note: &str,
         warning: bool,
     ) -> Result<(), String>;
-}
-
-/// Records nothing.
-pub struct NoEvents;
-
-#[async_trait]
-impl EventSink for NoEvents {
-    async fn record(&self, _: ObjectType, _: u64, _: &str, _: &str, _: bool) -> Result<(), String> {
-        Ok(())
-    }
 }
 
 /// One reconciler to run: its registry entry, its implementation and its worker count.

@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::registry::{ControllerSpec, ReconcilerSpec};
+use crate::threeport::events::EventOperation;
 use crate::threeport::{ApiError, RetryClass, ThreeportApi};
 
 /// The operation of a notification (spec 1.5 `Operation`).
@@ -32,22 +33,15 @@ impl Operation {
             Operation::Deleted => "Deleted",
         }
     }
+}
 
-    /// `created` / `updated` / `deleted`, as in Threeport's event notes.
-    pub fn past_tense(&self) -> &'static str {
-        match self {
-            Operation::Created => "created",
-            Operation::Updated => "updated",
-            Operation::Deleted => "deleted",
-        }
-    }
-
-    /// `Create` / `Update` / `Delete`, the suffix of event reasons (`SuccessfulCreate`, ...).
-    pub fn reason_suffix(&self) -> &'static str {
-        match self {
-            Operation::Created => "Create",
-            Operation::Updated => "Update",
-            Operation::Deleted => "Delete",
+/// The event vocabulary (reasons and notes) lives with the event recorder.
+impl From<Operation> for EventOperation {
+    fn from(op: Operation) -> Self {
+        match op {
+            Operation::Created => EventOperation::Created,
+            Operation::Updated => EventOperation::Updated,
+            Operation::Deleted => EventOperation::Deleted,
         }
     }
 }

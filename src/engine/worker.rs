@@ -28,7 +28,8 @@ use super::reconciler::{DynReconciler, ReconcileContext, ReconcileError};
 use super::{EngineSettings, EventSink};
 use crate::health::ReadyHandle;
 use crate::registry::{ControllerSpec, ReconcilerSpec};
-use crate::threeport::{ApiError, ThreeportApi};
+use crate::threeport::events::{self, EventOperation};
+use crate::threeport::{models, ApiError, ThreeportApi};
 
 /// Everything one reconciler's tasks share.
 pub struct ReconcilerRuntime {
@@ -577,74 +578,74 @@ async fn complete(
         other => other.map(|_| ()),
     };
     match decision::completion_for(operation) {
-        Completion::MarkReconciled => ignore_404(
-            rt.api
-                .patch(ty, id, serde_json::json!({"Reconciled": true}))
-                .await,
-        ),
+        Completion::MarkReconciled => {
+            ignore_404(rt.api.patch(ty, id, models::reconciled_patch()).await)
+        }
         Completion::ConfirmDeletion => {
-            let now = time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
-            let body = serde_json::json!({"Reconciled": true, "DeletionAcknowledged": now, "DeletionConfirmed": now});
+            let body = models::deletion_confirmed_patch(time::OffsetDateTime::now_utc());
             ignore_404(rt.api.patch(ty, id, body).await)?;
             ignore_404(rt.api.delete(ty, id).await)
         }
     }
 }
 
+/// The failure event: the reconciler's own (Threeport's `ErrWithEvent`), else the standard one.
 async fn record_failure(
     rt: &ReconcilerRuntime,
     notif: &Notification,
     custom: Option<super::reconciler::EventOverride>,
 ) {
     match custom {
-        Some(ev) => {
-            let res = rt
-                .events
-                .record(
-                    rt.reconciler.object,
-                    notif.object_id,
-                    &ev.reason,
-                    &ev.note,
-                    ev.warning,
-                )
-                .await;
-            if let Err(e) = res {
-                warn!(error = %e, "could not record failure event");
-            }
-        }
+        Some(ev) => emit_event(rt, notif.object_id, &ev.reason, &ev.note, ev.warning).await,
         None => record_event(rt, notif, false).await,
     }
 }
 
 /// Threeport's standard success / failure events (spec 1.9 steps 11 and 14).
 async fn record_event(rt: &ReconcilerRuntime, notif: &Notification, success: bool) {
-    let op = notif.operation;
-    let (reason, note) = if success {
-        (
-            format!("Successful{}", op.reason_suffix()),
-            format!(
-                "{} successfully reconciled for {} operation",
-                rt.reconciler.words,
-                op.past_tense()
-            ),
+    let op = EventOperation::from(notif.operation);
+    let words = rt.reconciler.words;
+    if success {
+        emit_event(
+            rt,
+            notif.object_id,
+            op.success_reason(),
+            &events::success_note(words, op),
+            false,
         )
+        .await;
     } else {
-        (
-            format!("Failed{}", op.reason_suffix()),
-            format!(
-                "failed to reconcile {} {} object",
-                op.past_tense(),
-                rt.reconciler.words
-            ),
+        emit_event(
+            rt,
+            notif.object_id,
+            op.failure_reason(),
+            &events::failure_note(words, op),
+            false,
         )
-    };
-    if let Err(e) = rt
+        .await;
+    }
+}
+
+/// Record an event; a failure is only logged (as Threeport does).
+async fn emit_event(
+    rt: &ReconcilerRuntime,
+    object_id: u64,
+    reason: &str,
+    note: &str,
+    warning: bool,
+) {
+    let res = rt
         .events
-        .record(rt.reconciler.object, notif.object_id, &reason, &note, false)
-        .await
-    {
+        .record(
+            rt.controller.reporting_controller,
+            rt.reconciler.object,
+            object_id,
+            reason,
+            note,
+            warning,
+        )
+        .await;
+    if let Err(e) = res {
         warn!(error = %e, reason, "could not record event");
     }
 }

@@ -112,7 +112,7 @@ pub fn configured_bindings(config: &Config) -> Result<Vec<Binding>, RuntimeError
     Ok(out)
 }
 
-/// Records Threeport events through the API (spec 1.10), one recorder per controller.
+/// Records Threeport events through the API (spec 1.10).
 struct ApiEvents {
     api: Arc<dyn ThreeportApi>,
 }
@@ -121,23 +121,19 @@ struct ApiEvents {
 impl EventSink for ApiEvents {
     async fn record(
         &self,
+        reporting_controller: &str,
         object: ObjectType,
         id: u64,
         reason: &str,
         note: &str,
         warning: bool,
     ) -> Result<(), String> {
-        let controller = crate::registry::CONTROLLERS
-            .iter()
-            .find(|c| c.reconcilers.iter().any(|r| r.object == object))
-            .map(|c| c.reporting_controller)
-            .unwrap_or("ThreeportManager");
         let kind = if warning {
             EventType::Warning
         } else {
             EventType::Normal
         };
-        EventRecorder::new(self.api.clone(), controller)
+        EventRecorder::new(self.api.clone(), reporting_controller)
             .record(object, id, reason, note, kind)
             .await
             .map_err(|e| e.to_string())
