@@ -9,7 +9,6 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -641,22 +640,9 @@ async fn dashboard_and_alerts_use_only_metrics_the_manager_exports() {
     // The real /metrics of a running manager with a reconciler bound.
     let cp = common::ControlPlane::start().await;
     let r = common::TestReconciler::succeeding();
-    let binding =
-        threeport_manager::engine::binding_for("WorkloadInstanceReconciler", Arc::new(r), 2)
-            .expect("binding");
-    let manager = threeport_manager::runtime::Manager::start(
-        cp.config(),
-        threeport_manager::runtime::ManagerOptions {
-            bindings: Some(vec![binding]),
-            api: Some(cp.api.clone()),
-        },
-    )
-    .await
-    .expect("manager");
-    common::wait_until(std::time::Duration::from_secs(20), "ready", || async {
-        manager.readiness().is_ready()
-    })
-    .await;
+    let manager = cp
+        .start_manager("WorkloadInstanceReconciler", &r, 2, cp.config())
+        .await;
     // One API request so the request counter has a series.
     let _ = cp.api.get(common::WD, 1).await;
     let (code, metrics) = common::http_get(manager.admin_addr(), "/metrics").await;

@@ -28,22 +28,7 @@ async fn start_manager(
 ) -> Manager {
     let mut config = cp.config();
     tweak(&mut config);
-    let binding =
-        binding_for(RECONCILER, Arc::new(r.clone()), workers).expect("registry has the reconciler");
-    let m = Manager::start(
-        config,
-        ManagerOptions {
-            bindings: Some(vec![binding]),
-            api: Some(cp.api.clone()),
-        },
-    )
-    .await
-    .expect("manager starts");
-    wait_until(LIMIT, "manager ready", || async {
-        m.readiness().is_ready()
-    })
-    .await;
-    m
+    cp.start_manager(RECONCILER, r, workers, config).await
 }
 
 fn metric(m: &Manager, name_and_labels: &str) -> f64 {

@@ -22,9 +22,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::json;
 use threeport_manager::config::{LogConfig, LogFormat, TelemetryConfig};
-use threeport_manager::engine::binding_for;
 use threeport_manager::runtime::telemetry::{self, TelemetryGuard};
-use threeport_manager::runtime::{Manager, ManagerOptions};
 
 const RECONCILER: &str = "WorkloadDefinitionReconciler";
 const LIMIT: Duration = Duration::from_secs(30);
@@ -169,21 +167,7 @@ async fn reconcile_spans_are_exported_as_a_tree_under_the_remote_parent() {
 
     let cp = ControlPlane::start().await;
     let r = TestReconciler::succeeding();
-    let binding =
-        binding_for(RECONCILER, Arc::new(r.clone()), 1).expect("registry has the reconciler");
-    let m = Manager::start(
-        cp.config(),
-        ManagerOptions {
-            bindings: Some(vec![binding]),
-            api: Some(cp.api.clone()),
-        },
-    )
-    .await
-    .expect("manager starts");
-    wait_until(LIMIT, "manager ready", || async {
-        m.readiness().is_ready()
-    })
-    .await;
+    let m = cp.start_manager(RECONCILER, &r, 1, cp.config()).await;
 
     // Created already reconciled, so the API publishes nothing; the notification below is the
     // only one, and it carries the publisher's trace context.

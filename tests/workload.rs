@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{api_client, local_config, wait_until};
+use common::{api_client, fast_config, wait_until};
 use sandbox::kube::{
     KubeRouteFilter, KubeSandbox, KubeSandboxHandle, KubeSandboxOptions, RuntimeAuth,
 };
@@ -19,13 +19,10 @@ use sandbox::nats::NatsServer;
 use sandbox::threeport::{RouteFilter, SandboxApi, SandboxHandle, SandboxOptions};
 use serde_json::{json, Value};
 use threeport_manager::engine::binding_for;
-use threeport_manager::kube::ops::dynamic_object;
 use threeport_manager::reconcilers::{handler_for, ReconcilerDeps};
 use threeport_manager::runtime::{Manager, ManagerOptions};
 use threeport_manager::threeport::crypto::EncryptionKey;
-use threeport_manager::threeport::models::{
-    KubernetesRuntimeInstance, KUBERNETES_RUNTIME_INSTANCE, WORKLOAD_DEFINITION, WORKLOAD_INSTANCE,
-};
+use threeport_manager::threeport::models::{WORKLOAD_DEFINITION, WORKLOAD_INSTANCE};
 use threeport_manager::threeport::ThreeportApi;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -135,33 +132,18 @@ impl Env {
         let kube = KubeSandbox::start(KubeSandboxOptions::default())
             .await
             .expect("start kube sandbox");
+        // Threeport's installer puts the ThreeportWorkload CRD on every runtime cluster.
+        kube.install_threeport_workload_crd()
+            .expect("install the ThreeportWorkload CRD");
         let kri_id = kube
             .register_runtime(&sandbox, "sandbox-runtime", RuntimeAuth::ClientCert)
             .await
             .expect("register runtime");
         let api = Arc::new(api_client(&sandbox)) as Arc<dyn ThreeportApi>;
 
-        let mut config = local_config(&nats.url());
-        config.api.server = sandbox.api_server();
-        config.engine.backoff_base = Duration::from_millis(100);
-        config.engine.backoff_cap = Duration::from_secs(1);
-        config.engine.lock_conflict_delay = Duration::from_millis(200);
-        config.engine.fetch_expires = Duration::from_secs(1);
-        config.shutdown_timeout = Duration::from_secs(5);
+        let mut config = fast_config(&nats.url(), &sandbox.api_server());
         config.encryption_key = Some(threeport_manager::config::Secret::new(key_b64));
         let deps = ReconcilerDeps::from_config(&config).expect("deps");
-
-        // Threeport's installer puts the ThreeportWorkload CRD on every runtime cluster.
-        let kri: KubernetesRuntimeInstance = serde_json::from_value(
-            api.get(KUBERNETES_RUNTIME_INSTANCE, kri_id)
-                .await
-                .expect("GET KRI"),
-        )
-        .expect("KRI decodes");
-        let h = deps.kube.handle_for(&kri, true).expect("handle");
-        h.apply(&dynamic_object(tw_crd()).expect("crd"))
-            .await
-            .expect("install TW CRD");
 
         let bindings = ["WorkloadDefinitionReconciler", "WorkloadInstanceReconciler"]
             .iter()
@@ -289,22 +271,6 @@ impl Env {
     fn threeport_workloads(&self) -> usize {
         self.kube.objects(TW_API, "ThreeportWorkload", None).len()
     }
-}
-
-fn tw_crd() -> Value {
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "threeportworkloads.control-plane.threeport.io"},
-        "spec": {
-            "group": "control-plane.threeport.io",
-            "scope": "Cluster",
-            "names": {"plural": "threeportworkloads", "singular": "threeportworkload",
-                      "kind": "ThreeportWorkload", "listKind": "ThreeportWorkloadList"},
-            "versions": [{"name": "v1alpha1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
-        }
-    })
 }
 
 fn labelled(objects: Vec<Value>, wi: u64) -> Vec<Value> {

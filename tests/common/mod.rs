@@ -13,7 +13,10 @@ use sandbox::nats::NatsServer;
 use sandbox::threeport::{SandboxApi, SandboxHandle, SandboxOptions};
 use serde_json::{json, Value};
 use threeport_manager::config::Config;
-use threeport_manager::engine::{Operation, Outcome, ReconcileContext, ReconcileError, Reconciler};
+use threeport_manager::engine::{
+    binding_for, Operation, Outcome, ReconcileContext, ReconcileError, Reconciler,
+};
+use threeport_manager::runtime::{Manager, ManagerOptions};
 use threeport_manager::threeport::client::{ApiClientConfig, ThreeportClient};
 use threeport_manager::threeport::{ObjectType, ThreeportApi};
 
@@ -62,14 +65,34 @@ impl ControlPlane {
 
     /// A manager config pointing at this control plane, with short timings for tests.
     pub fn config(&self) -> Config {
-        let mut c = local_config(&self.nats.url());
-        c.api.server = self.sandbox.api_server();
-        c.engine.backoff_base = Duration::from_millis(100);
-        c.engine.backoff_cap = Duration::from_secs(1);
-        c.engine.lock_conflict_delay = Duration::from_millis(200);
-        c.engine.fetch_expires = Duration::from_secs(1);
-        c.shutdown_timeout = Duration::from_secs(5);
-        c
+        fast_config(&self.nats.url(), &self.sandbox.api_server())
+    }
+
+    /// Start a manager running `reconciler` (a registry name) with the test reconciler `r`
+    /// against this control plane, and wait until it is ready.
+    pub async fn start_manager(
+        &self,
+        reconciler: &str,
+        r: &TestReconciler,
+        workers: usize,
+        config: Config,
+    ) -> Manager {
+        let binding = binding_for(reconciler, Arc::new(r.clone()), workers)
+            .expect("registry has the reconciler");
+        let m = Manager::start(
+            config,
+            ManagerOptions {
+                bindings: Some(vec![binding]),
+                api: Some(self.api.clone()),
+            },
+        )
+        .await
+        .expect("manager starts");
+        wait_until(Duration::from_secs(20), "manager ready", || async {
+            m.readiness().is_ready()
+        })
+        .await;
+        m
     }
 
     /// Wait until the sandbox shows the WorkloadDefinition `id` as reconciled.
@@ -85,6 +108,18 @@ impl ControlPlane {
         )
         .await;
     }
+}
+
+/// [`local_config`] against this API, with short retry timings so tests converge quickly.
+pub fn fast_config(nats_url: &str, api_server: &str) -> Config {
+    let mut c = local_config(nats_url);
+    c.api.server = api_server.to_string();
+    c.engine.backoff_base = Duration::from_millis(100);
+    c.engine.backoff_cap = Duration::from_secs(1);
+    c.engine.lock_conflict_delay = Duration::from_millis(200);
+    c.engine.fetch_expires = Duration::from_secs(1);
+    c.shutdown_timeout = Duration::from_secs(5);
+    c
 }
 
 /// Defaults, plus: this NATS, admin on a random loopback port, plain-http API.
