@@ -12,3 +12,4 @@ pub mod faults;
 pub mod kube;
 pub mod nats;
 pub mod threeport;
+mod tls;

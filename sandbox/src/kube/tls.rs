@@ -9,11 +9,10 @@
 
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::CertificateDer;
+
+use crate::tls::{self_signed_ca, server_config, ClientCerts};
 
 pub(crate) struct Generated {
     pub ca_pem: String,
@@ -23,18 +22,7 @@ pub(crate) struct Generated {
 }
 
 pub(crate) fn generate() -> anyhow::Result<Generated> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "kubernetes");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = ca_params.self_signed(&ca_key)?;
+    let (ca, ca_key) = self_signed_ca("kubernetes")?;
 
     let server_key = KeyPair::generate()?;
     let mut sp = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
@@ -56,27 +44,16 @@ pub(crate) fn generate() -> anyhow::Result<Generated> {
     cp.is_ca = IsCa::ExplicitNoCa;
     let client = cp.signed_by(&client_key, &ca, &ca_key)?;
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(ca.der().to_vec()))?;
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .allow_unauthenticated()
-    .build()?;
-    let chain = vec![CertificateDer::from(server.der().to_vec())];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
-    // HTTP/1.1 only; kube-rs and kubectl both fall back from h2 through ALPN.
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let server_config = server_config(
+        &ca,
+        vec![CertificateDer::from(server.der().to_vec())],
+        &server_key,
+        ClientCerts::Optional,
+    )?;
     Ok(Generated {
         ca_pem: ca.pem(),
         client_cert_pem: client.pem(),
         client_key_pem: client_key.serialize_pem(),
-        server_config: Arc::new(cfg),
+        server_config,
     })
 }

@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, Ia5String, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
+    CertificateParams, DnType, ExtendedKeyUsagePurpose, Ia5String, IsCa, KeyPair, KeyUsagePurpose,
+    SanType,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::CertificateDer;
+
+use crate::tls::{self_signed_ca, server_config, ClientCerts};
 
 /// Where the sandbox wrote its certificates.
 #[derive(Debug, Clone)]
@@ -57,18 +59,7 @@ fn leaf_params(cn: &str, sans: Vec<String>) -> Result<CertificateParams, rcgen::
 /// Generate the CA, server and client certificates, write the files under `dir` and build the
 /// server config that requires a client certificate signed by the CA.
 pub(crate) fn generate(dir: &Path) -> anyhow::Result<Generated> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "threeport-sandbox-ca");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = ca_params.self_signed(&ca_key)?;
+    let (ca, ca_key) = self_signed_ca("threeport-sandbox-ca")?;
 
     let server_key = KeyPair::generate()?;
     let server = leaf_params(
@@ -99,26 +90,17 @@ pub(crate) fn generate(dir: &Path) -> anyhow::Result<Generated> {
     std::fs::write(&files.client_cert, &files.client_cert_pem)?;
     std::fs::write(&files.client_key, &files.client_key_pem)?;
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(ca.der().to_vec()))?;
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()?;
-    let chain = vec![
-        CertificateDer::from(server.der().to_vec()),
-        CertificateDer::from(ca.der().to_vec()),
-    ];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let server_config = server_config(
+        &ca,
+        vec![
+            CertificateDer::from(server.der().to_vec()),
+            CertificateDer::from(ca.der().to_vec()),
+        ],
+        &server_key,
+        ClientCerts::Required,
+    )?;
     Ok(Generated {
         files,
-        server_config: Arc::new(cfg),
+        server_config,
     })
 }
