@@ -88,7 +88,7 @@ async fn run_row(args: &Args, workers: usize) -> anyhow::Result<Row> {
     let env = Env::start().await?;
     let dir = tempfile::tempdir()?;
     let mut manager = ManagerProcess::spawn(
-        &env,
+        &env.process_env(),
         &ManagerSpec {
             bin: &args.manager,
             concurrency: workers,

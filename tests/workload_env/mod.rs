@@ -231,8 +231,23 @@ pub struct ManagerProcess {
     pub log: PathBuf,
 }
 
+impl Env {
+    /// Threeport's environment variables for a controller process on this control plane.
+    pub fn process_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("API_SERVER".into(), self.api.api_server()),
+            ("AUTH_ENABLED".into(), "false".into()),
+            ("MSG_BROKER_HOST".into(), "127.0.0.1".into()),
+            ("MSG_BROKER_PORT".into(), self.nats.port().to_string()),
+            ("ENCRYPTION_KEY".into(), ENCRYPTION_KEY.into()),
+        ]
+    }
+}
+
 impl ManagerProcess {
-    pub fn spawn(env: &Env, spec: &ManagerSpec<'_>) -> anyhow::Result<Self> {
+    /// Start the manager with Threeport's environment variables `vars` (API_SERVER,
+    /// MSG_BROKER_*, ENCRYPTION_KEY, ...).
+    pub fn spawn(vars: &[(String, String)], spec: &ManagerSpec<'_>) -> anyhow::Result<Self> {
         let port = free_port();
         let admin: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         let out = std::fs::File::create(&spec.log)?;
@@ -240,11 +255,7 @@ impl ManagerProcess {
         let child = Command::new(spec.bin)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("API_SERVER", env.api.api_server())
-            .env("AUTH_ENABLED", "false")
-            .env("MSG_BROKER_HOST", "127.0.0.1")
-            .env("MSG_BROKER_PORT", env.nats.port().to_string())
-            .env("ENCRYPTION_KEY", ENCRYPTION_KEY)
+            .envs(vars.iter().map(|(k, v)| (k, v)))
             // Short retry timings, as the tests use in-process.
             .env("THREEPORT_MANAGER__ENGINE__BACKOFF_BASE", "100ms")
             .env("THREEPORT_MANAGER__ENGINE__BACKOFF_CAP", "2s")

@@ -128,6 +128,10 @@ impl Drop for KubeSandboxHandle {
     }
 }
 
+/// Threeport's ThreeportWorkload CRD (manifests/crds/threeportworkloads.yaml).
+const THREEPORT_WORKLOAD_CRD: &str =
+    include_str!("../../../manifests/crds/threeportworkloads.yaml");
+
 fn split_api_version(av: &str) -> (&str, &str) {
     match av.split_once('/') {
         Some((g, v)) => (g, v),
@@ -241,21 +245,11 @@ impl KubeSandboxHandle {
     /// Install the ThreeportWorkload CRD (`threeportworkloads.control-plane.threeport.io`,
     /// cluster-scoped, `v1alpha1`), as Threeport's installer does on every runtime cluster.
     pub fn install_threeport_workload_crd(&self) -> anyhow::Result<()> {
-        self.create_object(json!({
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {"name": "threeportworkloads.control-plane.threeport.io"},
-            "spec": {
-                "group": "control-plane.threeport.io",
-                "scope": "Cluster",
-                "names": {"plural": "threeportworkloads", "singular": "threeportworkload",
-                          "kind": "ThreeportWorkload", "listKind": "ThreeportWorkloadList"},
-                "versions": [{"name": "v1alpha1", "served": true, "storage": true,
-                    "schema": {"openAPIV3Schema": {"type": "object",
-                        "x-kubernetes-preserve-unknown-fields": true}}}]
-            }
-        }))
-        .map(|_| ())
+        // The same definition scripts/upstream.sh installs on the real kube-apiserver
+        // (Threeport's, with its schema and status subresource).
+        let crd: Value = serde_yaml_ng::from_str(THREEPORT_WORKLOAD_CRD)
+            .context("parse manifests/crds/threeportworkloads.yaml")?;
+        self.create_object(crd).map(|_| ())
     }
 
     /// Set (or with `Value::Null` remove) an object's `status`, as a controller would through

@@ -1,0 +1,92 @@
+//! The workload suite against the real thing: etcd + kube-apiserver + kube-controller-manager
+//! v1.37, Threeport's REST API v0.6.1 on PostgreSQL, a JetStream nats-server, all started by
+//! `scripts/upstream.sh up` on loopback; the manager's workload reconcilers run in process.
+//!
+//! Each test gets a fresh stack (Threeport's API binds fixed ports, so they run one at a
+//! time). Without the binaries (`scripts/upstream.sh build`) each test says SKIPPED and
+//! returns, unless THREEPORT_UPSTREAM_REQUIRED is set (scripts/test.sh sets it), then it fails.
+
+mod backend;
+mod scale_suite;
+mod workload_env;
+mod workload_suite;
+
+use backend::Stack;
+use workload_suite::Env;
+
+/// One test per shared scenario, each on a fresh real stack.
+macro_rules! on_upstream {
+    ($($scenario:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $scenario() {
+            let Some(stack) = Stack::upstream(false).await else { return };
+            let env = Env::start(stack).await;
+            workload_suite::$scenario(&env).await;
+            env.stop().await;
+        }
+    )*};
+}
+
+on_upstream!(
+    managed_namespace_workload_end_to_end,
+    client_namespace_workload_end_to_end,
+    two_instances_get_two_namespaces_and_default_is_overridden,
+    instance_created_before_its_definition_is_reconciled,
+    sixty_resources_in_one_definition_all_deploy,
+    invalid_yaml_is_an_event_and_the_definition_stays_unreconciled,
+    delete_without_events_still_removes_the_threeport_workload,
+    update_applies_new_resources_and_deletes_scheduled_ones,
+    a_crd_and_its_custom_resource_in_one_definition,
+);
+
+/// With `--auth` the API serves TLS and requires a client certificate: the manager talks mTLS
+/// with certificates laid out as in Threeport's controller Deployment (RSA-4096 PKCS#1 keys,
+/// Threeport's leaf extensions), and the whole managed-namespace scenario passes over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_to_the_real_api_with_threeports_certificate_layout() {
+    let Some(stack) = Stack::upstream(true).await else {
+        return;
+    };
+    let tls = stack
+        .api_tls()
+        .expect("auth stack has client certificates")
+        .clone();
+    for (file, expect) in [
+        (&tls.cert_file, "cert/tls.crt"),
+        (&tls.key_file, "cert/tls.key"),
+        (&tls.ca_file, "ca/tls.crt"),
+    ] {
+        assert!(
+            file.ends_with(expect),
+            "{} is not laid out as */{expect}",
+            file.display()
+        );
+    }
+    let key = std::fs::read_to_string(&tls.key_file).expect("client key");
+    assert!(
+        key.starts_with("-----BEGIN RSA PRIVATE KEY-----"),
+        "PKCS#1 key as Threeport's"
+    );
+    // Plain HTTP, and TLS without a client certificate, are refused by the real API.
+    let plain = backend::threeport_client(&stack.api_server, None);
+    assert!(threeport_manager::threeport::ThreeportApi::list(
+        &plain,
+        threeport_manager::threeport::models::WORKLOAD_DEFINITION,
+        &[]
+    )
+    .await
+    .is_err());
+    let env = Env::start(stack).await;
+    workload_suite::managed_namespace_workload_end_to_end(&env).await;
+    env.stop().await;
+}
+
+/// Two manager processes on one real stack: 200 instances, each reconciled successfully
+/// exactly once, counted; all deleted, every namespace really gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_managers_reconcile_200_instances_exactly_once() {
+    let Some(stack) = Stack::upstream(false).await else {
+        return;
+    };
+    scale_suite::two_managers_reconcile_instances_exactly_once(&stack, 200).await;
+}
