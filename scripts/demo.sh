@@ -12,12 +12,22 @@
 #
 #   scripts/demo.sh                 # the demo
 #   scripts/demo.sh --keep          # leave everything running until Ctrl-C
+#   scripts/demo.sh --upstream      # the same against the real stack: kube-apiserver + etcd +
+#                                   # kube-controller-manager, Threeport's REST API on PostgreSQL
+#                                   # (scripts/upstream.sh; builds it first, cached)
 #
 # Binaries are built into ${CARGO_TARGET_DIR:-target}/release.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 keep=0
-[[ "${1:-}" == "--keep" ]] && keep=1
+upstream=0
+for arg in "$@"; do
+  case "$arg" in
+  --keep) keep=1 ;;
+  --upstream) upstream=1 ;;
+  *) echo "usage: scripts/demo.sh [--keep] [--upstream]" >&2; exit 2 ;;
+  esac
+done
 
 nats_bin="$(scripts/install-nats-server.sh)"
 echo "== building (release)"
@@ -25,6 +35,7 @@ cargo build --release --locked -p threeport-manager -p sandbox --bins 2>&1 | tai
 bin="${CARGO_TARGET_DIR:-target}/release"
 
 work="$(mktemp -d)"
+chmod 755 "$work" # the real stack's PostgreSQL runs as the postgres user inside it
 pids=()
 cleanup() { # newest first (manager, sandbox, nats-server), each stopped before the next
   local i
@@ -32,6 +43,7 @@ cleanup() { # newest first (manager, sandbox, nats-server), each stopped before 
     kill "${pids[i]}" 2>/dev/null || true
     wait "${pids[i]}" 2>/dev/null || true
   done
+  if [[ $upstream == 1 ]]; then scripts/upstream.sh down "$work/stack" || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -52,26 +64,45 @@ workload_implemented="$("$bin/threeport-manager" list --output json |
 # Threeport's ENCRYPTION_KEY: 32 random bytes, base64. Passed by environment, never printed.
 encryption_key="$(python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')"
 
-echo "== nats-server (JetStream, loopback, random port)"
-"$nats_bin" -js -a 127.0.0.1 -p -1 -sd "$work/js" --ports_file_dir "$work" -l "$work/nats.log" &
-pids+=($!)
-wait_for 10 bash -c "ls $work/*.ports"
-nats_url="$(grep -o 'nats://[0-9.:]*' "$work"/*.ports | head -1)"
-echo "   $nats_url"
+if [[ $upstream == 1 ]]; then
+  echo "== scripts/upstream.sh build (pinned Kubernetes, etcd, Threeport; cached after the first run)"
+  scripts/upstream.sh build 2>&1 | sed 's/^/   /'
+  echo "== scripts/upstream.sh up: etcd, kube-apiserver, kube-controller-manager, PostgreSQL, nats-server, Threeport REST API"
+  scripts/upstream.sh up "$work/stack" 2>&1 | sed 's/^/   /'
+  # shellcheck disable=SC1091
+  source "$work/stack/env"
+  nats_url="$NATS_URL"
+  encryption_key="$ENCRYPTION_KEY"
+  api_url="http://$API_SERVER"
+  runtime_id="$KUBERNETES_RUNTIME_INSTANCE_ID"
+  kube_url="$KUBE_API_SERVER"
+  kube_ca="$work/stack/kube/ca.crt" kube_cert="$work/stack/kube/admin.crt" kube_key="$work/stack/kube/admin.key"
+  kubeconfig="$work/stack/kubeconfig"
+  echo "   Threeport API $api_url (real, v0.6.1), Kubernetes $kube_url ($(curl -fsS --cacert "$kube_ca" --cert "$kube_cert" --key "$kube_key" "$kube_url/version" | json 'd["gitVersion"]')), runtime instance $runtime_id"
+else
+  echo "== nats-server (JetStream, loopback, random port)"
+  "$nats_bin" -js -a 127.0.0.1 -p -1 -sd "$work/js" --ports_file_dir "$work" -l "$work/nats.log" &
+  pids+=($!)
+  wait_for 10 bash -c "ls $work/*.ports"
+  nats_url="$(grep -o 'nats://[0-9.:]*' "$work"/*.ports | head -1)"
+  echo "   $nats_url"
 
-echo "== threeport-sandbox --kube (Threeport REST API + a Kubernetes API registered as runtime)"
-ENCRYPTION_KEY="$encryption_key" "$bin/threeport-sandbox" --listen 127.0.0.1:0 --nats-url "$nats_url" \
-  --kube --kube-dir "$work/kube" >"$work/sandbox.out" 2>"$work/sandbox.log" &
-pids+=($!)
-wait_for 15 grep -q '^registered KubernetesRuntimeInstance' "$work/sandbox.out"
-api_url="$(grep -o 'http://[0-9.:]*' "$work/sandbox.out" | head -1)"
-runtime_id="$(sed -n 's/^registered KubernetesRuntimeInstance \([0-9]*\).*/\1/p' "$work/sandbox.out")"
-sed 's/^/   /' "$work/sandbox.out"
+  echo "== threeport-sandbox --kube (Threeport REST API + a Kubernetes API registered as runtime)"
+  ENCRYPTION_KEY="$encryption_key" "$bin/threeport-sandbox" --listen 127.0.0.1:0 --nats-url "$nats_url" \
+    --kube --kube-dir "$work/kube" >"$work/sandbox.out" 2>"$work/sandbox.log" &
+  pids+=($!)
+  wait_for 15 grep -q '^registered KubernetesRuntimeInstance' "$work/sandbox.out"
+  api_url="$(grep -o 'http://[0-9.:]*' "$work/sandbox.out" | head -1)"
+  runtime_id="$(sed -n 's/^registered KubernetesRuntimeInstance \([0-9]*\).*/\1/p' "$work/sandbox.out")"
+  sed 's/^/   /' "$work/sandbox.out"
+  kube_url="$(sed -n 's/^kube sandbox listening on //p' "$work/sandbox.out")"
+  kube_ca="$work/kube/ca.crt" kube_cert="$work/kube/client.crt" kube_key="$work/kube/client.key"
+  kubeconfig="$work/kube/kubeconfig"
+fi
 
 # Cluster reads: kubectl when installed, else curl with the client certificate.
-kube_url="$(sed -n 's/^kube sandbox listening on //p' "$work/sandbox.out")"
 kget() { # kget <api path>
-  curl -fsS --cacert "$work/kube/ca.crt" --cert "$work/kube/client.crt" --key "$work/kube/client.key" "$kube_url$1"
+  curl -fsS --cacert "$kube_ca" --cert "$kube_cert" --key "$kube_key" "$kube_url$1"
 }
 show_cluster() { # show_cluster <workload instance id>
   local sel="control-plane.threeport.io/workload-instance%3D$1"
@@ -180,11 +211,11 @@ YAML
   echo "   WorkloadResourceInstances: $(curl -fsS "$api_url/v0/workload-resource-instances?workloadinstanceid=$wi_id" | json 'd["Meta"]["TotalCount"]')"
 
   echo
-  echo "== Kubernetes objects created (sandbox cluster $kube_url)"
+  echo "== Kubernetes objects created (cluster $kube_url)"
   show_cluster "$wi_id"
   if command -v kubectl >/dev/null; then
     echo "== kubectl --kubeconfig <kube-dir>/kubeconfig get deployments,services,configmaps -A -l control-plane.threeport.io/workload-instance=$wi_id"
-    kubectl --kubeconfig "$work/kube/kubeconfig" get deployments,services,configmaps -A \
+    kubectl --kubeconfig "$kubeconfig" get deployments,services,configmaps -A \
       -l "control-plane.threeport.io/workload-instance=$wi_id" 2>&1 | sed 's/^/   /' || true
   fi
 
@@ -196,7 +227,7 @@ YAML
   echo "   Threeport API requests: $(curl -sS "http://$admin/metrics" | awk '/^threeport_api_requests_total/ {s += $2} END {print s}')"
 
   if [[ $keep == 1 ]]; then
-    echo; echo "running; admin on http://$admin, API on $api_url, Kubernetes on $kube_url (kubeconfig $work/kube/kubeconfig), NATS on $nats_url. Ctrl-C to stop."
+    echo; echo "running; admin on http://$admin, API on $api_url, Kubernetes on $kube_url (kubeconfig $kubeconfig), NATS on $nats_url. Ctrl-C to stop."
     wait "$manager"
     exit 0
   fi
