@@ -106,7 +106,7 @@ kget() { # kget <api path>
 }
 show_cluster() { # show_cluster <workload instance id>
   local sel="control-plane.threeport.io/workload-instance%3D$1"
-  kget "/api/v1/namespaces" | json '"\n".join("   Namespace %s  labels=%s" % (o["metadata"]["name"], json.dumps(o["metadata"].get("labels", {}))) for o in d["items"] if not o["metadata"]["name"].startswith("kube-") and o["metadata"]["name"] != "default") or "   (no workload namespaces)"'
+  kget "/api/v1/namespaces" | json '"\n".join("   Namespace %s (%s)  labels=%s" % (o["metadata"]["name"], o.get("status", {}).get("phase", "Active"), json.dumps(o["metadata"].get("labels", {}))) for o in d["items"] if not o["metadata"]["name"].startswith("kube-") and o["metadata"]["name"] != "default") or "   (no workload namespaces)"'
   for path in /api/v1/configmaps /apis/apps/v1/deployments /api/v1/services; do
     kget "$path?labelSelector=$sel" | json '"\n".join("   %s %s/%s  instance-label=%s" % (o.get("kind") or d["kind"][:-4], o["metadata"]["namespace"], o["metadata"]["name"], o["metadata"]["labels"].get("control-plane.threeport.io/workload-instance")) for o in d["items"]) or "   (no %s)" % d["kind"][:-4]'
   done
@@ -245,6 +245,13 @@ YAML
     echo "   WorkloadInstance $wi_id still there after 60 s; manager log:" >&2; tail -20 "$work/manager.log" >&2; exit 1
   fi
   echo "   WorkloadResourceInstances left: $(curl -fsS "$api_url/v0/workload-resource-instances?workloadinstanceid=$wi_id" | json 'd["Meta"]["TotalCount"]')"
+  if [[ $upstream == 1 ]]; then
+    # A real cluster deletes a namespace through the namespace controller: Terminating first.
+    echo "== waiting (up to 60 s) for the namespace controller to remove the managed namespace"
+    wait_for 60 bash -c "! curl -fsS --cacert '$kube_ca' --cert '$kube_cert' --key '$kube_key' \
+      '$kube_url/api/v1/namespaces?labelSelector=control-plane.threeport.io/workload-instance%3D$wi_id' | grep -q '\"name\"'" ||
+      echo "   still there after 60 s" >&2
+  fi
   echo "== Kubernetes objects after the delete"
   show_cluster "$wi_id"
   echo

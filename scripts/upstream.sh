@@ -305,10 +305,12 @@ start_kube() {
     kubeconfig "$k/admin" "$DIR/kubeconfig"
     kubeconfig "$k/controller-manager" "$k/controller-manager.kubeconfig"
     # namespace: deleting a namespace really removes it (else it stays Terminating);
-    # garbagecollector: ownerReferences; serviceaccount(-token): default service accounts.
+    # garbage collector: ownerReferences; service accounts and their tokens, and the
+    # kube-root-ca.crt ConfigMap in every namespace, as on any cluster. Pods stay Pending: no
+    # scheduler, no kubelet (the workload controller never waits for them).
     start kube-controller-manager "$BIN/kube-controller-manager" \
         --kubeconfig="$k/controller-manager.kubeconfig" --leader-elect=false --secure-port=0 \
-        --controllers=namespace,garbage-collector-controller,serviceaccount,serviceaccount-token \
+        --controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller \
         --service-account-private-key-file="$k/sa.key" --root-ca-file="$k/ca.crt" \
         --use-service-account-credentials=false
     # The service account controller creates default/default: proof that it runs and syncs.

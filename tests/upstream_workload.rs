@@ -90,3 +90,26 @@ async fn two_managers_reconcile_200_instances_exactly_once() {
     };
     scale_suite::two_managers_reconcile_instances_exactly_once(&stack, 200).await;
 }
+
+/// `scripts/upstream.sh up` refuses to start when Threeport's fixed API port is taken, naming
+/// the port, and leaves nothing running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_names_the_taken_port_and_starts_nothing() {
+    if !backend::upstream_built() {
+        eprintln!("SKIPPED: the upstream binaries are not built (scripts/upstream.sh build)");
+        return;
+    }
+    let _serial = backend::upstream_serial().await;
+    let _taken = std::net::TcpListener::bind("127.0.0.1:1323").expect("bind 127.0.0.1:1323");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stack_dir = dir.path().join("stack");
+    let out = std::process::Command::new(backend::repo_root().join("scripts/upstream.sh"))
+        .arg("up")
+        .arg(&stack_dir)
+        .output()
+        .expect("run scripts/upstream.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("port 1323 is in use"), "{stderr}");
+    assert!(!stack_dir.join("pids").exists(), "nothing was started");
+}

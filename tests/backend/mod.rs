@@ -82,6 +82,11 @@ pub struct ApiTls {
 
 static UPSTREAM_SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Held while a real stack runs in this process (they share Threeport's fixed ports).
+pub async fn upstream_serial() -> tokio::sync::MutexGuard<'static, ()> {
+    UPSTREAM_SERIAL.lock().await
+}
+
 impl Stack {
     /// nats-server + sandbox Threeport API (with an encryption key, as Threeport runs) +
     /// Kubernetes sandbox with the ThreeportWorkload CRD, registered as the default runtime.
@@ -136,7 +141,7 @@ impl Stack {
             eprintln!("SKIPPED: the upstream binaries are not built (scripts/upstream.sh build)");
             return None;
         }
-        let serial = UPSTREAM_SERIAL.lock().await;
+        let serial = upstream_serial().await;
         let stack = tokio::task::spawn_blocking(move || UpstreamProcesses::up(auth))
             .await
             .expect("upstream.sh up task")
