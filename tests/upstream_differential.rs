@@ -12,6 +12,7 @@
 //! so does a listed one that no longer shows (the list must stay true).
 
 mod backend;
+mod common;
 mod workload_suite;
 
 use std::collections::{BTreeMap, BTreeSet};

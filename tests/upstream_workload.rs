@@ -7,37 +7,17 @@
 //! returns, unless THREEPORT_UPSTREAM_REQUIRED is set (scripts/test.sh sets it), then it fails.
 
 mod backend;
+mod common;
 mod scale_suite;
 mod workload_env;
+#[macro_use]
 mod workload_suite;
 
 use backend::Stack;
 use workload_suite::Env;
 
-/// One test per shared scenario, each on a fresh real stack.
-macro_rules! on_upstream {
-    ($($scenario:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $scenario() {
-            let Some(stack) = Stack::upstream(false).await else { return };
-            let env = Env::start(stack).await;
-            workload_suite::$scenario(&env).await;
-            env.stop().await;
-        }
-    )*};
-}
-
-on_upstream!(
-    managed_namespace_workload_end_to_end,
-    client_namespace_workload_end_to_end,
-    two_instances_get_two_namespaces_and_default_is_overridden,
-    instance_created_before_its_definition_is_reconciled,
-    sixty_resources_in_one_definition_all_deploy,
-    invalid_yaml_is_an_event_and_the_definition_stays_unreconciled,
-    delete_without_events_still_removes_the_threeport_workload,
-    update_applies_new_resources_and_deletes_scheduled_ones,
-    a_crd_and_its_custom_resource_in_one_definition,
-);
+// Every shared scenario, each on a fresh real stack.
+workload_scenario_tests!(Stack::upstream(false).await);
 
 /// With `--auth` the API serves TLS and requires a client certificate: the manager talks mTLS
 /// with certificates laid out as in Threeport's controller Deployment (RSA-4096 PKCS#1 keys,

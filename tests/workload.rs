@@ -8,6 +8,8 @@
 //! faults and counters and run here only.
 
 mod backend;
+mod common;
+#[macro_use]
 mod workload_suite;
 
 use backend::Stack;
@@ -21,29 +23,8 @@ async fn start() -> Env {
     Env::start(Stack::sandbox().await).await
 }
 
-/// One test per shared scenario, each on a fresh sandbox stack.
-macro_rules! on_sandbox {
-    ($($scenario:ident),* $(,)?) => {$(
-        #[tokio::test]
-        async fn $scenario() {
-            let env = start().await;
-            workload_suite::$scenario(&env).await;
-            env.stop().await;
-        }
-    )*};
-}
-
-on_sandbox!(
-    managed_namespace_workload_end_to_end,
-    client_namespace_workload_end_to_end,
-    two_instances_get_two_namespaces_and_default_is_overridden,
-    instance_created_before_its_definition_is_reconciled,
-    sixty_resources_in_one_definition_all_deploy,
-    invalid_yaml_is_an_event_and_the_definition_stays_unreconciled,
-    delete_without_events_still_removes_the_threeport_workload,
-    update_applies_new_resources_and_deletes_scheduled_ones,
-    a_crd_and_its_custom_resource_in_one_definition,
-);
+// Every shared scenario, each on a fresh sandbox stack.
+workload_scenario_tests!(Some(Stack::sandbox().await));
 
 fn sandbox_parts(
     env: &Env,

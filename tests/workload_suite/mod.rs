@@ -9,7 +9,6 @@
 //! the Kubernetes API.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +23,7 @@ use threeport_manager::threeport::models::{
 use threeport_manager::threeport::ThreeportApi;
 
 use crate::backend::{Kind, Stack};
+pub use crate::common::wait_until;
 
 /// How long any one condition may take. The real kube-apiserver deletes a namespace through
 /// the namespace controller, which takes seconds; everything else settles well within this.
@@ -277,24 +277,6 @@ impl Env {
     }
 }
 
-/// Wait until `cond` is true, polling every 50 ms, or panic with `what` after `limit`.
-pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if cond().await {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 pub fn labelled(objects: Vec<Value>, wi: u64) -> Vec<Value> {
     objects
         .into_iter()
@@ -401,6 +383,35 @@ pub async fn delete_and_assert_clean(env: &Env, wi: u64, ns: &str) {
 }
 
 // --- scenarios ----------------------------------------------------------------------------
+
+/// One `#[tokio::test]` per scenario below, each on a fresh stack from `$stack` (an
+/// expression giving `Option<Stack>`; `None` skips, as the real stack does when unbuilt).
+/// Needs `#[macro_use] mod workload_suite;` next to `mod backend;` and `mod common;`.
+#[allow(unused_macros)] // used by the suites that run every scenario, not by every includer
+macro_rules! workload_scenario_tests {
+    ($stack:expr) => {
+        workload_scenario_tests!(@each $stack;
+            managed_namespace_workload_end_to_end,
+            client_namespace_workload_end_to_end,
+            two_instances_get_two_namespaces_and_default_is_overridden,
+            instance_created_before_its_definition_is_reconciled,
+            sixty_resources_in_one_definition_all_deploy,
+            invalid_yaml_is_an_event_and_the_definition_stays_unreconciled,
+            delete_without_events_still_removes_the_threeport_workload,
+            update_applies_new_resources_and_deletes_scheduled_ones,
+            a_crd_and_its_custom_resource_in_one_definition,
+        );
+    };
+    (@each $stack:expr; $($scenario:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $scenario() {
+            let Some(stack) = $stack else { return };
+            let env = workload_suite::Env::start(stack).await;
+            workload_suite::$scenario(&env).await;
+            env.stop().await;
+        }
+    )*};
+}
 
 /// Spec 5.1, managed namespace: WRDs per document, duplicate names refused, the deployed app,
 /// the definition refused while in use, delete removes everything.
