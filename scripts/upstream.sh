@@ -162,8 +162,7 @@ wait_for() {
 fail_component() {
     say "error: $1 $2; last lines of $DIR/logs/$1.log:"
     tail -n 25 "$DIR/logs/$1.log" 2>/dev/null | sed 's/^/    /' >&2 || true
-    stop_all
-    exit 1
+    exit 1 # the EXIT trap of `up` stops what was started
 }
 
 stop_all() {
@@ -465,7 +464,11 @@ cmd_up() {
     mkdir -p "$DIR/logs"
     DIR="$(cd "$DIR" && pwd)"
     chmod 755 "$DIR"
-    trap 'say "interrupted"; stop_all; exit 130' INT TERM
+    runuser -u postgres -- test -x "$DIR" ||
+        die "$DIR is not reachable by the postgres user (PostgreSQL refuses to run as root): use a folder whose parents are world-searchable, e.g. under /tmp"
+    # Whatever ends `up` early (a failed component, an error, a signal) stops what it started.
+    trap 'stop_all' EXIT
+    trap 'say "interrupted"; exit 130' INT TERM
     local start_time=$SECONDS
     ENCRYPTION_KEY="$(openssl rand -base64 32)"
     kube_certs
@@ -478,7 +481,7 @@ cmd_up() {
     install_crd
     register_runtime
     write_env
-    trap - INT TERM
+    trap - EXIT INT TERM
     say "stack up in $((SECONDS - start_time)) s (auth: $AUTH); source $DIR/env"
 }
 

@@ -13,6 +13,7 @@ use std::process::Command;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -159,6 +160,7 @@ struct Manifests {
     service_monitors: Vec<ServiceMonitor>,
     rules: Vec<PrometheusRule>,
     kustomizations: BTreeMap<String, Kustomization>,
+    crds: Vec<CustomResourceDefinition>,
 }
 
 fn load() -> Manifests {
@@ -178,6 +180,7 @@ fn load() -> Manifests {
                 "PodDisruptionBudget" => m.pdbs.push(strict(&what, doc)),
                 "ServiceMonitor" => m.service_monitors.push(strict(&what, doc)),
                 "PrometheusRule" => m.rules.push(strict(&what, doc)),
+                "CustomResourceDefinition" => m.crds.push(strict(&what, doc)),
                 "Kustomization" => {
                     let k: Kustomization = strict(&what, doc);
                     assert_eq!(k.api_version, "kustomize.config.k8s.io/v1beta1");
@@ -670,4 +673,84 @@ async fn dashboard_and_alerts_use_only_metrics_the_manager_exports() {
         200
     );
     manager.shutdown().await;
+}
+
+/// The ThreeportWorkload CRD both backends install (manifests/crds) is the resource the
+/// workload controller writes, and declares every field the manager puts in its spec: the real
+/// kube-apiserver prunes undeclared fields of a structural schema without an error.
+#[test]
+fn the_threeport_workload_crd_declares_what_the_manager_writes() {
+    use threeport_manager::kube::manifest::{
+        threeport_workload, WorkloadResourceRef, WorkloadType, THREEPORT_WORKLOAD_API_VERSION,
+        THREEPORT_WORKLOAD_KIND,
+    };
+    let m = load();
+    let crd = m
+        .crds
+        .iter()
+        .find(|c| c.spec.names.kind == THREEPORT_WORKLOAD_KIND)
+        .expect("ThreeportWorkload CRD in manifests/crds");
+    let (group, version) = THREEPORT_WORKLOAD_API_VERSION
+        .split_once('/')
+        .expect("group/version");
+    assert_eq!(crd.spec.group, group);
+    assert_eq!(
+        crd.spec.scope, "Cluster",
+        "ThreeportWorkloads are cluster-scoped"
+    );
+    assert_eq!(
+        crd.metadata.name.as_deref(),
+        Some(format!("{}.{group}", crd.spec.names.plural).as_str())
+    );
+    let v = crd
+        .spec
+        .versions
+        .iter()
+        .find(|v| v.name == version)
+        .expect("served version");
+    assert!(v.served && v.storage);
+    assert!(v.subresources.as_ref().is_some_and(|s| s.status.is_some()));
+    let schema = serde_json::to_value(
+        v.schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("openAPIV3Schema"),
+    )
+    .expect("schema as JSON");
+    let spec_props = &schema["properties"]["spec"]["properties"];
+    let item_props = &spec_props["workloadResourceInstances"]["items"]["properties"];
+    let obj = threeport_workload(
+        WorkloadType::WorkloadInstance,
+        u64::MAX,
+        &[WorkloadResourceRef {
+            name: "web".into(),
+            namespace: "ns".into(),
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: "Deployment".into(),
+            threeport_id: u64::MAX,
+        }],
+    );
+    let spec = obj["spec"].as_object().expect("spec");
+    assert_eq!(spec.len(), 3, "{obj}");
+    for key in spec.keys() {
+        assert!(
+            spec_props.get(key).is_some(),
+            "spec.{key} is not in the CRD schema"
+        );
+    }
+    for entry in obj["spec"]["workloadResourceInstances"]
+        .as_array()
+        .expect("entries")
+    {
+        let entry = entry.as_object().expect("entry");
+        assert_eq!(entry.len(), 6, "{entry:?}");
+        for key in entry.keys() {
+            assert!(
+                item_props.get(key).is_some(),
+                "workloadResourceInstances[].{key} is not in the CRD schema"
+            );
+        }
+    }
+    assert_eq!(spec_props["workloadType"]["enum"][0], "WorkloadInstance");
 }

@@ -93,3 +93,59 @@ async fn up_names_the_taken_port_and_starts_nothing() {
     assert!(stderr.contains("port 1323 is in use"), "{stderr}");
     assert!(!stack_dir.join("pids").exists(), "nothing was started");
 }
+
+/// A component that fails to start is named, with the tail of its log, and everything `up`
+/// had already started (etcd, kube-apiserver, kube-controller-manager, PostgreSQL) is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_names_the_component_that_failed_and_stops_the_rest() {
+    if !backend::upstream_built() {
+        eprintln!("SKIPPED: the upstream binaries are not built (scripts/upstream.sh build)");
+        return;
+    }
+    let _serial = backend::upstream_serial().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake_nats = dir.path().join("nats-server");
+    std::fs::write(
+        &fake_nats,
+        "#!/bin/sh\n[ \"$1\" = --version ] && { echo nats-server: v0.0.0; exit 0; }\n\
+         echo 'fake nats-server: cannot listen' >&2\nexit 1\n",
+    )
+    .expect("write fake nats-server");
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&fake_nats)
+        .status()
+        .expect("chmod");
+    // Under /tmp, not the 0700 temporary folder: PostgreSQL runs as the postgres user.
+    let stack_dir = std::env::temp_dir().join(format!("upstream-fail-{}", std::process::id()));
+    let out = std::process::Command::new(backend::repo_root().join("scripts/upstream.sh"))
+        .arg("up")
+        .arg(&stack_dir)
+        .env("NATS_SERVER_BIN", &fake_nats)
+        .output()
+        .expect("run scripts/upstream.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("nats-server exited during start-up"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("fake nats-server: cannot listen"),
+        "log tail: {stderr}"
+    );
+    // No process started for this stack is left: their command lines name its folder.
+    let needle = stack_dir.to_string_lossy().into_owned();
+    let survivors: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect();
+    let _ = std::process::Command::new(backend::repo_root().join("scripts/upstream.sh"))
+        .arg("down")
+        .arg(&stack_dir)
+        .output();
+    assert!(survivors.is_empty(), "still running: {survivors:#?}");
+}
