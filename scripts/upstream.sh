@@ -95,6 +95,10 @@ pg_bin_dir() {
 
 cmd_build() {
     command -v go >/dev/null || die "Go is not installed (need Go >= 1.26)"
+    # The wrapper modules say `go 1.26.0`; an older Go would try to download a toolchain.
+    local gov
+    gov="$(GOTOOLCHAIN=local go env GOVERSION)"
+    printf '%s\n%s\n' go1.26 "$gov" | sort -V -C || die "need Go >= 1.26, found $gov"
     mkdir -p "$BIN" "$STAMPS"
     ensure_packages
     local total=$SECONDS k8s etcd threeport helm
