@@ -14,6 +14,8 @@ mod workload_env;
 mod workload_suite;
 
 use backend::Stack;
+use threeport_manager::threeport::models::WORKLOAD_DEFINITION;
+use threeport_manager::threeport::ThreeportApi;
 use workload_suite::Env;
 
 // Every shared scenario, each on a fresh real stack.
@@ -49,16 +51,54 @@ async fn mtls_to_the_real_api_with_threeports_certificate_layout() {
     );
     // Plain HTTP, and TLS without a client certificate, are refused by the real API.
     let plain = backend::threeport_client(&stack.api_server, None);
-    assert!(threeport_manager::threeport::ThreeportApi::list(
-        &plain,
-        threeport_manager::threeport::models::WORKLOAD_DEFINITION,
-        &[]
-    )
-    .await
-    .is_err());
+    assert!(plain.list(WORKLOAD_DEFINITION, &[]).await.is_err());
     let env = Env::start(stack).await;
     workload_suite::managed_namespace_workload_end_to_end(&env).await;
-    env.stop().await;
+    let stack = env.into_stack().await;
+
+    // The release binary configured only by Threeport's environment variables
+    // (AUTH_ENABLED=true, API_SERVER, ...) plus the certificate paths reconciles over mTLS too.
+    let logs = tempfile::tempdir().expect("tempdir");
+    let mut manager = workload_env::ManagerProcess::spawn(
+        &stack.process_env(),
+        &workload_env::ManagerSpec {
+            bin: std::path::Path::new(env!("CARGO_BIN_EXE_threeport-manager")),
+            concurrency: 1,
+            log: logs.path().join("manager.log"),
+        },
+    )
+    .expect("spawn threeport-manager");
+    manager
+        .wait_ready(std::time::Duration::from_secs(30))
+        .await
+        .expect("ready");
+    let wd = stack
+        .api
+        .create(
+            WORKLOAD_DEFINITION,
+            serde_json::json!({"Name": "over-mtls", "YAMLDocument": workload_suite::WEB_APP}),
+        )
+        .await
+        .expect("POST definition")["ID"]
+        .as_u64()
+        .expect("ID");
+    workload_suite::wait_until(
+        workload_suite::LIMIT,
+        "definition reconciled over mTLS",
+        || async {
+            stack
+                .get(WORKLOAD_DEFINITION, wd)
+                .await
+                .is_some_and(|o| o["Reconciled"] == true)
+        },
+    )
+    .await;
+    assert_eq!(
+        manager.stop(std::time::Duration::from_secs(30)),
+        Some(0),
+        "clean exit; log:\n{}",
+        manager.log_tail(20)
+    );
 }
 
 /// Two manager processes on one real stack: 200 instances, each reconciled successfully

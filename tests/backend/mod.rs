@@ -250,13 +250,28 @@ impl Stack {
             .trim_start_matches("nats://")
             .rsplit_once(':')
             .expect("nats URL with a port");
-        vec![
+        let mut vars: Vec<(String, String)> = vec![
             ("API_SERVER".into(), self.api_server.clone()),
             ("AUTH_ENABLED".into(), self.api_tls.is_some().to_string()),
             ("MSG_BROKER_HOST".into(), host.to_string()),
             ("MSG_BROKER_PORT".into(), port.to_string()),
             ("ENCRYPTION_KEY".into(), self.encryption_key.clone()),
-        ]
+        ];
+        // Threeport's controllers read their certificates from /etc/threeport; the manager
+        // is told where this stack keeps them.
+        if let Some(tls) = &self.api_tls {
+            for (key, path) in [
+                ("CERT_FILE", &tls.cert_file),
+                ("KEY_FILE", &tls.key_file),
+                ("CA_FILE", &tls.ca_file),
+            ] {
+                vars.push((
+                    format!("THREEPORT_MANAGER__API__{key}"),
+                    path.display().to_string(),
+                ));
+            }
+        }
+        vars
     }
 
     pub fn api_tls(&self) -> Option<&ApiTls> {

@@ -154,6 +154,14 @@ impl Env {
         }
     }
 
+    /// Stop the in-process manager and hand back the stack.
+    pub async fn into_stack(mut self) -> Stack {
+        if let Some(m) = self.manager.take() {
+            m.shutdown().await;
+        }
+        self.stack
+    }
+
     pub fn kind(&self) -> Kind {
         self.stack.kind()
     }
