@@ -13,7 +13,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,19 +28,11 @@ use serde_json::Value;
 use threeport_manager::config::{Config, Secret};
 use threeport_manager::threeport::client::{ApiClientConfig, ThreeportClient};
 use threeport_manager::threeport::crypto::EncryptionKey;
-use threeport_manager::threeport::{ApiError, ObjectType, ThreeportApi};
+use threeport_manager::threeport::{ObjectType, ThreeportApi};
 
 /// Set by `scripts/test.sh` (and so CI) after `scripts/upstream.sh build`: a real-stack suite
 /// whose binaries are missing fails instead of skipping.
 pub const REQUIRE_UPSTREAM_ENV: &str = "THREEPORT_UPSTREAM_REQUIRED";
-
-/// Which backend a stack runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Sandbox,
-    Upstream,
-}
-
 /// The sandbox servers of a stack (boxed: they are much larger than the upstream handle).
 struct SandboxParts {
     _nats: NatsServer,
@@ -48,6 +40,8 @@ struct SandboxParts {
     kube: KubeSandboxHandle,
 }
 
+/// What keeps a stack running: the sandbox servers, or the real processes plus the lock that
+/// keeps other real stacks of this process from starting meanwhile.
 enum Parts {
     Sandbox(Box<SandboxParts>),
     Upstream {
@@ -183,13 +177,6 @@ impl Stack {
         })
     }
 
-    pub fn kind(&self) -> Kind {
-        match self.parts {
-            Parts::Sandbox(_) => Kind::Sandbox,
-            Parts::Upstream { .. } => Kind::Upstream,
-        }
-    }
-
     /// The sandbox API, for fault injection and counters (sandbox backend only).
     pub fn sandbox_api(&self) -> Option<&SandboxHandle> {
         match &self.parts {
@@ -203,22 +190,6 @@ impl Stack {
         match &self.parts {
             Parts::Sandbox(p) => Some(&p.kube),
             Parts::Upstream { .. } => None,
-        }
-    }
-
-    /// The folder of a real stack (its `env`, `kubeconfig` and `logs/`).
-    pub fn upstream_dir(&self) -> Option<&Path> {
-        match &self.parts {
-            Parts::Upstream { stack, .. } => Some(&stack.dir),
-            Parts::Sandbox(_) => None,
-        }
-    }
-
-    /// The value of a variable of the stack's `env` file (real stacks only).
-    pub fn upstream_env(&self, key: &str) -> Option<String> {
-        match &self.parts {
-            Parts::Upstream { stack, .. } => stack.env.get(key).cloned(),
-            Parts::Sandbox(_) => None,
         }
     }
 
@@ -471,9 +442,4 @@ fn parse_env(text: &str) -> HashMap<String, String> {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-/// `e` is the API's answer for an object that is not there.
-pub fn is_not_found(e: &ApiError) -> bool {
-    e.status() == Some(404)
 }

@@ -22,7 +22,7 @@ use threeport_manager::threeport::models::{
 };
 use threeport_manager::threeport::ThreeportApi;
 
-use crate::backend::{Kind, Stack};
+use crate::backend::Stack;
 pub use crate::common::wait_until;
 
 /// How long any one condition may take. The real kube-apiserver deletes a namespace through
@@ -160,10 +160,6 @@ impl Env {
             m.shutdown().await;
         }
         self.stack
-    }
-
-    pub fn kind(&self) -> Kind {
-        self.stack.kind()
     }
 
     pub async fn create_wd(&self, name: &str, yaml: &str) -> u64 {
