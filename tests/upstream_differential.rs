@@ -13,13 +13,14 @@
 
 mod backend;
 mod common;
+mod workload_env;
 mod workload_suite;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use backend::Stack;
+use backend::{Stack, SYSTEM_NAMESPACES};
 use serde_json::{json, Map, Value};
 use threeport_manager::threeport::models::{
     EVENT, WORKLOAD_DEFINITION, WORKLOAD_EVENT, WORKLOAD_INSTANCE, WORKLOAD_RESOURCE_DEFINITION,
@@ -76,10 +77,7 @@ impl GoController {
     fn start(stack: &Stack, log: std::path::PathBuf) -> Self {
         let bin = backend::repo_root().join(".tools/upstream/bin/workload-controller");
         let env: BTreeMap<String, String> = stack.process_env().into_iter().collect();
-        let shutdown_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let shutdown_port = workload_env::free_port();
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(&bin)
             .args([
@@ -288,9 +286,6 @@ async fn run(controller: Controller) -> Option<Run> {
         after_delete,
     })
 }
-
-/// Namespaces a new cluster has.
-const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// The managed namespace's suffix differs per run (Go: random; manager: from the instance ID):
 /// `<instance>-<suffix>` becomes `<instance>-*` everywhere.

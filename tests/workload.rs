@@ -9,6 +9,7 @@
 
 mod backend;
 mod common;
+mod workload_env;
 #[macro_use]
 mod workload_suite;
 

@@ -30,6 +30,14 @@ use threeport_manager::threeport::client::{ApiClientConfig, ThreeportClient};
 use threeport_manager::threeport::crypto::EncryptionKey;
 use threeport_manager::threeport::{ObjectType, ThreeportApi};
 
+/// `apiVersion` of Threeport's ThreeportWorkload resource (written literally, not taken from
+/// the manager, so a change there fails the tests).
+pub const TW_API: &str = "control-plane.threeport.io/v1alpha1";
+
+/// Namespaces a new cluster has (the sandbox and kube-apiserver alike).
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
 /// Set by `scripts/test.sh` (and so CI) after `scripts/upstream.sh build`: a real-stack suite
 /// whose binaries are missing fails instead of skipping.
 pub const REQUIRE_UPSTREAM_ENV: &str = "THREEPORT_UPSTREAM_REQUIRED";

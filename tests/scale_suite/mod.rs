@@ -18,14 +18,10 @@ use threeport_manager::threeport::models::{
 };
 use threeport_manager::threeport::ThreeportApi;
 
-use crate::backend::Stack;
+use crate::backend::{Stack, SYSTEM_NAMESPACES, TW_API};
 use crate::workload_env::{
     metric_sum, ManagerProcess, ManagerSpec, INSTANCE_LABEL, WEB_APP_RESOURCES, WEB_APP_YAML,
 };
-
-const TW_API: &str = "control-plane.threeport.io/v1alpha1";
-/// Namespaces a new cluster has (sandbox and kube-apiserver alike).
-const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 fn instance_label(o: &Value) -> u64 {
     o["metadata"]["labels"][INSTANCE_LABEL]

@@ -28,8 +28,8 @@ pub use crate::common::wait_until;
 /// How long any one condition may take. The real kube-apiserver deletes a namespace through
 /// the namespace controller, which takes seconds; everything else settles well within this.
 pub const LIMIT: Duration = Duration::from_secs(90);
-pub const INSTANCE_LABEL: &str = "control-plane.threeport.io/workload-instance";
-pub const TW_API: &str = "control-plane.threeport.io/v1alpha1";
+pub use crate::backend::TW_API;
+pub use crate::workload_env::INSTANCE_LABEL;
 
 pub const WEB_APP: &str = "\
 apiVersion: v1
@@ -390,7 +390,8 @@ pub async fn delete_and_assert_clean(env: &Env, wi: u64, ns: &str) {
 
 /// One `#[tokio::test]` per scenario below, each on a fresh stack from `$stack` (an
 /// expression giving `Option<Stack>`; `None` skips, as the real stack does when unbuilt).
-/// Needs `#[macro_use] mod workload_suite;` next to `mod backend;` and `mod common;`.
+/// Needs `#[macro_use] mod workload_suite;` next to `mod backend;`, `mod common;` and
+/// `mod workload_env;`.
 #[allow(unused_macros)] // used by the suites that run every scenario, not by every includer
 macro_rules! workload_scenario_tests {
     ($stack:expr) => {
@@ -580,12 +581,12 @@ pub async fn instance_created_before_its_definition_is_reconciled(env: &Env) {
             3
         );
         // The instance really arrived first: it was requeued while the definition was failing.
-        let requeues = metric_value(
+        let requeues = crate::workload_env::metric_sum(
             &env.metrics(),
             "threeport_reconcile_total",
             &[
-                "reconciler=\"WorkloadInstanceReconciler\"",
-                "result=\"requeue\"",
+                ("reconciler", "WorkloadInstanceReconciler"),
+                ("result", "requeue"),
             ],
         );
         assert!(requeues >= 1.0, "instance requeues: {requeues}");
@@ -839,13 +840,4 @@ spec:
     })
     .await;
     assert!(env.wris(wi).await.is_empty());
-}
-
-/// Sum of a Prometheus sample family whose label text contains every `labels` pair.
-pub fn metric_value(text: &str, metric: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{metric}{{")))
-        .filter(|l| labels.iter().all(|p| l.contains(p)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
