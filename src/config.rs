@@ -263,12 +263,18 @@ pub struct EngineConfig {
     pub max_poison_attempts: u32,
     /// Deliveries of a failing reconcile before it is terminated; 0 = unlimited (Threeport).
     pub max_reconcile_attempts: u32,
-    /// How often a held lock is renewed; must be under half the lock bucket's 20 min max age.
+    /// How often a held lock is renewed; at most a third of `lock_takeover_after`.
     #[serde(with = "duration_str")]
     pub lock_renew_interval: Duration,
-    /// NAK delay when another process holds the object's lock.
+    /// First NAK delay when another process holds the object's lock (doubles per delivery).
     #[serde(with = "duration_str")]
     pub lock_conflict_delay: Duration,
+    /// A lock nobody has written for this long is taken over: its holder is gone (Go
+    /// controllers never renew, so without this a crashed one blocks its objects for the lock
+    /// bucket's 20 min). Longer than any reconcile a Go controller still running could be in;
+    /// `20m` (the bucket max age) turns takeovers off.
+    #[serde(with = "duration_str")]
+    pub lock_takeover_after: Duration,
     /// How often a `Progress` ack is sent while reconciling; must be under the 30 s AckWait.
     #[serde(with = "duration_str")]
     pub progress_interval: Duration,
@@ -284,8 +290,9 @@ impl Default for EngineConfig {
             backoff_cap: Duration::from_secs(5 * 60),
             max_poison_attempts: 5,
             max_reconcile_attempts: 0,
-            lock_renew_interval: Duration::from_secs(60),
+            lock_renew_interval: Duration::from_secs(10),
             lock_conflict_delay: Duration::from_secs(1),
+            lock_takeover_after: Duration::from_secs(60),
             progress_interval: Duration::from_secs(10),
             fetch_expires: Duration::from_secs(5),
         }
@@ -652,13 +659,25 @@ impl Config {
             ));
         }
         positive("engine.lock_renew_interval", e.lock_renew_interval)?;
-        if e.lock_renew_interval >= LOCK_BUCKET_MAX_AGE / 2 {
+        positive("engine.lock_takeover_after", e.lock_takeover_after)?;
+        if e.lock_takeover_after > LOCK_BUCKET_MAX_AGE {
+            return Err(ConfigError::invalid(
+                "engine.lock_takeover_after",
+                format!(
+                    "must not exceed the lock bucket max age ({}); at that value takeovers are off",
+                    fmt_duration(LOCK_BUCKET_MAX_AGE)
+                ),
+            ));
+        }
+        // A holder gives its lock up after failing to renew for `lock_takeover_after` minus
+        // one interval, so at least one renewal must be allowed to fail before that.
+        if e.lock_renew_interval * 3 > e.lock_takeover_after {
             return Err(ConfigError::invalid(
                 "engine.lock_renew_interval",
                 format!(
-                    "must be less than half the lock bucket max age ({}), i.e. under {}",
-                    fmt_duration(LOCK_BUCKET_MAX_AGE),
-                    fmt_duration(LOCK_BUCKET_MAX_AGE / 2)
+                    "must be at most a third of engine.lock_takeover_after ({}), i.e. at most {}",
+                    fmt_duration(e.lock_takeover_after),
+                    fmt_duration(e.lock_takeover_after / 3)
                 ),
             ));
         }
@@ -1297,7 +1316,8 @@ mod tests {
         assert_eq!(c.engine.backoff_cap, Duration::from_secs(300));
         assert_eq!(c.engine.max_poison_attempts, 5);
         assert_eq!(c.engine.max_reconcile_attempts, 0);
-        assert_eq!(c.engine.lock_renew_interval, Duration::from_secs(60));
+        assert_eq!(c.engine.lock_renew_interval, Duration::from_secs(10));
+        assert_eq!(c.engine.lock_takeover_after, Duration::from_secs(60));
         assert_eq!(c.engine.progress_interval, Duration::from_secs(10));
         assert_eq!(c.shutdown_timeout, Duration::from_secs(25));
         assert_eq!(c.log.format, LogFormat::Json);
@@ -1650,11 +1670,25 @@ mod tests {
             "",
         );
         assert_invalid(
-            toml("[engine]\nlock_renew_interval = \"10m\""),
+            toml("[engine]\nlock_renew_interval = \"21s\""),
             "engine.lock_renew_interval",
-            "half",
+            "third of engine.lock_takeover_after (1m)",
         );
-        assert!(toml("[engine]\nlock_renew_interval = \"9m 59s\"").is_ok());
+        assert!(toml("[engine]\nlock_renew_interval = \"20s\"").is_ok());
+        assert!(
+            toml("[engine]\nlock_renew_interval = \"6m 40s\"\nlock_takeover_after = \"20m\"")
+                .is_ok()
+        );
+        assert_invalid(
+            toml("[engine]\nlock_takeover_after = \"20m 1s\""),
+            "engine.lock_takeover_after",
+            "bucket max age",
+        );
+        assert_invalid(
+            toml("[engine]\nlock_takeover_after = \"0s\""),
+            "engine.lock_takeover_after",
+            "greater than 0",
+        );
         assert_invalid(
             toml("[engine]\nlock_renew_interval = \"0s\""),
             "engine.lock_renew_interval",

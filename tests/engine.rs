@@ -308,6 +308,133 @@ async fn a_lost_lock_cancels_the_reconcile_and_the_message_comes_back() {
     m.shutdown().await;
 }
 
+const TAKEOVERS: &str = "threeport_lock_takeovers_total{controller=\"workload\",reconciler=\"WorkloadDefinitionReconciler\"}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_its_holder_stopped_writing_is_taken_over_at_the_takeover_age() {
+    let cp = ControlPlane::start().await;
+    // A Go controller took the lock and died: the lock is never renewed nor released.
+    let wd = cp.create_wd("orphaned").await;
+    let key = format!("{RECONCILER}.{wd}");
+    let js = cp.jetstream().await;
+    let dead = threeport_manager::engine::lock::LockClient::open_or_create(
+        &js,
+        "workloadLock",
+        "contains locks on workload objects",
+        "0b7d6c3e-dead-4c0e-9f35-2a7e64f1c0de",
+    )
+    .await
+    .expect("bucket");
+    dead.acquire(&key).await.expect("Go-style create");
+    let locked_at = Instant::now();
+    let r = TestReconciler::succeeding();
+    let m = start_manager(&cp, &r, 2, |c| {
+        c.engine.lock_takeover_after = Duration::from_secs(2);
+        c.engine.lock_renew_interval = Duration::from_millis(500);
+    })
+    .await;
+    cp.wait_reconciled(wd, LIMIT).await;
+    assert!(
+        locked_at.elapsed() >= Duration::from_secs(2),
+        "taken over before the lock was 2 s old: {:?}",
+        locked_at.elapsed()
+    );
+    assert_eq!(metric(&m, TAKEOVERS), 1.0);
+    assert_eq!(r.call_count(), 1, "reconciled exactly once");
+    assert_eq!(
+        lock_bucket(&cp).await.get(&key).await.expect("get"),
+        None,
+        "released after the reconcile"
+    );
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_renews_is_never_taken_over_however_long_it_works() {
+    let cp = ControlPlane::start().await;
+    // The first reconcile runs for three takeover ages; meanwhile two more notifications for
+    // the same object keep meeting its lock.
+    let r = TestReconciler::new(|n, _| {
+        if n == 0 {
+            Act::Sleep(Duration::from_millis(4500))
+        } else {
+            Act::Succeed
+        }
+    });
+    let m = start_manager(&cp, &r, 4, |c| {
+        c.engine.lock_takeover_after = Duration::from_millis(1500);
+        c.engine.lock_renew_interval = Duration::from_millis(300);
+        c.engine.lock_conflict_delay = Duration::from_millis(100);
+    })
+    .await;
+    let wd = cp.create_wd("slow").await;
+    wait_until(LIMIT, "first reconcile started", || async {
+        r.call_count() == 1
+    })
+    .await;
+    let js = cp.jetstream().await;
+    for _ in 0..2 {
+        publish(
+            &js,
+            "workloadDefinition.update",
+            notification("Updated", wd),
+        )
+        .await;
+    }
+    wait_until(LIMIT, "all three reconciled", || async {
+        r.call_count() == 3
+    })
+    .await;
+    assert_eq!(metric(&m, TAKEOVERS), 0.0);
+    assert_eq!(r.max_in_flight_per_object.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        r.cancelled.load(Ordering::SeqCst),
+        0,
+        "the slow reconcile finished"
+    );
+    assert!(metric(&m, "threeport_lock_conflicts_total{controller=\"workload\",reconciler=\"WorkloadDefinitionReconciler\"}") >= 2.0);
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_cannot_renew_gives_the_lock_up_before_it_could_be_taken_over() {
+    let cp = ControlPlane::start().await;
+    let r = TestReconciler::new(|_, _| Act::BlockUntilCancelled);
+    let m = start_manager(&cp, &r, 1, |c| {
+        c.engine.lock_takeover_after = Duration::from_secs(3);
+        c.engine.lock_renew_interval = Duration::from_millis(500);
+    })
+    .await;
+    let wd = cp.create_wd("cut-off").await;
+    wait_until(LIMIT, "reconcile started", || async { r.call_count() == 1 }).await;
+    // The lock bucket disappears: every renewal fails (not with another revision).
+    let cut = Instant::now();
+    cp.jetstream()
+        .await
+        .delete_key_value("workloadLock")
+        .await
+        .expect("delete the bucket");
+    wait_until(LIMIT, "reconcile cancelled", || async {
+        r.cancelled.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // The safety property: given up before the lock could be taken over (3 s after its last
+    // write). By design at the takeover age minus one renew interval, 2.5 s after the last
+    // write, which was at most 0.5 s before the cut; and not at the first failed renewal.
+    let gave_up = cut.elapsed();
+    assert!(
+        gave_up < Duration::from_secs(3),
+        "gave up only after {gave_up:?}"
+    );
+    assert!(
+        gave_up >= Duration::from_millis(1500),
+        "gave up too early: {gave_up:?}"
+    );
+    assert_eq!(metric(&m, "threeport_lock_lost_total{controller=\"workload\",reconciler=\"WorkloadDefinitionReconciler\"}"), 1.0);
+    let _ = wd;
+    m.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_are_terminated_after_the_configured_attempts_with_delays() {
     let cp = ControlPlane::start().await;

@@ -30,8 +30,11 @@ pub struct RetryPolicy {
     /// Deliveries of a failing reconcile before the message is terminated; 0 = never give up
     /// (objects must converge once the cause is fixed, so this is off by default).
     pub max_reconcile_attempts: u64,
-    /// NAK delay when another owner holds the object's lock.
+    /// First NAK delay when another owner holds the object's lock; doubles per delivery (see
+    /// [`plan_lock_conflict`]).
     pub lock_conflict_delay: Duration,
+    /// Age after which another owner's lock is taken over (see [`plan_lock_conflict`]).
+    pub lock_takeover_after: Duration,
 }
 
 /// The result of one reconcile attempt as the engine sees it.
@@ -48,8 +51,8 @@ pub enum AttemptResult {
     /// The object is scheduled for deletion and this is a Created/Updated notification: the
     /// Deleted notification will do the work.
     SkippedForDeletion,
-    /// Another owner holds the lock.
-    LockConflict,
+    /// Another owner holds the lock: try again after the delay.
+    LockConflict(Duration),
     /// The lock or NATS KV could not be reached to take the lock.
     LockUnavailable,
     /// The lock was lost while reconciling (renewal found another revision).
@@ -67,7 +70,7 @@ impl AttemptResult {
             AttemptResult::Requeue(_) => Some("requeue"),
             AttemptResult::Failure | AttemptResult::LockLost => Some("error"),
             AttemptResult::NotFound => Some("not_found"),
-            AttemptResult::LockConflict
+            AttemptResult::LockConflict(_)
             | AttemptResult::LockUnavailable
             | AttemptResult::Aborted => None,
         }
@@ -103,13 +106,56 @@ pub fn settle_attempt(
                 Settle::Nak(policy.backoff.delay(delivered, jitter))
             }
         }
-        AttemptResult::LockConflict | AttemptResult::LockLost => {
-            Settle::Nak(policy.lock_conflict_delay)
-        }
+        AttemptResult::LockConflict(d) => Settle::Nak(d),
+        AttemptResult::LockLost => Settle::Nak(policy.lock_conflict_delay),
         AttemptResult::LockUnavailable => Settle::Nak(policy.backoff.delay(delivered, jitter)),
         // Hand it back at once: another replica (or this one after restart) picks it up.
         AttemptResult::Aborted => Settle::Nak(Duration::ZERO),
     }
+}
+
+/// What to do about a lock another owner holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockConflictPlan {
+    /// The holder has not written the lock for `lock_takeover_after`: it is gone. Take the lock
+    /// over (on its revision, so a holder that renews or releases meanwhile keeps it).
+    TakeOver,
+    /// Hand the message back and try again after the delay.
+    Wait(Duration),
+}
+
+/// Decide about a held lock from its age (time since its holder last wrote it), on the
+/// message's `delivered`-th delivery.
+///
+/// A live manager renews its locks every `lock_renew_interval`, so its locks never reach the
+/// takeover age; a Go controller never renews, and a crashed one would otherwise block the
+/// object for the bucket's 20 min max age (spec 4.1 #6). Until the takeover age, the delay
+/// grows like the retry backoff, from `lock_conflict_delay`, capped at a quarter of the takeover
+/// age and at the time left until the lock turns stale, so a dead holder's objects are taken
+/// over within a few deliveries of that moment:
+///
+/// ```text
+/// left     = lock_takeover_after - age
+/// delay(n) = min(left, lock_takeover_after / 4, lock_conflict_delay * 2^(n-1)) * (1 - jitter/2)
+/// ```
+///
+/// With the defaults (1 s, 60 s) and a lock held from the first delivery on, the nominal
+/// schedule is 1, 2, 4, 8, 15, 15, 15, then whatever is left: takeover about 60 s after the
+/// holder's last write, in 7 or 8 deliveries.
+pub fn plan_lock_conflict(
+    policy: &RetryPolicy,
+    age: Duration,
+    delivered: u64,
+    jitter: f64,
+) -> LockConflictPlan {
+    let left = policy.lock_takeover_after.saturating_sub(age);
+    if left.is_zero() {
+        return LockConflictPlan::TakeOver;
+    }
+    let cap = (policy.lock_takeover_after / 4).min(left);
+    let delay = Backoff::new(policy.lock_conflict_delay.min(cap), cap).delay(delivered, jitter);
+    // Never zero (an immediate redelivery): at the end it is the remainder, at least 1 ms.
+    LockConflictPlan::Wait(delay.max(Duration::from_millis(1)))
 }
 
 /// Whether to call the reconciler for this notification, given the latest object.
@@ -160,6 +206,7 @@ mod tests {
             max_poison_attempts: 5,
             max_reconcile_attempts: 0,
             lock_conflict_delay: Duration::from_millis(1500),
+            lock_takeover_after: Duration::from_secs(60),
         }
     }
 
@@ -252,11 +299,16 @@ mod tests {
     }
 
     #[test]
-    fn lock_conflicts_and_losses_nak_with_the_short_delay() {
+    fn lock_conflicts_nak_with_the_planned_delay_and_losses_with_the_short_one() {
         let p = policy();
         assert_eq!(
-            settle_attempt(&p, AttemptResult::LockConflict, 7, 0.0),
-            Settle::Nak(Duration::from_millis(1500))
+            settle_attempt(
+                &p,
+                AttemptResult::LockConflict(Duration::from_secs(7)),
+                7,
+                0.0
+            ),
+            Settle::Nak(Duration::from_secs(7))
         );
         assert_eq!(
             settle_attempt(&p, AttemptResult::LockLost, 1, 0.0),
@@ -285,7 +337,96 @@ mod tests {
             Some("requeue")
         );
         assert_eq!(AttemptResult::NotFound.metric_result(), Some("not_found"));
-        assert_eq!(AttemptResult::LockConflict.metric_result(), None);
+        assert_eq!(
+            AttemptResult::LockConflict(Duration::ZERO).metric_result(),
+            None
+        );
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_lock_not_written_for_the_takeover_age_is_taken_over() {
+        let p = policy();
+        assert_eq!(
+            plan_lock_conflict(&p, secs(60), 1, 0.0),
+            LockConflictPlan::TakeOver
+        );
+        assert_eq!(
+            plan_lock_conflict(&p, secs(19 * 60), 1, 0.5),
+            LockConflictPlan::TakeOver
+        );
+        assert!(matches!(
+            plan_lock_conflict(&p, secs(59), 1, 0.0),
+            LockConflictPlan::Wait(_)
+        ));
+    }
+
+    #[test]
+    fn a_fresh_lock_waits_with_backoff_capped_at_a_quarter_of_the_takeover_age() {
+        let p = policy();
+        let wait = |age, n| match plan_lock_conflict(&p, age, n, 0.0) {
+            LockConflictPlan::Wait(d) => d,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(wait(secs(0), 1), Duration::from_millis(1500));
+        assert_eq!(wait(secs(0), 2), secs(3));
+        assert_eq!(wait(secs(0), 4), secs(12));
+        assert_eq!(wait(secs(0), 5), secs(15));
+        assert_eq!(wait(secs(0), 50), secs(15));
+    }
+
+    #[test]
+    fn the_wait_ends_when_the_lock_turns_stale_and_is_never_zero() {
+        let p = policy();
+        let wait = |age| match plan_lock_conflict(&p, age, 9, 0.0) {
+            LockConflictPlan::Wait(d) => d,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(wait(secs(50)), secs(10));
+        assert_eq!(
+            wait(Duration::from_millis(59_999)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            wait(Duration::from_nanos(59_999_999_999)),
+            Duration::from_millis(1)
+        );
+    }
+
+    #[test]
+    fn a_holder_kept_alive_by_renewals_is_never_taken_over() {
+        // A live manager's lock is at most one renew interval old whatever the delivery count.
+        let p = policy();
+        for n in 1..100 {
+            for jitter in [0.0, 0.5, 0.999] {
+                assert_ne!(
+                    plan_lock_conflict(&p, secs(20), n, jitter),
+                    LockConflictPlan::TakeOver
+                );
+            }
+        }
+    }
+
+    /// A dead holder's lock (age 0 at the first delivery): the deliveries until takeover, with
+    /// the slowest (no jitter) schedule, stay few and the takeover comes within a second of
+    /// the lock turning stale.
+    #[test]
+    fn a_dead_holder_is_taken_over_in_a_few_deliveries() {
+        let p = policy();
+        let mut age = Duration::ZERO;
+        let mut n = 1;
+        loop {
+            match plan_lock_conflict(&p, age, n, 0.0) {
+                LockConflictPlan::TakeOver => break,
+                LockConflictPlan::Wait(d) => age += d,
+            }
+            n += 1;
+        }
+        assert!(n <= 9, "{n} deliveries");
+        assert!(age < secs(61), "{age:?}");
     }
 
     #[test]

@@ -11,6 +11,12 @@
 //! - Release: delete with the expected revision, so we never delete another owner's lock
 //!   (Go deletes unconditionally).
 //!
+//! - Take over: a lock whose last write is older than the takeover age belongs to an owner that
+//!   is gone (a Go controller never renews, so a crashed one leaves its lock for the full 20 min;
+//!   a live manager renews far more often). It is replaced with `update(key, value, revision)`
+//!   on the stale revision, so two contenders cannot both win, and an owner that released or
+//!   renewed in between keeps its lock.
+//!
 //! A Go controller and this manager exclude each other: both use `create` on the same key.
 
 use std::time::Duration;
@@ -39,6 +45,16 @@ pub enum LockError {
 pub struct Lease {
     pub key: String,
     pub revision: u64,
+}
+
+/// Another owner's lock as read from the bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The value: the holder's instance (Threeport's `controllerID`) UUID.
+    pub owner: String,
+    pub revision: u64,
+    /// Time since the holder last wrote the key (took or renewed it), by the server's clock.
+    pub age: Duration,
 }
 
 /// Lock operations on one controller's bucket, as one owner.
@@ -160,6 +176,42 @@ impl LockClient {
                     }),
                 }
             }
+        }
+    }
+
+    /// Who holds `key` and since when, or `None` if it is free (absent, deleted or purged).
+    pub async fn inspect(&self, key: &str) -> Result<Option<Holder>, LockError> {
+        let entry = self
+            .kv
+            .entry(key)
+            .await
+            .map_err(|e| LockError::Unavailable {
+                key: key.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(entry
+            .filter(|e| e.operation == kv::Operation::Put)
+            .map(|e| Holder {
+                owner: String::from_utf8_lossy(&e.value).into_owned(),
+                revision: e.revision,
+                // The server stamps each write; a clock behind the server's reads as age 0.
+                age: (time::OffsetDateTime::now_utc() - e.created)
+                    .try_into()
+                    .unwrap_or(Duration::ZERO),
+            }))
+    }
+
+    /// Replace a stale lock at `revision` with ours. Fails with [`LockError::Held`] if the key
+    /// changed since it was read (the holder renewed or released it, or another contender won).
+    pub async fn take_over(&self, key: &str, revision: u64) -> Result<Lease, LockError> {
+        let mut lease = Lease {
+            key: key.to_string(),
+            revision,
+        };
+        match self.renew(&mut lease).await {
+            Ok(()) => Ok(lease),
+            Err(LockError::Lost { key, .. }) => Err(LockError::Held { key }),
+            Err(e) => Err(e),
         }
     }
 

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub max_concurrent_reconciles: IntGaugeVec,
     pub lock_conflicts_total: IntCounterVec,
     pub lock_lost_total: IntCounterVec,
+    pub lock_takeovers_total: IntCounterVec,
     pub notifications_terminated_total: IntCounterVec,
     pub queue_latency_seconds: HistogramVec,
     pub consumer_pending: IntGaugeVec,
@@ -130,6 +131,12 @@ impl Metrics {
                 "Reconciles cancelled because their lock was taken over",
                 &RECONCILER_LABELS,
             ),
+            lock_takeovers_total: counter(
+                r,
+                "threeport_lock_takeovers_total",
+                "Locks taken over because their holder had not renewed them for the takeover age",
+                &RECONCILER_LABELS,
+            ),
             notifications_terminated_total: counter(
                 r,
                 "threeport_notifications_terminated_total",
@@ -197,6 +204,7 @@ impl Metrics {
         self.active_workers.with_label_values(&l);
         self.lock_conflicts_total.with_label_values(&l);
         self.lock_lost_total.with_label_values(&l);
+        self.lock_takeovers_total.with_label_values(&l);
         self.consumer_pending.with_label_values(&l);
         self.consumer_ack_pending.with_label_values(&l);
         self.max_concurrent_reconciles
@@ -242,6 +250,7 @@ pub struct ReconcilerMetrics {
     pub active: IntGauge,
     pub lock_conflicts: IntCounter,
     pub lock_lost: IntCounter,
+    pub lock_takeovers: IntCounter,
     pub pending: IntGauge,
     pub ack_pending: IntGauge,
     terminated: IntCounterVec,
@@ -266,6 +275,7 @@ impl ReconcilerMetrics {
             active: m.active_workers.with_label_values(&l),
             lock_conflicts: m.lock_conflicts_total.with_label_values(&l),
             lock_lost: m.lock_lost_total.with_label_values(&l),
+            lock_takeovers: m.lock_takeovers_total.with_label_values(&l),
             pending: m.consumer_pending.with_label_values(&l),
             ack_pending: m.consumer_ack_pending.with_label_values(&l),
             terminated: m.notifications_terminated_total.clone(),
@@ -315,6 +325,7 @@ mod tests {
         for name in [
             "threeport_lock_conflicts_total",
             "threeport_lock_lost_total",
+            "threeport_lock_takeovers_total",
             "threeport_active_workers",
             "threeport_consumer_pending",
             "threeport_consumer_ack_pending",

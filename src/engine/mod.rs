@@ -43,8 +43,8 @@ use worker::ReconcilerRuntime;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EngineSettings {
     pub retry: RetryPolicy,
-    /// How often a held lock is renewed (`update` with its revision). Must be well under the
-    /// bucket max age (20 min).
+    /// How often a held lock is renewed (`update` with its revision). At most a third of
+    /// `retry.lock_takeover_after`, so a live holder's lock never looks stale.
     pub lock_renew_interval: Duration,
     /// How often an in-progress ack (`+WPI`) is sent while reconciling. Must be under the
     /// consumer's AckWait (30 s by default).
@@ -61,8 +61,9 @@ impl Default for EngineSettings {
                 max_poison_attempts: 5,
                 max_reconcile_attempts: 0,
                 lock_conflict_delay: Duration::from_secs(1),
+                lock_takeover_after: Duration::from_secs(60),
             },
-            lock_renew_interval: Duration::from_secs(60),
+            lock_renew_interval: Duration::from_secs(10),
             progress_interval: Duration::from_secs(10),
             fetch_expires: Duration::from_secs(5),
         }

@@ -331,7 +331,7 @@ pub async fn handle_message(
             rt.metrics.time.observe(started.elapsed().as_secs_f64());
         }
         match (result, settle) {
-            (AttemptResult::LockConflict, _) => rt.metrics.lock_conflicts.inc(),
+            (AttemptResult::LockConflict(_), _) => rt.metrics.lock_conflicts.inc(),
             (AttemptResult::Failure | AttemptResult::LockLost, Settle::Term) => {
                 rt.metrics.errors.inc();
                 rt.metrics.terminated(TERMINATION_MAX_ATTEMPTS);
@@ -380,10 +380,10 @@ async fn attempt(
     let key = rt.reconciler.lock_key(notif.object_id);
     let lease = match rt.locks.acquire(&key).await {
         Ok(lease) => lease,
-        Err(LockError::Held { .. }) => {
-            debug!(key, "object locked by another owner; deferring");
-            return AttemptResult::LockConflict;
-        }
+        Err(LockError::Held { .. }) => match resolve_conflict(rt, &key, delivered).await {
+            Ok(lease) => lease,
+            Err(result) => return result,
+        },
         Err(e) => {
             warn!(error = %e, "cannot take lock");
             return AttemptResult::LockUnavailable;
@@ -439,7 +439,55 @@ async fn attempt(
     result
 }
 
+/// Another owner holds `key`: take it over if the holder is gone, else say when to try again.
+async fn resolve_conflict(
+    rt: &ReconcilerRuntime,
+    key: &str,
+    delivered: u64,
+) -> Result<Lease, AttemptResult> {
+    let policy = &rt.settings.retry;
+    let holder = match rt.locks.inspect(key).await {
+        Ok(Some(holder)) => holder,
+        // Released since `create` failed: the next delivery takes it.
+        Ok(None) => return Err(AttemptResult::LockConflict(policy.lock_conflict_delay)),
+        Err(e) => {
+            warn!(error = %e, "cannot read the lock holder");
+            return Err(AttemptResult::LockUnavailable);
+        }
+    };
+    match decision::plan_lock_conflict(policy, holder.age, delivered, rand::random()) {
+        decision::LockConflictPlan::Wait(delay) => {
+            debug!(key, owner = %holder.owner, age_ms = holder.age.as_millis() as u64,
+                delay_ms = delay.as_millis() as u64, "object locked by another owner; deferring");
+            Err(AttemptResult::LockConflict(delay))
+        }
+        decision::LockConflictPlan::TakeOver => {
+            match rt.locks.take_over(key, holder.revision).await {
+                Ok(lease) => {
+                    rt.metrics.lock_takeovers.inc();
+                    warn!(key, previous_owner = %holder.owner, age_s = holder.age.as_secs(),
+                    "took over a lock its holder had not renewed; the holder is presumed gone");
+                    Ok(lease)
+                }
+                Err(LockError::Held { .. }) => {
+                    debug!(key, "the stale lock changed before the takeover; deferring");
+                    Err(AttemptResult::LockConflict(policy.lock_conflict_delay))
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot take over the lock");
+                    Err(AttemptResult::LockUnavailable)
+                }
+            }
+        }
+    }
+}
+
 /// Renew the lease and send in-progress acks until stopped; cancel `lost` if the lease is lost.
+///
+/// The lease is also given up when no renewal has succeeded for `lock_takeover_after` minus one
+/// renew interval: by then another process may take the lock over (it sees no write for the
+/// takeover age), so this one must stop first. The renew interval is the margin, for clock
+/// differences between this host and the NATS server.
 async fn keep_alive(
     rt: Arc<ReconcilerRuntime>,
     lease: Arc<Mutex<Lease>>,
@@ -456,6 +504,14 @@ async fn keep_alive(
         start + rt.settings.progress_interval,
         rt.settings.progress_interval,
     );
+    let renew_interval = rt.settings.lock_renew_interval;
+    let fence = rt
+        .settings
+        .retry
+        .lock_takeover_after
+        .saturating_sub(renew_interval);
+    // Time of the last write known to have succeeded (sent no earlier than this).
+    let mut written = start;
     loop {
         tokio::select! {
             biased;
@@ -472,8 +528,10 @@ async fn keep_alive(
                     Ok(l) => l.clone(),
                     Err(p) => p.into_inner().clone(),
                 };
+                let sent = tokio::time::Instant::now();
                 match rt.locks.renew(&mut current).await {
                     Ok(()) => {
+                        written = sent;
                         if let Ok(mut l) = lease.lock() {
                             *l = current;
                         }
@@ -482,7 +540,12 @@ async fn keep_alive(
                         lost.cancel();
                         return;
                     }
-                    // Transient: the next tick retries, well before the bucket max age.
+                    Err(e) if written.elapsed() + renew_interval > fence => {
+                        warn!(error = %e, "lock not renewed for too long; giving it up before it can be taken over");
+                        lost.cancel();
+                        return;
+                    }
+                    // Transient: the next tick retries, well before the lease can be taken over.
                     Err(e) => warn!(error = %e, "lock renewal failed; retrying"),
                 }
             }

@@ -76,6 +76,7 @@ pub fn engine_settings(config: &Config) -> EngineSettings {
             max_poison_attempts: u64::from(e.max_poison_attempts),
             max_reconcile_attempts: u64::from(e.max_reconcile_attempts),
             lock_conflict_delay: e.lock_conflict_delay,
+            lock_takeover_after: e.lock_takeover_after,
         },
         lock_renew_interval: e.lock_renew_interval,
         progress_interval: e.progress_interval,
