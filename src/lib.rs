@@ -17,3 +17,7 @@ pub mod reconcilers;
 pub mod registry;
 pub mod runtime;
 pub mod threeport;
+
+/// The User-Agent of every request the manager makes (Threeport API and runtime clusters), so
+/// audit logs and server metrics tell it apart from Threeport's Go controllers.
+pub const USER_AGENT: &str = concat!("threeport-manager/", env!("CARGO_PKG_VERSION"));

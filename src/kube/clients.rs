@@ -61,6 +61,12 @@ pub fn kube_config(
     config.reset_reader_on_write = true;
     // Retries belong to the engine (backoff, events, metrics), not hidden inside one call.
     config.default_retry = false;
+    // Name ourselves in the cluster's audit log and metrics, as client-go's controllers do
+    // (`workload-controller/v0.0.0 ...`); kube sends no User-Agent by default.
+    config.headers.push((
+        hyper::header::USER_AGENT,
+        hyper::header::HeaderValue::from_static(crate::USER_AGENT),
+    ));
 
     if let Some(ca) = &creds.ca_pem {
         let mut reader = std::io::Cursor::new(ca.as_bytes());
@@ -197,6 +203,10 @@ mod tests {
         assert_eq!(c.connect_timeout, Some(Duration::from_secs(5)));
         assert!(c.auth_info.token.is_some());
         assert!(!c.default_retry);
+        assert!(c
+            .headers
+            .iter()
+            .any(|(k, v)| k == hyper::header::USER_AGENT && v == crate::USER_AGENT));
         // kube's Debug of AuthInfo redacts secrets too.
         assert!(!format!("{:?}", c.auth_info).contains("tok\""));
     }

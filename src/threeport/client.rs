@@ -238,10 +238,7 @@ impl ThreeportClient {
             .uri(self.uri(request))
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .header(
-                USER_AGENT,
-                HeaderValue::from_static(concat!("threeport-manager/", env!("CARGO_PKG_VERSION"))),
-            )
+            .header(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT))
             .body(Full::new(body))
             .map_err(|e| {
                 ApiError::Config(format!("cannot build request for {}: {e}", request.route))

@@ -174,13 +174,15 @@ async fn apply_object(
 }
 
 /// Apply the ThreeportWorkload listing every WRI of the instance that is not scheduled for
-/// deletion (re-read from the API, so WRIs added by other controllers are included).
-async fn sync_threeport_workload(
-    api: &dyn ThreeportApi,
+/// deletion. `wris` is the list read at the start of this reconcile with this reconcile's own
+/// writes applied, so no second list is needed: a controller that adds WRIs (gateway, aws,
+/// secret) un-reconciles the instance afterwards (spec 3.7), and the Updated reconcile that
+/// follows re-reads them.
+async fn apply_threeport_workload(
     handle: &RuntimeHandle,
     id: u64,
+    wris: &[WorkloadResourceInstance],
 ) -> Result<(), ReconcileError> {
-    let wris = list_wris(api, id).await?;
     let refs: Vec<WorkloadResourceRef> = wris
         .iter()
         .filter(|w| w.scheduled_for_deletion.is_none())
@@ -196,28 +198,43 @@ async fn sync_threeport_workload(
     Ok(())
 }
 
-/// POST a WRI for `obj`, or bring the matching one in line (minimal PATCH).
+/// POST a WRI for `obj`, or bring the matching one in line (minimal PATCH). Returns the WRI as
+/// the API now has it.
 async fn record_wri(
     api: &dyn ThreeportApi,
     id: u64,
     obj: &Value,
     existing: Option<&WorkloadResourceInstance>,
-) -> Result<(), ReconcileError> {
-    match existing {
-        Some(w) => {
-            if let (Some(body), Some(wri_id)) = (wri_patch(w, obj), w.common.id) {
-                api.patch(WORKLOAD_RESOURCE_INSTANCE, wri_id, body).await?;
+) -> Result<WorkloadResourceInstance, ReconcileError> {
+    let written = match existing {
+        Some(w) => match (wri_patch(w, obj), w.common.id) {
+            (Some(body), Some(wri_id)) => {
+                api.patch(WORKLOAD_RESOURCE_INSTANCE, wri_id, body).await?
             }
-        }
+            _ => return Ok(w.clone()),
+        },
         None => {
             api.create(
                 WORKLOAD_RESOURCE_INSTANCE,
                 json!({"JSONDefinition": obj, "WorkloadInstanceID": id, "Reconciled": true}),
             )
-            .await?;
+            .await?
         }
+    };
+    decode(written, "workload resource instance")
+}
+
+/// Put a WRI returned by [`record_wri`] into the reconcile's view of the instance's WRIs: in
+/// place of the one it updated, or appended (IDs grow, so the view stays in ID order).
+fn remember_wri(
+    wris: &mut Vec<WorkloadResourceInstance>,
+    replaced: Option<usize>,
+    wri: WorkloadResourceInstance,
+) {
+    match replaced {
+        Some(i) => wris[i] = wri,
+        None => wris.push(wri),
     }
-    Ok(())
 }
 
 fn str_of<'a>(obj: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -371,8 +388,8 @@ impl Reconciler for WorkloadInstanceReconciler {
         let crd_kinds: HashSet<(String, String)> =
             crd_scopes(&assignment.objects).into_keys().collect();
         let ordered = order_for_apply(assignment.objects);
-        let existing = list_wris(api, id).await?;
-        let matches = match_wris(&ordered, &existing);
+        let mut wris = list_wris(api, id).await?;
+        let matches = match_wris(&ordered, &wris);
         let def_name = wd.definition.name.unwrap_or_default();
 
         for (obj, m) in ordered.iter().zip(matches) {
@@ -387,10 +404,11 @@ impl Reconciler for WorkloadInstanceReconciler {
             )?;
             apply_object(ctx, &handle, id, labelled, &crd_kinds).await?;
             // The WRI keeps the namespace-rewritten object without the labels, as Go's does.
-            record_wri(api, id, obj, m.map(|i| &existing[i])).await?;
+            let wri = record_wri(api, id, obj, m.map(|i| &wris[i])).await?;
+            remember_wri(&mut wris, m, wri);
         }
         cancelled(ctx)?;
-        sync_threeport_workload(api, &handle, id).await?;
+        apply_threeport_workload(&handle, id, &wris).await?;
         info!(
             namespace,
             resources = ordered.len(),
@@ -411,7 +429,7 @@ impl Reconciler for WorkloadInstanceReconciler {
             "KubernetesRuntimeInstanceID",
             id,
         )?;
-        let wris = list_wris(api, id).await?;
+        let mut wris = list_wris(api, id).await?;
         if wris.is_empty() {
             // Nothing deployed yet: the Created reconcile (retried until it succeeds) does it.
             return Ok(Outcome::Done);
@@ -464,7 +482,8 @@ impl Reconciler for WorkloadInstanceReconciler {
             let ns = assignment.objects.remove(0);
             apply_object(ctx, &handle, id, label(&ns)?, &crd_kinds).await?;
             let existing = match_wris(std::slice::from_ref(&ns), &wris)[0];
-            record_wri(api, id, &ns, existing.map(|i| &wris[i])).await?;
+            let wri = record_wri(api, id, &ns, existing.map(|i| &wris[i])).await?;
+            remember_wri(&mut wris, existing, wri);
         }
 
         let plan = plan_update(&wris);
@@ -475,7 +494,8 @@ impl Reconciler for WorkloadInstanceReconciler {
             };
             let obj = &assignment.objects[pos];
             apply_object(ctx, &handle, id, label(obj)?, &crd_kinds).await?;
-            record_wri(api, id, obj, Some(&wris[i])).await?;
+            let wri = record_wri(api, id, obj, Some(&wris[i])).await?;
+            remember_wri(&mut wris, Some(i), wri);
         }
         for &i in &plan.delete {
             cancelled(ctx)?;
@@ -486,7 +506,14 @@ impl Reconciler for WorkloadInstanceReconciler {
                 ok_if_gone(api.delete(WORKLOAD_RESOURCE_INSTANCE, wri_id).await)?;
             }
         }
-        sync_threeport_workload(api, &handle, id).await?;
+        let deleted: HashSet<usize> = plan.delete.iter().copied().collect();
+        let remaining: Vec<WorkloadResourceInstance> = wris
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !deleted.contains(i))
+            .map(|(_, w)| w)
+            .collect();
+        apply_threeport_workload(&handle, id, &remaining).await?;
         info!(
             applied = plan.apply.len(),
             deleted = plan.delete.len(),
