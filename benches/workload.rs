@@ -93,6 +93,8 @@ async fn run_row(args: &Args, workers: usize) -> anyhow::Result<Row> {
             bin: &args.manager,
             concurrency: workers,
             log: dir.path().join("manager.log"),
+            enable: "workload",
+            test_timings: true,
         },
     )?;
     manager.wait_ready(Duration::from_secs(30)).await?;

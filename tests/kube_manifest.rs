@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 use threeport_manager::kube::manifest::{
-    add_labels, assign_namespaces, crd_scopes, managed_namespace_name, order_for_apply, split_yaml,
-    threeport_workload, threeport_workload_name, ManifestError, WorkloadResourceRef, WorkloadType,
-    GATEWAY_NAMESPACE, WORKLOAD_INSTANCE_LABEL,
+    add_labels, assign_namespaces, assign_namespaces_with, crd_scopes, managed_namespace_name,
+    order_for_apply, split_yaml, threeport_workload, threeport_workload_name, ManifestError,
+    WorkloadResourceRef, WorkloadType, GATEWAY_NAMESPACE, WORKLOAD_INSTANCE_LABEL,
 };
 
 /// Scopes of the kinds used below, as a runtime's discovery would report them.
@@ -159,6 +159,30 @@ fn is_dns_label(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+#[test]
+fn an_adopted_managed_namespace_is_used_unless_the_manifest_names_one() {
+    // A Go controller's earlier attempt named the namespace randomly.
+    let out = assign_namespaces_with(
+        split_yaml(WORDPRESS).unwrap(),
+        "wordpress-8d2k1x0q7z",
+        scope,
+    )
+    .unwrap();
+    assert_eq!(out.namespace, "wordpress-8d2k1x0q7z");
+    assert!(out.namespace_added && !out.client_managed);
+    assert_eq!(out.objects[0]["metadata"]["name"], "wordpress-8d2k1x0q7z");
+    assert!(out
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == "Deployment" || o["kind"] == "ConfigMap")
+        .all(|o| o["metadata"]["namespace"] == "wordpress-8d2k1x0q7z"));
+    // A Namespace in the manifest still wins.
+    let yaml = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n";
+    let out = assign_namespaces_with(split_yaml(yaml).unwrap(), "other", scope).unwrap();
+    assert_eq!(out.namespace, "shop");
+    assert!(out.client_managed);
 }
 
 #[test]

@@ -13,14 +13,15 @@
 
 mod backend;
 mod common;
+mod go_controller;
 mod workload_env;
 mod workload_suite;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backend::{Stack, SYSTEM_NAMESPACES};
+use go_controller::GoController;
 use serde_json::{json, Map, Value};
 use threeport_manager::threeport::models::{
     EVENT, WORKLOAD_DEFINITION, WORKLOAD_EVENT, WORKLOAD_INSTANCE, WORKLOAD_RESOURCE_DEFINITION,
@@ -67,49 +68,6 @@ const APPS: [(&str, &str, &str); 2] = [
 /// Two ConfigMaps with an explicit empty document between them.
 const EMPTY_DOCUMENT_YAML: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n";
 
-/// Threeport's Go workload-controller as a child process, killed on drop.
-struct GoController {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl GoController {
-    fn start(stack: &Stack, log: std::path::PathBuf) -> Self {
-        let bin = backend::repo_root().join(".tools/upstream/bin/workload-controller");
-        let env: BTreeMap<String, String> = stack.process_env().into_iter().collect();
-        let shutdown_port = workload_env::free_port();
-        let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(&bin)
-            .args([
-                "-auth-enabled=false",
-                &format!("-api-server={}", env["API_SERVER"]),
-                &format!("-msg-broker-host={}", env["MSG_BROKER_HOST"]),
-                &format!("-msg-broker-port={}", env["MSG_BROKER_PORT"]),
-                &format!("-shutdown-port={shutdown_port}"),
-            ])
-            .env("ENCRYPTION_KEY", &env["ENCRYPTION_KEY"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out.try_clone().expect("log")))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        GoController { child, log }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for GoController {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Controller {
     Go,
@@ -132,7 +90,7 @@ impl Driver {
 
     fn diagnostics(&self) -> String {
         match self {
-            Driver::Go(_, g) => format!("Go workload-controller log:\n{}", g.log_tail()),
+            Driver::Go(_, g) => g.log_tail(30),
             Driver::Manager(_) => String::new(),
         }
     }
@@ -176,7 +134,11 @@ async fn run(controller: Controller) -> Option<Run> {
     let logs = tempfile::tempdir().expect("tempdir");
     let driver = match controller {
         Controller::Go => {
-            let go = GoController::start(&stack, logs.path().join("workload-controller.log"));
+            let go = GoController::start(
+                "workload-controller",
+                &stack.process_env(),
+                logs.path().join("workload-controller.log"),
+            );
             Driver::Go(Box::new(stack), go)
         }
         Controller::Manager => Driver::Manager(Box::new(Env::start(stack).await)),

@@ -65,6 +65,8 @@ async fn mtls_to_the_real_api_with_threeports_certificate_layout() {
             bin: std::path::Path::new(env!("CARGO_BIN_EXE_threeport-manager")),
             concurrency: 1,
             log: logs.path().join("manager.log"),
+            enable: "workload",
+            test_timings: true,
         },
     )
     .expect("spawn threeport-manager");

@@ -225,6 +225,21 @@ pub fn assign_namespaces<F>(
     objects: Vec<Value>,
     instance_name: &str,
     instance_id: u64,
+    is_namespaced: F,
+) -> Result<NamespaceAssignment, ManifestError>
+where
+    F: FnMut(&str, &str) -> Option<bool>,
+{
+    let managed = managed_namespace_name(instance_name, instance_id);
+    assign_namespaces_with(objects, &managed, is_namespaced)
+}
+
+/// [`assign_namespaces`] with the managed namespace's name given: an earlier attempt's, which
+/// a retry adopts instead of deploying a second copy (Go names it randomly, so a reconcile
+/// taking over from a Go controller must reuse the name Go chose).
+pub fn assign_namespaces_with<F>(
+    objects: Vec<Value>,
+    managed_namespace: &str,
     mut is_namespaced: F,
 ) -> Result<NamespaceAssignment, ManifestError>
 where
@@ -245,7 +260,7 @@ where
         }
     }
     let client_managed = client_ns.is_some();
-    let namespace = client_ns.unwrap_or_else(|| managed_namespace_name(instance_name, instance_id));
+    let namespace = client_ns.unwrap_or_else(|| managed_namespace.to_string());
 
     let mut any_namespaced = false;
     let mut out = Vec::with_capacity(objects.len() + 1);

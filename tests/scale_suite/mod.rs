@@ -23,40 +23,49 @@ use crate::workload_env::{
     metric_sum, ManagerProcess, ManagerSpec, INSTANCE_LABEL, WEB_APP_RESOURCES, WEB_APP_YAML,
 };
 
-fn instance_label(o: &Value) -> u64 {
+pub fn instance_label(o: &Value) -> u64 {
     o["metadata"]["labels"][INSTANCE_LABEL]
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
 
-fn name_of(o: &Value) -> String {
+pub fn name_of(o: &Value) -> String {
     o["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
         .to_string()
 }
 
-/// Poll `cond` every 200 ms; on timeout panic with the managers' log tails.
-async fn wait_for<F, Fut>(limit: Duration, what: &str, managers: &[&ManagerProcess], mut cond: F)
-where
+/// Poll `cond` every 200 ms; on timeout panic with `diagnostics()` (controller log tails).
+pub async fn wait_for<F, Fut>(
+    limit: Duration,
+    what: &str,
+    diagnostics: &dyn Fn() -> String,
+    mut cond: F,
+) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let start = Instant::now();
     while !cond().await {
         if start.elapsed() > limit {
-            let logs: Vec<String> = managers.iter().map(|m| m.log_tail(15)).collect();
             panic!(
-                "timed out after {limit:?} waiting for: {what}\nmanager logs:\n{}",
-                logs.join("\n---\n")
+                "timed out after {limit:?} waiting for: {what}\n{}",
+                diagnostics()
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-async fn labelled(stack: &Stack, api_version: &str, kind: &str) -> Vec<Value> {
+/// The log tails of manager processes.
+pub fn manager_logs(managers: &[&ManagerProcess]) -> String {
+    let logs: Vec<String> = managers.iter().map(|m| m.log_tail(15)).collect();
+    format!("manager logs:\n{}", logs.join("\n---\n"))
+}
+
+pub async fn labelled(stack: &Stack, api_version: &str, kind: &str) -> Vec<Value> {
     stack
         .objects(api_version, kind, None)
         .await
@@ -65,7 +74,7 @@ async fn labelled(stack: &Stack, api_version: &str, kind: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn extra_namespaces(stack: &Stack) -> Vec<Value> {
+pub async fn extra_namespaces(stack: &Stack) -> Vec<Value> {
     stack
         .objects("v1", "Namespace", None)
         .await
@@ -75,7 +84,7 @@ async fn extra_namespaces(stack: &Stack) -> Vec<Value> {
 }
 
 /// `Reconciled` of every workload instance, by ID (every page).
-async fn reconciled_instances(stack: &Stack) -> BTreeMap<u64, bool> {
+pub async fn reconciled_instances(stack: &Stack) -> BTreeMap<u64, bool> {
     stack
         .list_all(WORKLOAD_INSTANCE)
         .await
@@ -84,33 +93,18 @@ async fn reconciled_instances(stack: &Stack) -> BTreeMap<u64, bool> {
         .collect()
 }
 
-pub async fn two_managers_reconcile_instances_exactly_once(stack: &Stack, instances: usize) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bin = Path::new(env!("CARGO_BIN_EXE_threeport-manager"));
-    let vars = stack.process_env();
-    let mut managers = Vec::new();
-    for i in 0..2 {
-        let mut m = ManagerProcess::spawn(
-            &vars,
-            &ManagerSpec {
-                bin,
-                concurrency: 4,
-                log: dir.path().join(format!("manager-{i}.log")),
-            },
-        )
-        .expect("spawn threeport-manager");
-        m.wait_ready(Duration::from_secs(30)).await.expect("ready");
-        managers.push(m);
-    }
-    let (m0, m1) = (&managers[0], &managers[1]);
-    let api = stack.api.clone();
-
-    // One definition, reconciled before the instances arrive (order independence has its
-    // own scenario in the workload suite).
-    let def = api
+/// POST the web app's definition (ConfigMap, Deployment, Service) and wait until a controller
+/// has reconciled it; returns its ID.
+pub async fn create_web_definition(
+    stack: &Stack,
+    name: &str,
+    diagnostics: &dyn Fn() -> String,
+) -> u64 {
+    let def = stack
+        .api
         .create(
             WORKLOAD_DEFINITION,
-            json!({"Name": "web-app", "YAMLDocument": WEB_APP_YAML}),
+            json!({"Name": name, "YAMLDocument": WEB_APP_YAML}),
         )
         .await
         .expect("POST definition")["ID"]
@@ -119,7 +113,7 @@ pub async fn two_managers_reconcile_instances_exactly_once(stack: &Stack, instan
     wait_for(
         Duration::from_secs(30),
         "definition reconciled",
-        &[m0, m1],
+        diagnostics,
         || async {
             stack
                 .get(WORKLOAD_DEFINITION, def)
@@ -132,50 +126,112 @@ pub async fn two_managers_reconcile_instances_exactly_once(stack: &Stack, instan
         .list_where(WORKLOAD_RESOURCE_DEFINITION, "workloaddefinitionid", def)
         .await;
     assert_eq!(wrds.len(), WEB_APP_RESOURCES, "one WRD per YAML document");
+    def
+}
 
-    let created: Vec<anyhow::Result<u64>> = {
-        use futures::StreamExt as _;
-        futures::stream::iter(0..instances)
-            .map(|i| {
-                let api = api.clone();
-                let runtime = stack.runtime_id;
-                async move {
-                    let o = api
-                        .create(
-                            WORKLOAD_INSTANCE,
-                            json!({"Name": format!("web-{i}"), "WorkloadDefinitionID": def,
-                                   "KubernetesRuntimeInstanceID": runtime}),
-                        )
-                        .await?;
-                    o["ID"]
-                        .as_u64()
-                        .ok_or_else(|| anyhow::anyhow!("instance without ID: {o}"))
-                }
-            })
-            .buffered(32)
-            .collect()
-            .await
-    };
+/// POST `n` instances `<prefix>-<i>` of `def` at once (32 requests in flight); their IDs.
+pub async fn post_instances(stack: &Stack, def: u64, prefix: &str, n: usize) -> BTreeSet<u64> {
+    use futures::StreamExt as _;
+    let created: Vec<anyhow::Result<u64>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = stack.api.clone();
+            let runtime = stack.runtime_id;
+            let name = format!("{prefix}-{i}");
+            async move {
+                let o = api
+                    .create(
+                        WORKLOAD_INSTANCE,
+                        json!({"Name": name, "WorkloadDefinitionID": def,
+                               "KubernetesRuntimeInstanceID": runtime}),
+                    )
+                    .await?;
+                o["ID"]
+                    .as_u64()
+                    .ok_or_else(|| anyhow::anyhow!("instance without ID: {o}"))
+            }
+        })
+        .buffered(32)
+        .collect()
+        .await;
     let ids: BTreeSet<u64> = created
         .into_iter()
         .map(|r| r.expect("POST instance"))
         .collect();
-    assert_eq!(ids.len(), instances);
+    assert_eq!(ids.len(), n);
+    ids
+}
+
+/// Wait until every instance in `ids` is `Reconciled:true`.
+pub async fn wait_all_reconciled(
+    stack: &Stack,
+    ids: &BTreeSet<u64>,
+    limit: Duration,
+    diagnostics: &dyn Fn() -> String,
+) {
     wait_for(
-        Duration::from_secs(300),
+        limit,
         "every instance Reconciled:true",
-        &[m0, m1],
+        diagnostics,
         || async {
             let r = reconciled_instances(stack).await;
             ids.iter().all(|id| r.get(id) == Some(&true))
         },
     )
     .await;
+}
 
+/// What each instance of the web app has once deployed: its WRI kinds (the managed namespace
+/// and the three resources, plus any added by an update) and its cluster objects.
+pub struct Deployed<'a> {
+    pub wri_kinds: &'a [&'a str],
+    pub objects: &'a [(&'a str, &'a str)],
+}
+
+/// The web app as created: Namespace, ConfigMap, Deployment, Service.
+pub const WEB_APP_DEPLOYED: Deployed<'static> = Deployed {
+    wri_kinds: &["ConfigMap", "Deployment", "Namespace", "Service"],
+    objects: &[
+        ("v1", "ConfigMap"),
+        ("apps/v1", "Deployment"),
+        ("v1", "Service"),
+    ],
+};
+
+/// Every instance in `ids` deployed exactly once (counts, not existence): one WRI per resource,
+/// one ThreeportWorkload listing them, one labelled namespace, one object per resource in it,
+/// no namespace shared. Returns each instance's namespace.
+pub async fn assert_deployed_exactly_once(
+    stack: &Stack,
+    ids: &BTreeSet<u64>,
+    expect: &Deployed<'_>,
+) -> BTreeMap<u64, String> {
+    assert_deployed_exactly_once_except(stack, ids, expect, &BTreeSet::new()).await
+}
+
+/// [`assert_deployed_exactly_once`] for the instances in `ids` but not in `except`, whose
+/// WRIs, namespaces, objects and ThreeportWorkloads are left out of every count.
+pub async fn assert_deployed_exactly_once_except(
+    stack: &Stack,
+    ids: &BTreeSet<u64>,
+    expect: &Deployed<'_>,
+    except: &BTreeSet<u64>,
+) -> BTreeMap<u64, String> {
+    let ids: &BTreeSet<u64> = &ids.difference(except).copied().collect();
+    let counted = |o: &Value| !except.contains(&instance_label(o));
+    let instances = ids.len();
     // Threeport side: per instance exactly one WRI per resource, plus the managed namespace
     // (the definition's YAML has no Namespace, so the instance gets one WRI for it).
-    let per_instance_wris = WEB_APP_RESOURCES + 1;
-    let wris = stack.list_all(WORKLOAD_RESOURCE_INSTANCE).await;
+    let per_instance_wris = expect.wri_kinds.len();
+    let wris: Vec<Value> = stack
+        .list_all(WORKLOAD_RESOURCE_INSTANCE)
+        .await
+        .into_iter()
+        .filter(|w| {
+            w["WorkloadInstanceID"]
+                .as_u64()
+                .is_none_or(|wi| !except.contains(&wi))
+        })
+        .collect();
     assert_eq!(
         wris.len(),
         instances * per_instance_wris,
@@ -196,17 +252,25 @@ pub async fn two_managers_reconcile_instances_exactly_once(stack: &Stack, instan
         );
         assert_eq!(w["Reconciled"], true, "{w}");
     }
-    assert_eq!(per_instance.keys().copied().collect::<BTreeSet<_>>(), ids);
-    let kinds: BTreeSet<String> = ["ConfigMap", "Deployment", "Namespace", "Service"]
-        .map(String::from)
-        .into();
+    assert_eq!(&per_instance.keys().copied().collect::<BTreeSet<_>>(), ids);
+    let kinds: BTreeSet<String> = expect.wri_kinds.iter().map(|k| k.to_string()).collect();
     assert!(
         per_instance.values().all(|s| *s == kinds),
         "{per_instance:?}"
     );
 
     // Cluster side: one ThreeportWorkload per instance, listing its WRIs.
-    let tws = stack.objects(TW_API, "ThreeportWorkload", None).await;
+    let tws: Vec<Value> = stack
+        .objects(TW_API, "ThreeportWorkload", None)
+        .await
+        .into_iter()
+        .filter(|t| {
+            name_of(t)
+                .strip_prefix("workload-instance-")
+                .and_then(|id| id.parse::<u64>().ok())
+                .is_none_or(|id| !except.contains(&id))
+        })
+        .collect();
     assert_eq!(tws.len(), instances, "one ThreeportWorkload per instance");
     let tw_names: BTreeSet<String> = tws.iter().map(name_of).collect();
     let expected: BTreeSet<String> = ids
@@ -226,11 +290,19 @@ pub async fn two_managers_reconcile_instances_exactly_once(stack: &Stack, instan
 
     // One managed namespace per instance; each instance's 3 objects live in its namespace.
     assert_eq!(
-        extra_namespaces(stack).await.len(),
+        extra_namespaces(stack)
+            .await
+            .iter()
+            .filter(|o| counted(o))
+            .count(),
         instances,
         "exactly one namespace per instance"
     );
-    let labelled_ns = labelled(stack, "v1", "Namespace").await;
+    let labelled_ns: Vec<Value> = labelled(stack, "v1", "Namespace")
+        .await
+        .into_iter()
+        .filter(counted)
+        .collect();
     let ns_by_instance: BTreeMap<u64, String> = labelled_ns
         .iter()
         .map(|o| (instance_label(o), name_of(o)))
@@ -241,20 +313,20 @@ pub async fn two_managers_reconcile_instances_exactly_once(stack: &Stack, instan
         "namespaces with the instance label"
     );
     assert_eq!(
-        ns_by_instance.keys().copied().collect::<BTreeSet<_>>(),
+        &ns_by_instance.keys().copied().collect::<BTreeSet<_>>(),
         ids,
         "one labelled namespace per instance"
     );
     let mut ns_of: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
-    for (av, kind) in [
-        ("v1", "ConfigMap"),
-        ("apps/v1", "Deployment"),
-        ("v1", "Service"),
-    ] {
-        let objs = labelled(stack, av, kind).await;
+    for &(av, kind) in expect.objects {
+        let objs: Vec<Value> = labelled(stack, av, kind)
+            .await
+            .into_iter()
+            .filter(counted)
+            .collect();
         assert_eq!(objs.len(), instances, "one {kind} per instance");
         let owners: BTreeSet<u64> = objs.iter().map(instance_label).collect();
-        assert_eq!(owners, ids, "{kind}: every instance has exactly one");
+        assert_eq!(&owners, ids, "{kind}: every instance has exactly one");
         for o in &objs {
             let ns = o["metadata"]["namespace"]
                 .as_str()
@@ -276,6 +348,82 @@ pub async fn two_managers_reconcile_instances_exactly_once(stack: &Stack, instan
         instances,
         "no two instances share a namespace"
     );
+    ns_by_instance
+}
+
+/// DELETE every instance in `ids` at once; wait until they are gone from the API and their
+/// cluster objects, ThreeportWorkloads and namespaces are deleted.
+pub async fn delete_all_and_wait_clean(
+    stack: &Stack,
+    ids: &BTreeSet<u64>,
+    diagnostics: &dyn Fn() -> String,
+) {
+    // Delete all: every instance disappears from the API and nothing is left in the cluster.
+    let results: Vec<_> = futures::future::join_all(ids.iter().map(|id| {
+        let api = stack.api.clone();
+        async move { api.delete(WORKLOAD_INSTANCE, *id).await }
+    }))
+    .await;
+    for r in results {
+        r.expect("DELETE instance");
+    }
+    wait_for(
+        Duration::from_secs(300),
+        "every instance gone from the API",
+        diagnostics,
+        || async {
+            let r = reconciled_instances(stack).await;
+            ids.iter().all(|id| !r.contains_key(id))
+        },
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(180),
+        "cluster objects and namespaces gone",
+        diagnostics,
+        || async {
+            labelled(stack, "v1", "ConfigMap").await.is_empty()
+                && labelled(stack, "apps/v1", "Deployment").await.is_empty()
+                && labelled(stack, "v1", "Service").await.is_empty()
+                && stack
+                    .objects(TW_API, "ThreeportWorkload", None)
+                    .await
+                    .is_empty()
+                && extra_namespaces(stack).await.is_empty()
+        },
+    )
+    .await;
+    assert!(stack.list_all(WORKLOAD_RESOURCE_INSTANCE).await.is_empty());
+}
+
+pub async fn two_managers_reconcile_instances_exactly_once(stack: &Stack, instances: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = Path::new(env!("CARGO_BIN_EXE_threeport-manager"));
+    let vars = stack.process_env();
+    let mut managers = Vec::new();
+    for i in 0..2 {
+        let mut m = ManagerProcess::spawn(
+            &vars,
+            &ManagerSpec {
+                bin,
+                concurrency: 4,
+                log: dir.path().join(format!("manager-{i}.log")),
+                enable: "workload",
+                test_timings: true,
+            },
+        )
+        .expect("spawn threeport-manager");
+        m.wait_ready(Duration::from_secs(30)).await.expect("ready");
+        managers.push(m);
+    }
+    let (m0, m1) = (&managers[0], &managers[1]);
+
+    let diagnostics = || manager_logs(&[m0, m1]);
+    let def = create_web_definition(stack, "web-app", &diagnostics).await;
+    let ids = post_instances(stack, def, "web", instances).await;
+    wait_all_reconciled(stack, &ids, Duration::from_secs(300), &diagnostics).await;
+
+    assert_deployed_exactly_once(stack, &ids, &WEB_APP_DEPLOYED).await;
 
     // Exactly-once: the two managers' successful instance reconciles sum to the instance count,
     // and no reconcile lost its lock to the other manager.
@@ -299,42 +447,7 @@ pub async fn two_managers_reconcile_instances_exactly_once(stack: &Stack, instan
         assert_eq!(metric_sum(t, "threeport_lock_lost_total", &[]), 0.0);
     }
 
-    // Delete all: every instance disappears from the API and nothing is left in the cluster.
-    let results: Vec<_> = futures::future::join_all(ids.iter().map(|id| {
-        let api = api.clone();
-        async move { api.delete(WORKLOAD_INSTANCE, *id).await }
-    }))
-    .await;
-    for r in results {
-        r.expect("DELETE instance");
-    }
-    wait_for(
-        Duration::from_secs(300),
-        "every instance gone from the API",
-        &[m0, m1],
-        || async {
-            let r = reconciled_instances(stack).await;
-            ids.iter().all(|id| !r.contains_key(id))
-        },
-    )
-    .await;
-    wait_for(
-        Duration::from_secs(180),
-        "cluster objects and namespaces gone",
-        &[m0, m1],
-        || async {
-            labelled(stack, "v1", "ConfigMap").await.is_empty()
-                && labelled(stack, "apps/v1", "Deployment").await.is_empty()
-                && labelled(stack, "v1", "Service").await.is_empty()
-                && stack
-                    .objects(TW_API, "ThreeportWorkload", None)
-                    .await
-                    .is_empty()
-                && extra_namespaces(stack).await.is_empty()
-        },
-    )
-    .await;
-    assert!(stack.list_all(WORKLOAD_RESOURCE_INSTANCE).await.is_empty());
+    delete_all_and_wait_clean(stack, &ids, &diagnostics).await;
     let (t0, t1) = (m0.metrics().await, m1.metrics().await);
     let total = metric_sum(&t0, "threeport_reconcile_total", &rec)
         + metric_sum(&t1, "threeport_reconcile_total", &rec);

@@ -222,6 +222,10 @@ pub struct ManagerSpec<'a> {
     pub concurrency: usize,
     /// stdout + stderr go here.
     pub log: PathBuf,
+    /// `--enable` (`workload`; `*` for every implemented controller).
+    pub enable: &'a str,
+    /// Short retry timings as the tests use in-process (else the shipped defaults).
+    pub test_timings: bool,
 }
 
 /// `threeport-manager --enable workload` as a child process, killed on drop if still running.
@@ -252,18 +256,20 @@ impl ManagerProcess {
         let admin: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         let out = std::fs::File::create(&spec.log)?;
         let err = out.try_clone()?;
-        let child = Command::new(spec.bin)
-            .env_clear()
+        let mut cmd = Command::new(spec.bin);
+        cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(vars.iter().map(|(k, v)| (k, v)))
-            // Short retry timings, as the tests use in-process.
-            .env("THREEPORT_MANAGER__ENGINE__BACKOFF_BASE", "100ms")
-            .env("THREEPORT_MANAGER__ENGINE__BACKOFF_CAP", "2s")
-            .env("THREEPORT_MANAGER__ENGINE__LOCK_CONFLICT_DELAY", "200ms")
-            .env("THREEPORT_MANAGER__ENGINE__FETCH_EXPIRES", "1s")
+            .envs(vars.iter().map(|(k, v)| (k, v)));
+        if spec.test_timings {
+            cmd.env("THREEPORT_MANAGER__ENGINE__BACKOFF_BASE", "100ms")
+                .env("THREEPORT_MANAGER__ENGINE__BACKOFF_CAP", "2s")
+                .env("THREEPORT_MANAGER__ENGINE__LOCK_CONFLICT_DELAY", "200ms")
+                .env("THREEPORT_MANAGER__ENGINE__FETCH_EXPIRES", "1s");
+        }
+        let child = cmd
             .args([
                 "--enable",
-                "workload",
+                spec.enable,
                 "--concurrency",
                 &spec.concurrency.to_string(),
                 "--admin-listen",
@@ -307,6 +313,14 @@ impl ManagerProcess {
         )
     }
 
+    /// The instance UUID the manager logged at start (its lock value), once it has.
+    pub fn instance_id(&self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.log).ok()?;
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|l| l["fields"]["instance_id"].as_str().map(String::from))
+    }
+
     pub async fn metrics(&self) -> String {
         http_get(self.admin, "/metrics").await.1
     }
@@ -319,6 +333,11 @@ impl ManagerProcess {
     /// Current `VmRSS` in KiB.
     pub fn rss_kib(&self) -> Option<u64> {
         proc_status_kib(self.child.id(), "VmRSS:")
+    }
+
+    /// utime + stime in seconds.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds(self.child.id())
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -357,7 +376,8 @@ impl Drop for ManagerProcess {
     }
 }
 
-fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
+/// A `/proc/<pid>/status` value in KiB (`VmHWM:`, `VmRSS:`).
+pub fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
         .find(|l| l.starts_with(key))?
@@ -365,6 +385,30 @@ fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// CPU time of a process (user + system) in seconds, from `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces): state is field 3, utime 14,
+    // stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / clock_ticks_per_second())
+}
+
+/// `getconf CLK_TCK` (100 on Linux unless the kernel says otherwise).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// Sum of a Prometheus counter's samples whose labels include every `(key, value)`.

@@ -27,9 +27,9 @@ use tracing::{debug, info, warn};
 use super::{definition_wait_delay, match_wris, plan_update, wri_patch, ResourceKey};
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
 use crate::kube::manifest::{
-    add_labels, assign_namespaces, crd_scopes, order_for_apply, threeport_workload,
-    threeport_workload_name, WorkloadResourceRef, WorkloadType, THREEPORT_WORKLOAD_API_VERSION,
-    THREEPORT_WORKLOAD_KIND, WORKLOAD_INSTANCE_LABEL,
+    add_labels, assign_namespaces, assign_namespaces_with, crd_scopes, managed_namespace_name,
+    order_for_apply, threeport_workload, threeport_workload_name, WorkloadResourceRef,
+    WorkloadType, THREEPORT_WORKLOAD_API_VERSION, THREEPORT_WORKLOAD_KIND, WORKLOAD_INSTANCE_LABEL,
 };
 use crate::kube::ops::dynamic_object;
 use crate::kube::{KubeError, KubeRuntimes, RuntimeHandle};
@@ -66,6 +66,40 @@ impl WorkloadInstanceReconciler {
         Self { kube }
     }
 
+    /// The managed namespace of a Created reconcile: the one an earlier attempt made, if any,
+    /// else [`managed_namespace_name`]. An earlier attempt (this manager's, another replica's
+    /// or a Go controller's that crashed or was stopped mid-reconcile) shows as a Namespace WRI,
+    /// or, if it died between creating the namespace and recording it, as a namespace labelled
+    /// for this instance; only a redelivery can have had an earlier attempt, so the first
+    /// delivery costs no extra request. Go picks a random name, so without this a takeover
+    /// from Go would deploy the instance a second time.
+    async fn managed_namespace(
+        &self,
+        ctx: &ReconcileContext,
+        handle: &RuntimeHandle,
+        wris: &[WorkloadResourceInstance],
+        instance_name: &str,
+        id: u64,
+    ) -> Result<String, ReconcileError> {
+        if let Some(ns) = recorded_namespace(wris) {
+            return Ok(ns);
+        }
+        if ctx.attempt > 1 {
+            let live: Vec<String> = handle
+                .list_by_label("v1", "Namespace", None, &managed_namespace_selector(id))
+                .await?
+                .into_iter()
+                .filter(|ns| ns.metadata.deletion_timestamp.is_none())
+                .filter_map(|ns| ns.metadata.name)
+                .collect();
+            if let [only] = live.as_slice() {
+                info!(namespace = %only, "adopting the namespace an earlier attempt created");
+                return Ok(only.clone());
+            }
+        }
+        Ok(managed_namespace_name(instance_name, id))
+    }
+
     /// The runtime cluster of the instance. `in_cluster = true` as Go's workload controller
     /// passes: on the control-plane host runtime the in-cluster API address is used.
     async fn handle(
@@ -97,6 +131,17 @@ fn cancelled(ctx: &ReconcileContext) -> Result<(), ReconcileError> {
     } else {
         Ok(())
     }
+}
+
+/// The namespace of the instance's Namespace WRI (not scheduled for deletion), if it has one.
+pub fn recorded_namespace(wris: &[WorkloadResourceInstance]) -> Option<String> {
+    wris.iter()
+        .filter(|w| w.scheduled_for_deletion.is_none())
+        .filter_map(|w| w.json_definition.as_ref())
+        .find(|d| d["apiVersion"] == "v1" && d["kind"] == "Namespace")
+        .and_then(|d| d["metadata"]["name"].as_str())
+        .filter(|n| !n.is_empty())
+        .map(String::from)
 }
 
 /// The instance's WRIs (every page), in ID order (creation order).
@@ -381,14 +426,17 @@ impl Reconciler for WorkloadInstanceReconciler {
         let handle = self.handle(api, kri_id).await?;
         let scopes = handle.scopes(&objects).await?;
         let instance_name = wi.instance.name.clone().unwrap_or_default();
-        let assignment = assign_namespaces(objects, &instance_name, id, |av, kind| {
+        let mut wris = list_wris(api, id).await?;
+        let managed = self
+            .managed_namespace(ctx, &handle, &wris, &instance_name, id)
+            .await?;
+        let assignment = assign_namespaces_with(objects, &managed, |av, kind| {
             scopes.get(&(av.to_string(), kind.to_string())).copied()
         })?;
         let namespace = assignment.namespace.clone();
         let crd_kinds: HashSet<(String, String)> =
             crd_scopes(&assignment.objects).into_keys().collect();
         let ordered = order_for_apply(assignment.objects);
-        let mut wris = list_wris(api, id).await?;
         let matches = match_wris(&ordered, &wris);
         let def_name = wd.definition.name.unwrap_or_default();
 
@@ -657,6 +705,29 @@ impl Reconciler for WorkloadInstanceReconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn wri(def: Value, scheduled: bool) -> WorkloadResourceInstance {
+        let mut v = json!({"ID": 1, "JSONDefinition": def, "Reconciled": true});
+        if scheduled {
+            v["ScheduledForDeletion"] = json!("2026-01-01T00:00:00Z");
+        }
+        serde_json::from_value(v).expect("WRI")
+    }
+
+    #[test]
+    fn the_recorded_namespace_is_the_live_namespace_wri() {
+        let ns =
+            |n: &str| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}});
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "x"}});
+        assert_eq!(recorded_namespace(&[]), None);
+        assert_eq!(recorded_namespace(&[wri(cm.clone(), false)]), None);
+        assert_eq!(
+            recorded_namespace(&[wri(cm, false), wri(ns("web-0-a1b2c3d4e5"), false)]),
+            Some("web-0-a1b2c3d4e5".to_string())
+        );
+        assert_eq!(recorded_namespace(&[wri(ns("gone"), true)]), None);
+        assert_eq!(recorded_namespace(&[wri(ns(""), false)]), None);
+    }
 
     #[test]
     fn selector_names_both_labels() {

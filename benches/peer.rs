@@ -1,0 +1,660 @@
+//! threeport-manager against Threeport's own Go workload-controller (v0.6.1), on fresh,
+//! identical real stacks (`scripts/upstream.sh up`: etcd, kube-apiserver, PostgreSQL,
+//! nats-server, Threeport's REST API), one at a time, on the same machine.
+//!
+//! ```text
+//! cargo bench --bench peer                          # N = 200, 1000; go, manager-1, manager-16
+//! cargo bench --bench peer -- --n 200 --rows go,manager-16
+//! cargo bench --bench peer -- --idle-only           # only the idle memory comparison
+//! ```
+//!
+//! Per row: start the controller (the Go binary as Threeport's Deployment runs it; the manager
+//! release binary with its shipped defaults and `--concurrency W`), POST one definition
+//! (ConfigMap, Deployment, Service) and wait until it is reconciled. Then, measured:
+//!
+//! - POST N WorkloadInstances at once (64 requests in flight). Per instance, creation to
+//!   `Reconciled:true` = the API's own `UpdatedAt - CreatedAt` (the `Reconciled:true` PATCH is
+//!   the last write to the instance); "all reconciled" = first POST -> the last `UpdatedAt`.
+//! - DELETE all N (64 in flight); "all deleted" = first DELETE -> the API lists none (polled
+//!   every 100 ms through `TotalCount`).
+//! - Requests per instance, counted by the servers: the API's request log (requests whose Host
+//!   is not the harness's `localhost`) and kube-apiserver's audit log (requests with the
+//!   controller's User-Agent), over create + delete. `apiserver_request_total` (every client,
+//!   the kube-controller-manager included) is shown as a cross-check of the audit count.
+//! - Controller peak RSS (`VmHWM`) and CPU seconds (utime + stime, over create + delete) from
+//!   /proc.
+//! - For the Go controller, how long it holds each object lock (from the lock bucket's own
+//!   timestamps): the evidence for `engine.lock_takeover_after`.
+//!
+//! Then the idle memory of the nine Go controllers as Threeport deploys them (one process
+//! each), summed, against one manager with every implemented controller enabled.
+//!
+//! The table is printed as Markdown with ratios (manager / Go). Nothing here is asserted.
+
+#[path = "../tests/backend/mod.rs"]
+mod backend;
+#[path = "../tests/go_controller/mod.rs"]
+mod go_controller;
+#[path = "../tests/workload_env/mod.rs"]
+mod workload_env;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv;
+use backend::request_log::{api_requests, kube_requests};
+use backend::Stack;
+use futures::StreamExt;
+use go_controller::{GoController, WORKLOAD_CONTROLLER_AGENT};
+use serde_json::{json, Value};
+use threeport_manager::threeport::api::{ApiRequest, Method};
+use threeport_manager::threeport::models::{WORKLOAD_DEFINITION, WORKLOAD_INSTANCE};
+use threeport_manager::threeport::ThreeportApi;
+use workload_env::{quantile, ManagerProcess, ManagerSpec, WEB_APP_YAML};
+
+const ROW_LIMIT: Duration = Duration::from_secs(1200);
+const IN_FLIGHT: usize = 64;
+const MANAGER_AGENT: &str = "threeport-manager/";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Controller {
+    Go,
+    Manager { workers: usize },
+}
+
+impl Controller {
+    fn label(&self) -> String {
+        match self {
+            Controller::Go => "Go workload-controller".into(),
+            Controller::Manager { workers } => format!("manager, {workers} worker(s)"),
+        }
+    }
+
+    fn user_agent(&self) -> &'static str {
+        match self {
+            Controller::Go => WORKLOAD_CONTROLLER_AGENT,
+            Controller::Manager { .. } => MANAGER_AGENT,
+        }
+    }
+}
+
+struct Args {
+    sizes: Vec<usize>,
+    rows: Vec<Controller>,
+    manager: PathBuf,
+    idle_only: bool,
+}
+
+fn parse_args() -> Args {
+    let mut sizes = vec![200, 1000];
+    let mut rows = vec![
+        Controller::Go,
+        Controller::Manager { workers: 1 },
+        Controller::Manager { workers: 16 },
+    ];
+    let mut manager = std::env::var_os("THREEPORT_MANAGER_BIN").map(PathBuf::from);
+    let mut idle_only = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--n" => {
+                if let Some(v) = it.next() {
+                    sizes = v.split(',').filter_map(|n| n.trim().parse().ok()).collect();
+                }
+            }
+            "--rows" => {
+                if let Some(v) = it.next() {
+                    rows = v
+                        .split(',')
+                        .filter_map(|r| match r.trim() {
+                            "go" => Some(Controller::Go),
+                            m => m
+                                .strip_prefix("manager-")
+                                .and_then(|w| w.parse().ok())
+                                .map(|workers| Controller::Manager { workers }),
+                        })
+                        .collect();
+                }
+            }
+            "--manager" => manager = it.next().map(PathBuf::from),
+            "--idle-only" => idle_only = true,
+            _ => {} // cargo passes --bench
+        }
+    }
+    // cargo bench builds the binary next to this bench's deps directory: target/<profile>/.
+    let manager = manager.unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent()?.parent().map(|d| d.join("threeport-manager")))
+            .unwrap_or_else(|| PathBuf::from("target/release/threeport-manager"))
+    });
+    Args {
+        sizes,
+        rows,
+        manager,
+        idle_only,
+    }
+}
+
+/// A controller process under test.
+enum Running {
+    Go(GoController),
+    Manager(ManagerProcess),
+}
+
+impl Running {
+    fn peak_rss_kib(&self) -> u64 {
+        match self {
+            Running::Go(g) => g.peak_rss_kib(),
+            Running::Manager(m) => m.peak_rss_kib(),
+        }
+        .unwrap_or(0)
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        match self {
+            Running::Go(g) => g.cpu_seconds(),
+            Running::Manager(m) => m.cpu_seconds(),
+        }
+        .unwrap_or(0.0)
+    }
+
+    fn log_tail(&self) -> String {
+        match self {
+            Running::Go(g) => g.log_tail(20),
+            Running::Manager(m) => m.log_tail(20),
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Running::Go(mut g) => g.kill(),
+            Running::Manager(mut m) => {
+                m.stop(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+fn start(
+    controller: Controller,
+    stack: &Stack,
+    manager_bin: &std::path::Path,
+    dir: &std::path::Path,
+    enable: &str,
+) -> anyhow::Result<Running> {
+    Ok(match controller {
+        Controller::Go => Running::Go(GoController::start(
+            "workload-controller",
+            &stack.process_env(),
+            dir.join("workload-controller.log"),
+        )),
+        Controller::Manager { workers } => Running::Manager(ManagerProcess::spawn(
+            &stack.process_env(),
+            &ManagerSpec {
+                bin: manager_bin,
+                concurrency: workers,
+                log: dir.join("manager.log"),
+                enable,
+                test_timings: false,
+            },
+        )?),
+    })
+}
+
+struct Row {
+    controller: Controller,
+    n: usize,
+    all_reconciled: Duration,
+    p50: Duration,
+    p99: Duration,
+    all_deleted: Duration,
+    peak_rss_kib: u64,
+    cpu_seconds: f64,
+    api_requests: usize,
+    kube_requests: usize,
+    kube_requests_all_clients: f64,
+    lock_holds: Vec<Duration>,
+}
+
+fn parse_time(v: &Value) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(v.as_str()?, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// The number of workload instances the API lists (one request: `TotalCount` of page 1).
+async fn instance_count(api: &dyn ThreeportApi) -> anyhow::Result<u64> {
+    let path = format!("/v0/{}", WORKLOAD_INSTANCE.path);
+    let resp = api
+        .call(
+            ApiRequest::new(Method::Get, path.clone(), path)
+                .query("page", "1")
+                .query("size", "1"),
+        )
+        .await?;
+    Ok(resp.meta.total_count)
+}
+
+/// Sum of `apiserver_request_total` over every label set.
+async fn apiserver_requests(kube: &kube::Client) -> f64 {
+    let req = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    let text = kube.request_text(req).await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Record how long each lock in `bucket` is held (put -> delete, by the server's timestamps)
+/// until `stop` fires.
+async fn watch_lock_holds(
+    nats_url: String,
+    stop: tokio_util::sync::CancellationToken,
+) -> Vec<Duration> {
+    let Ok(client) = async_nats::connect(&nats_url).await else {
+        return Vec::new();
+    };
+    let js = async_nats::jetstream::new(client);
+    let Ok(store) = js.get_key_value("workloadLock").await else {
+        return Vec::new();
+    };
+    let Ok(mut watch) = store.watch_all().await else {
+        return Vec::new();
+    };
+    let mut taken: HashMap<String, time::OffsetDateTime> = HashMap::new();
+    let mut holds = Vec::new();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return holds,
+            e = watch.next() => match e {
+                Some(Ok(entry)) => match entry.operation {
+                    kv::Operation::Put => { taken.insert(entry.key, entry.created); }
+                    _ => if let Some(at) = taken.remove(&entry.key) {
+                        holds.push((entry.created - at).try_into().unwrap_or_default());
+                    },
+                },
+                _ => return holds,
+            },
+        }
+    }
+}
+
+async fn run_row(args: &Args, controller: Controller, n: usize) -> anyhow::Result<Row> {
+    let stack = Stack::upstream(false).await.ok_or_else(|| {
+        anyhow::anyhow!("the upstream binaries are not built: scripts/upstream.sh build")
+    })?;
+    let dir = tempfile::tempdir()?;
+    let mut running = start(controller, &stack, &args.manager, dir.path(), "workload")?;
+    if let Running::Manager(m) = &mut running {
+        m.wait_ready(Duration::from_secs(30)).await?;
+    }
+    let api = stack.api.clone();
+    let def = api
+        .create(
+            WORKLOAD_DEFINITION,
+            json!({"Name": "web-app", "YAMLDocument": WEB_APP_YAML}),
+        )
+        .await?["ID"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("definition without ID"))?;
+    let ready = Instant::now();
+    while !api
+        .get(WORKLOAD_DEFINITION, def)
+        .await
+        .is_ok_and(|o| o["Reconciled"] == true)
+    {
+        anyhow::ensure!(
+            ready.elapsed() < Duration::from_secs(60),
+            "definition not reconciled; {}",
+            running.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let up_dir = stack.upstream_dir().expect("real stack").to_path_buf();
+    let audit_from = kube_requests(&up_dir).len();
+    let kube_all_from = apiserver_requests(&stack.kube).await;
+    let cpu_from = running.cpu_seconds();
+    let stop_watch = tokio_util::sync::CancellationToken::new();
+    let holds = tokio::spawn(watch_lock_holds(stack.nats_url.clone(), stop_watch.clone()));
+    let api_from = unix_now();
+
+    // Create.
+    let t0 = time::OffsetDateTime::now_utc();
+    let created: Vec<anyhow::Result<u64>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            let runtime = stack.runtime_id;
+            async move {
+                let o = api
+                    .create(
+                        WORKLOAD_INSTANCE,
+                        json!({"Name": format!("web-{i}"), "WorkloadDefinitionID": def,
+                               "KubernetesRuntimeInstanceID": runtime}),
+                    )
+                    .await?;
+                o["ID"]
+                    .as_u64()
+                    .ok_or_else(|| anyhow::anyhow!("instance without ID"))
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    let ids: Vec<u64> = created.into_iter().collect::<anyhow::Result<_>>()?;
+    let started = Instant::now();
+    let instances = loop {
+        let all = api.list(WORKLOAD_INSTANCE, &[]).await?;
+        if all.len() == n && all.iter().all(|o| o["Reconciled"] == true) {
+            break all;
+        }
+        anyhow::ensure!(
+            started.elapsed() < ROW_LIMIT,
+            "not all reconciled within {ROW_LIMIT:?}; {}",
+            running.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let mut latencies = Vec::with_capacity(n);
+    let mut last = t0;
+    for o in &instances {
+        let (Some(c), Some(u)) = (parse_time(&o["CreatedAt"]), parse_time(&o["UpdatedAt"])) else {
+            anyhow::bail!("instance without timestamps: {o}");
+        };
+        latencies.push(Duration::try_from(u - c).unwrap_or_default());
+        last = last.max(u);
+    }
+    latencies.sort();
+    let all_reconciled = Duration::try_from(last - t0).unwrap_or_default();
+
+    // Delete.
+    let d0 = Instant::now();
+    let deleted: Vec<anyhow::Result<()>> = futures::stream::iter(ids)
+        .map(|id| {
+            let api = api.clone();
+            async move {
+                api.delete(WORKLOAD_INSTANCE, id).await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    deleted.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    while instance_count(api.as_ref()).await? > 0 {
+        anyhow::ensure!(
+            d0.elapsed() < ROW_LIMIT,
+            "not all deleted within {ROW_LIMIT:?}; {}",
+            running.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all_deleted = d0.elapsed();
+
+    let cpu_seconds = running.cpu_seconds() - cpu_from;
+    let peak_rss_kib = running.peak_rss_kib();
+    stop_watch.cancel();
+    let lock_holds = holds.await.unwrap_or_default();
+    // Let the servers flush their logs.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let kube_all = apiserver_requests(&stack.kube).await - kube_all_from;
+    let agent = controller.user_agent();
+    let kube = kube_requests(&up_dir)[audit_from..]
+        .iter()
+        .filter(|r| r.user_agent.starts_with(agent))
+        .count();
+    let api_count = api_requests(&up_dir)
+        .iter()
+        .filter(|r| r.at >= api_from && !r.from_harness())
+        .count();
+    running.stop();
+    Ok(Row {
+        controller,
+        n,
+        all_reconciled,
+        p50: quantile(&latencies, 0.50),
+        p99: quantile(&latencies, 0.99),
+        all_deleted,
+        peak_rss_kib,
+        cpu_seconds,
+        api_requests: api_count,
+        kube_requests: kube,
+        kube_requests_all_clients: kube_all,
+        lock_holds,
+    })
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Idle RSS (KiB) of the nine Go controllers, one process each, and of one manager with every
+/// implemented controller; on one stack, after `settle`.
+async fn idle_memory(args: &Args) -> anyhow::Result<(BTreeMap<String, Option<u64>>, u64)> {
+    let settle = Duration::from_secs(10);
+    let stack = Stack::upstream(false)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("the upstream binaries are not built"))?;
+    let dir = tempfile::tempdir()?;
+    let mut go: Vec<GoController> = go_controller::ALL
+        .iter()
+        .map(|name| {
+            GoController::start(
+                name,
+                &stack.process_env(),
+                dir.path().join(format!("{name}.log")),
+            )
+        })
+        .collect();
+    tokio::time::sleep(settle).await;
+    let mut rss = BTreeMap::new();
+    for g in &mut go {
+        // A controller that exited (it needs something this stack does not have) counts as
+        // unmeasured, not as zero.
+        let value = if g.running() { g.rss_kib() } else { None };
+        if value.is_none() {
+            eprintln!("{} is not running:\n{}", g.name, g.log_tail(5));
+        }
+        rss.insert(g.name.clone(), value);
+    }
+    for mut g in go {
+        g.kill();
+    }
+    let mut manager = ManagerProcess::spawn(
+        &stack.process_env(),
+        &ManagerSpec {
+            bin: &args.manager,
+            concurrency: 1,
+            log: dir.path().join("manager.log"),
+            enable: "*",
+            test_timings: false,
+        },
+    )?;
+    manager.wait_ready(Duration::from_secs(30)).await?;
+    tokio::time::sleep(settle).await;
+    let manager_rss = manager.rss_kib().unwrap_or(0);
+    manager.stop(Duration::from_secs(30));
+    Ok((rss, manager_rss))
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1000.0)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+fn ratio(manager: f64, go: f64) -> String {
+    if go > 0.0 {
+        format!("{:.2}", manager / go)
+    } else {
+        "-".into()
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map(|k| format!("{:.0} GiB", k as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {mem}")
+}
+
+fn print_rows(rows: &[Row]) {
+    println!(
+        "| controller | N | all reconciled s | inst/s | p50 ms | p99 ms | all deleted s | peak RSS MiB | CPU s | API req/inst | kube req/inst (audit) | apiserver_request_total Δ/inst (all clients) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let n = r.n as f64;
+        println!(
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            r.controller.label(),
+            r.n,
+            secs(r.all_reconciled),
+            n / r.all_reconciled.as_secs_f64().max(1e-9),
+            ms(r.p50),
+            ms(r.p99),
+            secs(r.all_deleted),
+            mib(r.peak_rss_kib),
+            r.cpu_seconds,
+            r.api_requests as f64 / n,
+            r.kube_requests as f64 / n,
+            r.kube_requests_all_clients / n,
+        );
+    }
+    println!();
+    println!("Ratios, manager / Go at the same N (below 1 is better for the manager):");
+    println!();
+    println!("| controller | N | all reconciled | p99 | all deleted | peak RSS | CPU s | API req/inst | kube req/inst |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows.iter().filter(|r| r.controller != Controller::Go) {
+        let Some(go) = rows
+            .iter()
+            .find(|g| g.controller == Controller::Go && g.n == r.n)
+        else {
+            continue;
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.controller.label(),
+            r.n,
+            ratio(
+                r.all_reconciled.as_secs_f64(),
+                go.all_reconciled.as_secs_f64()
+            ),
+            ratio(r.p99.as_secs_f64(), go.p99.as_secs_f64()),
+            ratio(r.all_deleted.as_secs_f64(), go.all_deleted.as_secs_f64()),
+            ratio(r.peak_rss_kib as f64, go.peak_rss_kib as f64),
+            ratio(r.cpu_seconds, go.cpu_seconds),
+            ratio(r.api_requests as f64, go.api_requests as f64),
+            ratio(r.kube_requests as f64, go.kube_requests as f64),
+        );
+    }
+    for r in rows.iter().filter(|r| r.controller == Controller::Go) {
+        let mut holds = r.lock_holds.clone();
+        holds.sort();
+        if let Some(max) = holds.last() {
+            println!();
+            println!(
+                "Go controller, N={}: {} lock holds, p50 {} ms, p99 {} ms, max {} ms",
+                r.n,
+                holds.len(),
+                ms(quantile(&holds, 0.5)),
+                ms(quantile(&holds, 0.99)),
+                ms(*max)
+            );
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args();
+    anyhow::ensure!(
+        args.manager.exists(),
+        "manager binary {} not found (build it, or pass --manager PATH / THREEPORT_MANAGER_BIN)",
+        args.manager.display()
+    );
+    if !backend::upstream_built() {
+        println!("peer bench: the upstream binaries are not built (scripts/upstream.sh build); nothing to measure.");
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    println!("machine: {}", machine());
+    println!("manager: {}", args.manager.display());
+    println!();
+    if !args.idle_only {
+        let mut rows = Vec::new();
+        for &n in &args.sizes {
+            for &c in &args.rows {
+                eprintln!("running {} with N={n} ...", c.label());
+                let row = rt.block_on(run_row(&args, c, n))?;
+                eprintln!(
+                    "  all reconciled {} s, all deleted {} s",
+                    secs(row.all_reconciled),
+                    secs(row.all_deleted)
+                );
+                rows.push(row);
+            }
+        }
+        print_rows(&rows);
+        println!();
+    }
+    let (go, manager) = rt.block_on(idle_memory(&args))?;
+    println!("Idle RSS after 10 s on a fresh stack:");
+    println!();
+    println!("| process | RSS MiB |");
+    println!("|---|---:|");
+    let mut sum = 0;
+    for (name, rss) in &go {
+        match rss {
+            Some(kib) => {
+                sum += kib;
+                println!("| Go {name} | {} |", mib(*kib));
+            }
+            None => println!("| Go {name} | exited |"),
+        }
+    }
+    let measured = go.values().filter(|v| v.is_some()).count();
+    println!(
+        "| **{measured} Go controllers, summed** | **{}** |",
+        mib(sum)
+    );
+    println!(
+        "| **threeport-manager, every implemented controller** | **{}** ({}x of the sum) |",
+        mib(manager),
+        ratio(manager as f64, sum as f64)
+    );
+    Ok(())
+}
