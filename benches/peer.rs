@@ -216,6 +216,10 @@ struct Row {
     kube_requests: usize,
     kube_requests_all_clients: f64,
     lock_holds: Vec<Duration>,
+    /// CPU seconds of the stack's components over create + delete.
+    stack_cpu: BTreeMap<String, f64>,
+    /// Wall time of create + delete.
+    window: Duration,
 }
 
 fn parse_time(v: &Value) -> Option<time::OffsetDateTime> {
@@ -317,6 +321,8 @@ async fn run_row(args: &Args, controller: Controller, n: usize) -> anyhow::Resul
     let audit_from = kube_requests(&up_dir).len();
     let kube_all_from = apiserver_requests(&stack.kube).await;
     let cpu_from = running.cpu_seconds();
+    let stack_cpu_from = stack_cpu(&up_dir);
+    let window = Instant::now();
     let stop_watch = tokio_util::sync::CancellationToken::new();
     let holds = tokio::spawn(watch_lock_holds(stack.nats_url.clone(), stop_watch.clone()));
     let api_from = unix_now();
@@ -394,6 +400,11 @@ async fn run_row(args: &Args, controller: Controller, n: usize) -> anyhow::Resul
     let all_deleted = d0.elapsed();
 
     let cpu_seconds = running.cpu_seconds() - cpu_from;
+    let window = window.elapsed();
+    let mut stack_cpu_used = stack_cpu(&up_dir);
+    for (name, used) in stack_cpu_used.iter_mut() {
+        *used -= stack_cpu_from.get(name).copied().unwrap_or(0.0);
+    }
     let peak_rss_kib = running.peak_rss_kib();
     stop_watch.cancel();
     let lock_holds = holds.await.unwrap_or_default();
@@ -423,7 +434,51 @@ async fn run_row(args: &Args, controller: Controller, n: usize) -> anyhow::Resul
         kube_requests: kube,
         kube_requests_all_clients: kube_all,
         lock_holds,
+        stack_cpu: stack_cpu_used,
+        window,
     })
+}
+
+/// CPU seconds (utime + stime) of each process `scripts/upstream.sh up` started (`DIR/pids`),
+/// its direct children included (PostgreSQL's backends), by component name.
+fn stack_cpu(dir: &std::path::Path) -> BTreeMap<String, f64> {
+    let pids: Vec<(String, u32)> = std::fs::read_to_string(dir.join("pids"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (name, pid) = l.split_once(' ')?;
+            Some((name.to_string(), pid.trim().parse().ok()?))
+        })
+        .collect();
+    // ppid of every process: field 4 of /proc/<pid>/stat, after the command in parentheses.
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                children.entry(ppid).or_default().push(pid);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (name, pid) in pids {
+        let own = workload_env::cpu_seconds(pid).unwrap_or(0.0);
+        let kids: f64 = children
+            .get(&pid)
+            .map(|c| c.iter().filter_map(|&k| workload_env::cpu_seconds(k)).sum())
+            .unwrap_or(0.0);
+        *out.entry(name).or_insert(0.0) += own + kids;
+    }
+    out
 }
 
 fn unix_now() -> f64 {
@@ -577,6 +632,35 @@ fn print_rows(rows: &[Row]) {
             ratio(r.cpu_seconds, go.cpu_seconds),
             ratio(r.api_requests as f64, go.api_requests as f64),
             ratio(r.kube_requests as f64, go.kube_requests as f64),
+        );
+    }
+    println!();
+    println!("Where the CPU went over create + delete (seconds; the machine has {} core-seconds per wall second):", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!();
+    let names: Vec<&String> = rows
+        .first()
+        .map(|r| r.stack_cpu.keys().collect())
+        .unwrap_or_default();
+    let header: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+    println!(
+        "| controller | N | wall s | controller | {} | total |",
+        header.join(" | ")
+    );
+    println!("|---|---:|---:|---:|{}---:|", "---:|".repeat(names.len()));
+    for r in rows {
+        let cells: Vec<String> = names
+            .iter()
+            .map(|n| format!("{:.1}", r.stack_cpu.get(*n).copied().unwrap_or(0.0)))
+            .collect();
+        let total = r.cpu_seconds + r.stack_cpu.values().sum::<f64>();
+        println!(
+            "| {} | {} | {:.1} | {:.1} | {} | {:.1} |",
+            r.controller.label(),
+            r.n,
+            r.window.as_secs_f64(),
+            r.cpu_seconds,
+            cells.join(" | "),
+            total
         );
     }
     for r in rows.iter().filter(|r| r.controller == Controller::Go) {
