@@ -306,6 +306,8 @@ omitStages: [RequestReceived, ResponseStarted]
 rules:
   - level: Metadata
 EOF
+    # Service IPs: a /16, so thousands of Services fit (a /24 holds 254, and allocation in a
+    # nearly full range gets slow long before it fails).
     start kube-apiserver "$BIN/kube-apiserver" \
         --audit-policy-file="$k/audit-policy.yaml" --audit-log-path="$DIR/logs/kube-audit.log" \
         --audit-log-maxsize=0 --audit-log-maxbackup=0 \
@@ -313,7 +315,7 @@ EOF
         --secure-port="$KUBE_PORT" --tls-cert-file="$k/apiserver.crt" --tls-private-key-file="$k/apiserver.key" \
         --client-ca-file="$k/ca.crt" --service-account-issuer="https://127.0.0.1:$KUBE_PORT" \
         --service-account-key-file="$k/sa.pub" --service-account-signing-key-file="$k/sa.key" \
-        --service-cluster-ip-range=10.0.0.0/24 --authorization-mode=Node,RBAC --allow-privileged=true \
+        --service-cluster-ip-range=10.96.0.0/16 --authorization-mode=Node,RBAC --allow-privileged=true \
         --disable-admission-plugins=ServiceAccount --endpoint-reconciler-type=none
     kube_ready() { [[ "$(kube_get /readyz)" == ok ]]; }
     wait_for kube-apiserver 90 kube_ready

@@ -40,10 +40,6 @@ pub const TW_API: &str = "control-plane.threeport.io/v1alpha1";
 pub const SYSTEM_NAMESPACES: [&str; 4] =
     ["default", "kube-system", "kube-public", "kube-node-lease"];
 
-/// The host name the tests' own API client uses on a real stack, where controllers use
-/// `127.0.0.1`: the API's request log records the Host header, which tells the two apart.
-pub const HARNESS_API_HOST: &str = "localhost";
-
 /// Set by `scripts/test.sh` (and so CI) after `scripts/upstream.sh build`: a real-stack suite
 /// whose binaries are missing fails instead of skipping.
 pub const REQUIRE_UPSTREAM_ENV: &str = "THREEPORT_UPSTREAM_REQUIRED";
@@ -175,10 +171,9 @@ impl Stack {
             Kubeconfig::read_from(var("KUBECONFIG")).expect("read the stack's kubeconfig"),
         )
         .await;
-        let harness_api = api_server.replace("127.0.0.1", HARNESS_API_HOST);
         Some(Stack {
             nats_url: var("NATS_URL"),
-            api: Arc::new(threeport_client(&harness_api, api_tls.as_ref())),
+            api: Arc::new(threeport_client(&api_server, api_tls.as_ref())),
             api_server,
             encryption_key: var("ENCRYPTION_KEY"),
             runtime_id: var("KUBERNETES_RUNTIME_INSTANCE_ID")
@@ -202,7 +197,7 @@ impl Stack {
     }
 
     /// The folder of a real stack (`scripts/upstream.sh up DIR`): its `logs/` hold every
-    /// component's output, the kube-apiserver audit log and the API's request log.
+    /// component's output and the kube-apiserver audit log.
     pub fn upstream_dir(&self) -> Option<&Path> {
         match &self.parts {
             Parts::Sandbox(_) => None,

@@ -1,13 +1,11 @@
-//! The requests the real servers logged, so tests and benchmarks count what each controller
-//! asked of them instead of estimating it.
+//! The requests kube-apiserver logged, so tests and benchmarks count what each controller asked
+//! of it instead of estimating it: its audit log (`DIR/logs/kube-audit.log`, one JSON event per
+//! request at the `Metadata` level, written by `scripts/upstream.sh up`), told apart by
+//! User-Agent (client-go names the Go binary; the manager says `threeport-manager/<version>`).
 //!
-//! - kube-apiserver: its audit log (`DIR/logs/kube-audit.log`, one JSON event per request at
-//!   the `Metadata` level, written by `scripts/upstream.sh up`), told apart by User-Agent
-//!   (client-go names the Go binary; the manager says `threeport-manager/<version>`).
-//! - Threeport's REST API: its request log (`DIR/logs/rest-api.log`, one JSON line per request
-//!   with method, URI, status and the Host header). The tests' own client addresses the API as
-//!   `localhost` ([`super::HARNESS_API_HOST`]), the controllers as `127.0.0.1`, so the two are
-//!   told apart by Host.
+//! Threeport's REST API logs requests too, but through zap's production sampling (the first 100
+//! lines a second with one message, then every 100th), so its log cannot count them; the
+//! benchmark counts API requests with a proxy instead.
 
 use std::path::Path;
 
@@ -68,40 +66,6 @@ pub fn kube_requests(dir: &Path) -> Vec<KubeRequest> {
                 code: e["responseStatus"]["code"].as_u64().unwrap_or(0) as u16,
                 received: s(&e["requestReceivedTimestamp"]),
             }
-        })
-        .collect()
-}
-
-/// One request in Threeport's REST API log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiRequest {
-    /// Unix time in seconds.
-    pub at: f64,
-    pub method: String,
-    pub uri: String,
-    pub status: u16,
-    pub host: String,
-}
-
-impl ApiRequest {
-    /// Made by the test harness (Host `localhost`), not by a controller.
-    pub fn from_harness(&self) -> bool {
-        self.host.starts_with(super::HARNESS_API_HOST)
-    }
-}
-
-/// Every request Threeport's API has logged so far in the stack at `dir`.
-pub fn api_requests(dir: &Path) -> Vec<ApiRequest> {
-    let text = std::fs::read_to_string(dir.join("logs/rest-api.log")).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["msg"] == "request")
-        .map(|e| ApiRequest {
-            at: e["ts"].as_f64().unwrap_or(0.0),
-            method: e["method"].as_str().unwrap_or_default().to_string(),
-            uri: e["uri"].as_str().unwrap_or_default().to_string(),
-            status: e["status"].as_u64().unwrap_or(0) as u16,
-            host: e["host"].as_str().unwrap_or_default().to_string(),
         })
         .collect()
 }
