@@ -95,7 +95,7 @@ fn parse_args() -> Args {
         Controller::Manager { workers: 1 },
         Controller::Manager { workers: 16 },
     ];
-    let mut manager = std::env::var_os("THREEPORT_MANAGER_BIN").map(PathBuf::from);
+    let mut manager = None;
     let mut idle_only = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -124,13 +124,7 @@ fn parse_args() -> Args {
             _ => {} // cargo passes --bench
         }
     }
-    // cargo bench builds the binary next to this bench's deps directory: target/<profile>/.
-    let manager = manager.unwrap_or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent()?.parent().map(|d| d.join("threeport-manager")))
-            .unwrap_or_else(|| PathBuf::from("target/release/threeport-manager"))
-    });
+    let manager = manager.unwrap_or_else(workload_env::bench_manager_binary);
     Args {
         sizes,
         rows,
@@ -259,20 +253,11 @@ enum Running {
 }
 
 impl Running {
-    fn peak_rss_kib(&self) -> u64 {
+    fn stats(&self) -> workload_env::ProcStats {
         match self {
-            Running::Go(g) => g.peak_rss_kib(),
-            Running::Manager(m) => m.peak_rss_kib(),
+            Running::Go(g) => g.stats(),
+            Running::Manager(m) => m.stats(),
         }
-        .unwrap_or(0)
-    }
-
-    fn cpu_seconds(&self) -> f64 {
-        match self {
-            Running::Go(g) => g.cpu_seconds(),
-            Running::Manager(m) => m.cpu_seconds(),
-        }
-        .unwrap_or(0.0)
     }
 
     fn log_tail(&self) -> String {
@@ -280,6 +265,19 @@ impl Running {
             Running::Go(g) => g.log_tail(20),
             Running::Manager(m) => m.log_tail(20),
         }
+    }
+
+    /// The manager's failed and requeued reconciles (its metrics); `None` for Go, which has
+    /// no metrics.
+    async fn retries(&self) -> Option<(f64, f64)> {
+        let Running::Manager(m) = self else {
+            return None;
+        };
+        let text = m.metrics().await;
+        let count = |result| {
+            workload_env::metric_sum(&text, "threeport_reconcile_total", &[("result", result)])
+        };
+        Some((count("error"), count("requeue")))
     }
 
     fn stop(self) {
@@ -335,6 +333,8 @@ struct Row {
     stack_cpu: BTreeMap<String, f64>,
     /// Wall time of create + delete.
     window: Duration,
+    /// The manager's failed and requeued reconcile attempts (Go reports none).
+    retries: Option<(f64, f64)>,
 }
 
 fn parse_time(v: &Value) -> Option<time::OffsetDateTime> {
@@ -442,7 +442,7 @@ async fn run_row(args: &Args, controller: Controller, n: usize) -> anyhow::Resul
     let up_dir = stack.upstream_dir().expect("real stack").to_path_buf();
     let audit_from = kube_requests(&up_dir).len();
     let kube_all_from = apiserver_requests(&stack.kube).await;
-    let cpu_from = running.cpu_seconds();
+    let cpu_from = running.stats().cpu_seconds().unwrap_or(0.0);
     let stack_cpu_from = stack_cpu(&up_dir);
     let window = Instant::now();
     let stop_watch = tokio_util::sync::CancellationToken::new();
@@ -523,13 +523,13 @@ async fn run_row(args: &Args, controller: Controller, n: usize) -> anyhow::Resul
     }
     let all_deleted = d0.elapsed();
 
-    let cpu_seconds = running.cpu_seconds() - cpu_from;
+    let cpu_seconds = running.stats().cpu_seconds().unwrap_or(0.0) - cpu_from;
     let window = window.elapsed();
     let mut stack_cpu_used = stack_cpu(&up_dir);
     for (name, used) in stack_cpu_used.iter_mut() {
         *used -= stack_cpu_from.get(name).copied().unwrap_or(0.0);
     }
-    let peak_rss_kib = running.peak_rss_kib();
+    let peak_rss_kib = running.stats().peak_rss_kib().unwrap_or(0);
     stop_watch.cancel();
     let lock_holds = holds.await.unwrap_or_default();
     // Let the servers flush their logs.
@@ -541,6 +541,7 @@ async fn run_row(args: &Args, controller: Controller, n: usize) -> anyhow::Resul
         .filter(|r| r.user_agent.starts_with(agent))
         .count();
     let api_count = (counter.count() - api_from) as usize;
+    let retries = running.retries().await;
     running.stop();
     Ok(Row {
         controller,
@@ -557,6 +558,7 @@ async fn run_row(args: &Args, controller: Controller, n: usize) -> anyhow::Resul
         lock_holds,
         stack_cpu: stack_cpu_used,
         window,
+        retries,
     })
 }
 
@@ -625,7 +627,11 @@ async fn idle_memory(args: &Args) -> anyhow::Result<(BTreeMap<String, Option<u64
     for g in &mut go {
         // A controller that exited (it needs something this stack does not have) counts as
         // unmeasured, not as zero.
-        let value = if g.running() { g.rss_kib() } else { None };
+        let value = if g.running() {
+            g.stats().rss_kib()
+        } else {
+            None
+        };
         if value.is_none() {
             eprintln!("{} is not running:\n{}", g.name, g.log_tail(5));
         }
@@ -646,7 +652,7 @@ async fn idle_memory(args: &Args) -> anyhow::Result<(BTreeMap<String, Option<u64
     )?;
     manager.wait_ready(Duration::from_secs(30)).await?;
     tokio::time::sleep(settle).await;
-    let manager_rss = manager.rss_kib().unwrap_or(0);
+    let manager_rss = manager.stats().rss_kib().unwrap_or(0);
     manager.stop(Duration::from_secs(30));
     Ok((rss, manager_rss))
 }
@@ -819,9 +825,10 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("running {} with N={n} ...", c.label());
                 let row = rt.block_on(run_row(&args, c, n))?;
                 eprintln!(
-                    "  all reconciled {} s, all deleted {} s",
+                    "  all reconciled {} s, all deleted {} s, (failed, requeued) attempts {:?}",
                     secs(row.all_reconciled),
-                    secs(row.all_deleted)
+                    secs(row.all_deleted),
+                    row.retries
                 );
                 rows.push(row);
             }

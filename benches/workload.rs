@@ -45,7 +45,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut n = 200;
     let mut workers = vec![1, 4, 16];
-    let mut manager = std::env::var_os("THREEPORT_MANAGER_BIN").map(PathBuf::from);
+    let mut manager = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -59,13 +59,7 @@ fn parse_args() -> Args {
             _ => {} // cargo passes --bench
         }
     }
-    // cargo bench builds the binary next to this bench's deps directory: target/<profile>/.
-    let manager = manager.unwrap_or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent()?.parent().map(|d| d.join("threeport-manager")))
-            .unwrap_or_else(|| PathBuf::from("target/release/threeport-manager"))
-    });
+    let manager = manager.unwrap_or_else(workload_env::bench_manager_binary);
     Args {
         n: n.max(1),
         workers,
@@ -187,7 +181,7 @@ async fn run_row(args: &Args, workers: usize) -> anyhow::Result<Row> {
         tokio::time::sleep(POLL).await;
     }
     let delete_all = d0.elapsed();
-    let peak = manager.peak_rss_kib().unwrap_or(0);
+    let peak = manager.stats().peak_rss_kib().unwrap_or(0);
     let code = manager.stop(Duration::from_secs(30));
     if code != Some(0) {
         eprintln!("warning: manager exit code {code:?}");

@@ -86,6 +86,18 @@ impl Fleet {
         })
     }
 
+    /// A fleet with the web app's definition reconciled and [`INSTANCES`] instances just
+    /// POSTed (the controllers are at work on them).
+    async fn start_with_instances() -> Option<(Fleet, BTreeSet<u64>)> {
+        let fleet = Fleet::start().await?;
+        let def = {
+            let diagnostics = || fleet.diagnostics();
+            create_web_definition(&fleet.stack, "web-app", &diagnostics).await
+        };
+        let ids = post_instances(&fleet.stack, def, "web", INSTANCES).await;
+        Some((fleet, ids))
+    }
+
     fn diagnostics(&self) -> String {
         let mut out = String::new();
         if let Some(go) = &self.go {
@@ -440,14 +452,9 @@ fn lock_key_id(key: &str) -> u64 {
 }
 
 async fn migration(how: Stop) {
-    let Some(mut fleet) = Fleet::start().await else {
+    let Some((mut fleet, ids)) = Fleet::start_with_instances().await else {
         return;
     };
-    let def = {
-        let diagnostics = || fleet.diagnostics();
-        create_web_definition(&fleet.stack, "web-app", &diagnostics).await
-    };
-    let ids = post_instances(&fleet.stack, def, "web", INSTANCES).await;
     let held = stop_go_holding_a_lock(&mut fleet, how).await;
     let stopped = Instant::now();
     let reconciled_then = scale_suite::reconciled_instances(&fleet.stack)
@@ -521,14 +528,9 @@ async fn migration_go_controller_sigkill_mid_run_the_manager_takes_its_locks_ove
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_manager_sigterm_mid_run_the_go_controller_finishes() {
-    let Some(mut fleet) = Fleet::start().await else {
+    let Some((mut fleet, ids)) = Fleet::start_with_instances().await else {
         return;
     };
-    let def = {
-        let diagnostics = || fleet.diagnostics();
-        create_web_definition(&fleet.stack, "web-app", &diagnostics).await
-    };
-    let ids = post_instances(&fleet.stack, def, "web", INSTANCES).await;
     // Stop the manager while it is busy.
     {
         let manager = fleet.manager.as_ref().expect("manager");

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use crate::backend::repo_root;
-use crate::workload_env::{cpu_seconds, free_port, proc_status_kib};
+use crate::workload_env::{free_port, tail, ProcStats};
 
 /// The nine controllers of Threeport v0.6.1, as scripts/upstream.sh builds them.
 pub const ALL: [&str; 9] = [
@@ -115,29 +115,13 @@ impl GoController {
         let _ = self.child.wait();
     }
 
-    /// `VmHWM` (peak resident set) in KiB.
-    pub fn peak_rss_kib(&self) -> Option<u64> {
-        proc_status_kib(self.child.id(), "VmHWM:")
-    }
-
-    /// `VmRSS` in KiB.
-    pub fn rss_kib(&self) -> Option<u64> {
-        proc_status_kib(self.child.id(), "VmRSS:")
-    }
-
-    /// utime + stime in seconds.
-    pub fn cpu_seconds(&self) -> Option<f64> {
-        cpu_seconds(self.child.id())
+    /// Memory and CPU of the process.
+    pub fn stats(&self) -> ProcStats {
+        ProcStats(self.child.id())
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        format!(
-            "{} log:\n{}",
-            self.name,
-            all[all.len().saturating_sub(lines)..].join("\n")
-        )
+        format!("{} log:\n{}", self.name, tail(&self.log, lines))
     }
 }
 

@@ -325,25 +325,13 @@ impl ManagerProcess {
         http_get(self.admin, "/metrics").await.1
     }
 
-    /// `VmHWM` (peak resident set) of the process in KiB, from `/proc/<pid>/status`.
-    pub fn peak_rss_kib(&self) -> Option<u64> {
-        proc_status_kib(self.child.id(), "VmHWM:")
-    }
-
-    /// Current `VmRSS` in KiB.
-    pub fn rss_kib(&self) -> Option<u64> {
-        proc_status_kib(self.child.id(), "VmRSS:")
-    }
-
-    /// utime + stime in seconds.
-    pub fn cpu_seconds(&self) -> Option<f64> {
-        cpu_seconds(self.child.id())
+    /// Memory and CPU of the process.
+    pub fn stats(&self) -> ProcStats {
+        ProcStats(self.child.id())
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        tail(&self.log, lines)
     }
 
     /// SIGTERM and wait (bounded); returns the exit code. Killed (SIGKILL) after `limit`.
@@ -374,6 +362,47 @@ impl Drop for ManagerProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The last `lines` lines of a log file.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Memory and CPU use of a process (by PID), from /proc.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcStats(pub u32);
+
+impl ProcStats {
+    /// `VmHWM` (peak resident set) in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        proc_status_kib(self.0, "VmHWM:")
+    }
+
+    /// `VmRSS` (resident set now) in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        proc_status_kib(self.0, "VmRSS:")
+    }
+
+    /// utime + stime in seconds.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds(self.0)
+    }
+}
+
+/// The manager binary `cargo bench` builds next to the bench's own folder
+/// (`target/<profile>/`), unless `THREEPORT_MANAGER_BIN` names one.
+pub fn bench_manager_binary() -> PathBuf {
+    std::env::var_os("THREEPORT_MANAGER_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent()?.parent().map(|d| d.join("threeport-manager")))
+        })
+        .unwrap_or_else(|| PathBuf::from("target/release/threeport-manager"))
 }
 
 /// A `/proc/<pid>/status` value in KiB (`VmHWM:`, `VmRSS:`).
