@@ -36,6 +36,8 @@
 mod backend;
 #[path = "../tests/go_controller/mod.rs"]
 mod go_controller;
+#[path = "../tests/scale_suite/mod.rs"]
+mod scale_suite;
 #[path = "../tests/workload_env/mod.rs"]
 mod workload_env;
 
@@ -49,11 +51,11 @@ use backend::request_log::kube_requests;
 use backend::Stack;
 use futures::StreamExt;
 use go_controller::{GoController, WORKLOAD_CONTROLLER_AGENT};
-use serde_json::{json, Value};
+use serde_json::Value;
 use threeport_manager::threeport::api::{ApiRequest, Method};
-use threeport_manager::threeport::models::{WORKLOAD_DEFINITION, WORKLOAD_INSTANCE};
+use threeport_manager::threeport::models::WORKLOAD_INSTANCE;
 use threeport_manager::threeport::ThreeportApi;
-use workload_env::{quantile, ManagerProcess, ManagerSpec, WEB_APP_YAML};
+use workload_env::{quantile, ManagerProcess, ManagerSpec};
 
 const ROW_LIMIT: Duration = Duration::from_secs(1200);
 const IN_FLIGHT: usize = 64;
@@ -416,28 +418,8 @@ async fn run_row(args: &Args, controller: Controller, n: usize) -> anyhow::Resul
     if let Running::Manager(m) = &mut running {
         m.wait_ready(Duration::from_secs(30)).await?;
     }
+    let def = scale_suite::create_web_definition(&stack, "web-app", &|| running.log_tail()).await;
     let api = stack.api.clone();
-    let def = api
-        .create(
-            WORKLOAD_DEFINITION,
-            json!({"Name": "web-app", "YAMLDocument": WEB_APP_YAML}),
-        )
-        .await?["ID"]
-        .as_u64()
-        .ok_or_else(|| anyhow::anyhow!("definition without ID"))?;
-    let ready = Instant::now();
-    while !api
-        .get(WORKLOAD_DEFINITION, def)
-        .await
-        .is_ok_and(|o| o["Reconciled"] == true)
-    {
-        anyhow::ensure!(
-            ready.elapsed() < Duration::from_secs(60),
-            "definition not reconciled; {}",
-            running.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     let up_dir = stack.upstream_dir().expect("real stack").to_path_buf();
     let audit_from = kube_requests(&up_dir).len();
@@ -451,27 +433,7 @@ async fn run_row(args: &Args, controller: Controller, n: usize) -> anyhow::Resul
 
     // Create.
     let t0 = time::OffsetDateTime::now_utc();
-    let created: Vec<anyhow::Result<u64>> = futures::stream::iter(0..n)
-        .map(|i| {
-            let api = api.clone();
-            let runtime = stack.runtime_id;
-            async move {
-                let o = api
-                    .create(
-                        WORKLOAD_INSTANCE,
-                        json!({"Name": format!("web-{i}"), "WorkloadDefinitionID": def,
-                               "KubernetesRuntimeInstanceID": runtime}),
-                    )
-                    .await?;
-                o["ID"]
-                    .as_u64()
-                    .ok_or_else(|| anyhow::anyhow!("instance without ID"))
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect()
-        .await;
-    let ids: Vec<u64> = created.into_iter().collect::<anyhow::Result<_>>()?;
+    let ids = scale_suite::post_instances(&stack, def, "web", n, IN_FLIGHT).await;
     let started = Instant::now();
     let instances = loop {
         let all = api.list(WORKLOAD_INSTANCE, &[]).await?;

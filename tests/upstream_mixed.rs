@@ -94,7 +94,7 @@ impl Fleet {
             let diagnostics = || fleet.diagnostics();
             create_web_definition(&fleet.stack, "web-app", &diagnostics).await
         };
-        let ids = post_instances(&fleet.stack, def, "web", INSTANCES).await;
+        let ids = post_instances(&fleet.stack, def, "web", INSTANCES, 32).await;
         Some((fleet, ids))
     }
 
@@ -211,7 +211,7 @@ async fn go_controller_and_manager_side_by_side_create_update_delete_200() {
     // Create.
     let audit_start = kube_requests(fleet.dir()).len();
     let started = Instant::now();
-    let ids = post_instances(stack, def, "web", INSTANCES).await;
+    let ids = post_instances(stack, def, "web", INSTANCES, 32).await;
     wait_all_reconciled(stack, &ids, LIMIT, &diagnostics).await;
     eprintln!("create: {INSTANCES} reconciled in {:?}", started.elapsed());
     let ns_by_instance = assert_deployed_exactly_once(stack, &ids, &WEB_APP_DEPLOYED).await;
@@ -303,24 +303,7 @@ async fn go_controller_and_manager_side_by_side_create_update_delete_200() {
     // (spec 4.3 #24): only instances whose deletion Go handled may leave one behind.
     let audit_start = audit.len();
     let started = Instant::now();
-    let deleted = futures::future::join_all(ids.iter().map(|id| {
-        let api = stack.api.clone();
-        async move { api.delete(WORKLOAD_INSTANCE, *id).await }
-    }))
-    .await;
-    for r in deleted {
-        r.expect("DELETE instance");
-    }
-    wait_for(
-        LIMIT,
-        "every instance gone from the API",
-        &diagnostics,
-        || async {
-            let r = scale_suite::reconciled_instances(stack).await;
-            ids.iter().all(|id| !r.contains_key(id))
-        },
-    )
-    .await;
+    scale_suite::delete_all(stack, &ids, &diagnostics).await;
     wait_for(
         LIMIT,
         "namespaces and objects gone",

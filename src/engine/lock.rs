@@ -214,15 +214,4 @@ impl LockClient {
             Err(e) => Err(e),
         }
     }
-
-    /// The current holder of a key, if any (for diagnostics and tests).
-    pub async fn holder(&self, key: &str) -> Result<Option<String>, LockError> {
-        match self.kv.get(key).await {
-            Ok(v) => Ok(v.map(|b| String::from_utf8_lossy(&b).into_owned())),
-            Err(e) => Err(LockError::Unavailable {
-                key: key.to_string(),
-                reason: e.to_string(),
-            }),
-        }
-    }
 }

@@ -139,11 +139,7 @@ impl Stack {
     /// The real stack (`scripts/upstream.sh up`, with `--auth` when `auth`), or `None` with a
     /// message when its binaries were never built and [`REQUIRE_UPSTREAM_ENV`] is not set.
     pub async fn upstream(auth: bool) -> Option<Self> {
-        if !upstream_built() {
-            if std::env::var_os(REQUIRE_UPSTREAM_ENV).is_some() {
-                panic!("{REQUIRE_UPSTREAM_ENV} is set but the upstream binaries are missing: run scripts/upstream.sh build");
-            }
-            eprintln!("SKIPPED: the upstream binaries are not built (scripts/upstream.sh build)");
+        if !upstream_available() {
             return None;
         }
         let serial = upstream_serial().await;
@@ -377,6 +373,19 @@ async fn client_from_kubeconfig(kc: Kubeconfig) -> kube::Client {
 }
 
 /// Whether `scripts/upstream.sh build` has produced the binaries the stack needs.
+/// Whether a real-stack test can run: the upstream binaries are built. If not, it says
+/// `SKIPPED` and the test returns, unless [`REQUIRE_UPSTREAM_ENV`] is set, which makes it fail.
+pub fn upstream_available() -> bool {
+    if upstream_built() {
+        return true;
+    }
+    if std::env::var_os(REQUIRE_UPSTREAM_ENV).is_some() {
+        panic!("{REQUIRE_UPSTREAM_ENV} is set but the upstream binaries are missing: run scripts/upstream.sh build");
+    }
+    eprintln!("SKIPPED: the upstream binaries are not built (scripts/upstream.sh build)");
+    false
+}
+
 pub fn upstream_built() -> bool {
     let bin = repo_root().join(".tools/upstream/bin");
     [

@@ -129,8 +129,15 @@ pub async fn create_web_definition(
     def
 }
 
-/// POST `n` instances `<prefix>-<i>` of `def` at once (32 requests in flight); their IDs.
-pub async fn post_instances(stack: &Stack, def: u64, prefix: &str, n: usize) -> BTreeSet<u64> {
+/// POST `n` instances `<prefix>-<i>` of `def` at once, `in_flight` requests at a time; their
+/// IDs.
+pub async fn post_instances(
+    stack: &Stack,
+    def: u64,
+    prefix: &str,
+    n: usize,
+    in_flight: usize,
+) -> BTreeSet<u64> {
     use futures::StreamExt as _;
     let created: Vec<anyhow::Result<u64>> = futures::stream::iter(0..n)
         .map(|i| {
@@ -150,7 +157,7 @@ pub async fn post_instances(stack: &Stack, def: u64, prefix: &str, n: usize) -> 
                     .ok_or_else(|| anyhow::anyhow!("instance without ID: {o}"))
             }
         })
-        .buffered(32)
+        .buffered(in_flight)
         .collect()
         .await;
     let ids: BTreeSet<u64> = created
@@ -358,7 +365,29 @@ pub async fn delete_all_and_wait_clean(
     ids: &BTreeSet<u64>,
     diagnostics: &dyn Fn() -> String,
 ) {
-    // Delete all: every instance disappears from the API and nothing is left in the cluster.
+    delete_all(stack, ids, diagnostics).await;
+    wait_for(
+        Duration::from_secs(180),
+        "cluster objects and namespaces gone",
+        diagnostics,
+        || async {
+            labelled(stack, "v1", "ConfigMap").await.is_empty()
+                && labelled(stack, "apps/v1", "Deployment").await.is_empty()
+                && labelled(stack, "v1", "Service").await.is_empty()
+                && stack
+                    .objects(TW_API, "ThreeportWorkload", None)
+                    .await
+                    .is_empty()
+                && extra_namespaces(stack).await.is_empty()
+        },
+    )
+    .await;
+    assert!(stack.list_all(WORKLOAD_RESOURCE_INSTANCE).await.is_empty());
+}
+
+/// DELETE every instance in `ids` at once and wait (5 min at most) until the API lists none
+/// of them: a controller has confirmed each deletion and made the final DELETE.
+pub async fn delete_all(stack: &Stack, ids: &BTreeSet<u64>, diagnostics: &dyn Fn() -> String) {
     let results: Vec<_> = futures::future::join_all(ids.iter().map(|id| {
         let api = stack.api.clone();
         async move { api.delete(WORKLOAD_INSTANCE, *id).await }
@@ -377,23 +406,6 @@ pub async fn delete_all_and_wait_clean(
         },
     )
     .await;
-    wait_for(
-        Duration::from_secs(180),
-        "cluster objects and namespaces gone",
-        diagnostics,
-        || async {
-            labelled(stack, "v1", "ConfigMap").await.is_empty()
-                && labelled(stack, "apps/v1", "Deployment").await.is_empty()
-                && labelled(stack, "v1", "Service").await.is_empty()
-                && stack
-                    .objects(TW_API, "ThreeportWorkload", None)
-                    .await
-                    .is_empty()
-                && extra_namespaces(stack).await.is_empty()
-        },
-    )
-    .await;
-    assert!(stack.list_all(WORKLOAD_RESOURCE_INSTANCE).await.is_empty());
 }
 
 pub async fn two_managers_reconcile_instances_exactly_once(stack: &Stack, instances: usize) {
@@ -420,7 +432,7 @@ pub async fn two_managers_reconcile_instances_exactly_once(stack: &Stack, instan
 
     let diagnostics = || manager_logs(&[m0, m1]);
     let def = create_web_definition(stack, "web-app", &diagnostics).await;
-    let ids = post_instances(stack, def, "web", instances).await;
+    let ids = post_instances(stack, def, "web", instances, 32).await;
     wait_all_reconciled(stack, &ids, Duration::from_secs(300), &diagnostics).await;
 
     assert_deployed_exactly_once(stack, &ids, &WEB_APP_DEPLOYED).await;

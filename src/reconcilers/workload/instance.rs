@@ -66,40 +66,6 @@ impl WorkloadInstanceReconciler {
         Self { kube }
     }
 
-    /// The managed namespace of a Created reconcile: the one an earlier attempt made, if any,
-    /// else [`managed_namespace_name`]. An earlier attempt (this manager's, another replica's
-    /// or a Go controller's that crashed or was stopped mid-reconcile) shows as a Namespace WRI,
-    /// or, if it died between creating the namespace and recording it, as a namespace labelled
-    /// for this instance; only a redelivery can have had an earlier attempt, so the first
-    /// delivery costs no extra request. Go picks a random name, so without this a takeover
-    /// from Go would deploy the instance a second time.
-    async fn managed_namespace(
-        &self,
-        ctx: &ReconcileContext,
-        handle: &RuntimeHandle,
-        wris: &[WorkloadResourceInstance],
-        instance_name: &str,
-        id: u64,
-    ) -> Result<String, ReconcileError> {
-        if let Some(ns) = recorded_namespace(wris) {
-            return Ok(ns);
-        }
-        if ctx.attempt > 1 {
-            let live: Vec<String> = handle
-                .list_by_label("v1", "Namespace", None, &managed_namespace_selector(id))
-                .await?
-                .into_iter()
-                .filter(|ns| ns.metadata.deletion_timestamp.is_none())
-                .filter_map(|ns| ns.metadata.name)
-                .collect();
-            if let [only] = live.as_slice() {
-                info!(namespace = %only, "adopting the namespace an earlier attempt created");
-                return Ok(only.clone());
-            }
-        }
-        Ok(managed_namespace_name(instance_name, id))
-    }
-
     /// The runtime cluster of the instance. `in_cluster = true` as Go's workload controller
     /// passes: on the control-plane host runtime the in-cluster API address is used.
     async fn handle(
@@ -131,6 +97,39 @@ fn cancelled(ctx: &ReconcileContext) -> Result<(), ReconcileError> {
     } else {
         Ok(())
     }
+}
+
+/// The managed namespace of a Created reconcile: the one an earlier attempt made, if any,
+/// else [`managed_namespace_name`]. An earlier attempt (this manager's, another replica's
+/// or a Go controller's that crashed or was stopped mid-reconcile) shows as a Namespace WRI,
+/// or, if it died between creating the namespace and recording it, as a namespace labelled
+/// for this instance; only a redelivery can have had an earlier attempt, so the first
+/// delivery costs no extra request. Go picks a random name, so without this a takeover
+/// from Go would deploy the instance a second time.
+async fn managed_namespace(
+    ctx: &ReconcileContext,
+    handle: &RuntimeHandle,
+    wris: &[WorkloadResourceInstance],
+    instance_name: &str,
+    id: u64,
+) -> Result<String, ReconcileError> {
+    if let Some(ns) = recorded_namespace(wris) {
+        return Ok(ns);
+    }
+    if ctx.attempt > 1 {
+        let live: Vec<String> = handle
+            .list_by_label("v1", "Namespace", None, &managed_namespace_selector(id))
+            .await?
+            .into_iter()
+            .filter(|ns| ns.metadata.deletion_timestamp.is_none())
+            .filter_map(|ns| ns.metadata.name)
+            .collect();
+        if let [only] = live.as_slice() {
+            info!(namespace = %only, "adopting the namespace an earlier attempt created");
+            return Ok(only.clone());
+        }
+    }
+    Ok(managed_namespace_name(instance_name, id))
 }
 
 /// The namespace of the instance's Namespace WRI (not scheduled for deletion), if it has one.
@@ -427,9 +426,7 @@ impl Reconciler for WorkloadInstanceReconciler {
         let scopes = handle.scopes(&objects).await?;
         let instance_name = wi.instance.name.clone().unwrap_or_default();
         let mut wris = list_wris(api, id).await?;
-        let managed = self
-            .managed_namespace(ctx, &handle, &wris, &instance_name, id)
-            .await?;
+        let managed = managed_namespace(ctx, &handle, &wris, &instance_name, id).await?;
         let assignment = assign_namespaces_with(objects, &managed, |av, kind| {
             scopes.get(&(av.to_string(), kind.to_string())).copied()
         })?;
@@ -554,14 +551,9 @@ impl Reconciler for WorkloadInstanceReconciler {
                 ok_if_gone(api.delete(WORKLOAD_RESOURCE_INSTANCE, wri_id).await)?;
             }
         }
-        let deleted: HashSet<usize> = plan.delete.iter().copied().collect();
-        let remaining: Vec<WorkloadResourceInstance> = wris
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| !deleted.contains(i))
-            .map(|(_, w)| w)
-            .collect();
-        apply_threeport_workload(&handle, id, &remaining).await?;
+        // The WRIs just deleted are the ones scheduled for deletion, which the
+        // ThreeportWorkload leaves out.
+        apply_threeport_workload(&handle, id, &wris).await?;
         info!(
             applied = plan.apply.len(),
             deleted = plan.delete.len(),
