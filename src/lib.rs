@@ -6,6 +6,7 @@
 //! - [`threeport`]: the Threeport REST API client, models, events and encryption.
 //! - [`runtime`]: process wiring: NATS connection, admin HTTP server, signals, telemetry.
 //! - [`reconcilers`]: one module per Threeport controller.
+//! - [`retry`]: how errors of every layer are classified for retrying.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod kube;
 pub mod reconcilers;
 pub mod registry;
+pub mod retry;
 pub mod runtime;
 pub mod threeport;
 

@@ -7,6 +7,7 @@
 //! exactly what Threeport's Go controllers use, so both can run side by side.
 
 use crate::threeport::api::ObjectType;
+use crate::threeport::models::*;
 
 /// One Threeport reconciler: one object type, one durable consumer, one lock-key prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,8 +16,6 @@ pub struct ReconcilerSpec {
     pub name: &'static str,
     /// The object type it reconciles.
     pub object: ObjectType,
-    /// lowerCamel type name: the subject prefix (`workloadInstance.*`).
-    pub subject_prefix: &'static str,
     /// Lower-case words for event notes, e.g. `workload instance` (spec 1.9 step 11/14).
     pub words: &'static str,
     /// Env var holding the worker count in Threeport's deployments, e.g.
@@ -30,9 +29,15 @@ impl ReconcilerSpec {
         format!("{}Consumer", self.name)
     }
 
+    /// lowerCamel type name: the subject prefix (`workloadInstance.*`), from the object
+    /// table (every reconciled type has one; a test checks it).
+    pub fn subject_prefix(&self) -> &'static str {
+        self.object.subject.unwrap_or(self.object.name)
+    }
+
     /// `<x>.*`: the consumer's filter subject.
     pub fn filter_subject(&self) -> String {
-        format!("{}.*", self.subject_prefix)
+        format!("{}.*", self.subject_prefix())
     }
 
     /// `<Name>.<id>`: the lock key in the controller's bucket.
@@ -68,18 +73,17 @@ impl ControllerSpec {
             .flat_map(|r| {
                 ["create", "update", "delete"]
                     .iter()
-                    .map(move |op| format!("{}.{}", r.subject_prefix, op))
+                    .map(move |op| format!("{}.{}", r.subject_prefix(), op))
             })
             .collect()
     }
 }
 
 macro_rules! rec {
-    ($name:literal, $ty:literal, $path:literal, $prefix:literal, $words:literal, $env:literal) => {
+    ($name:literal, $object:expr, $words:literal, $env:literal) => {
         ReconcilerSpec {
             name: $name,
-            object: ObjectType::new($ty, $path),
-            subject_prefix: $prefix,
+            object: $object,
             words: $words,
             concurrency_env: $env,
         }
@@ -98,17 +102,13 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reconcilers: &[
             rec!(
                 "WorkloadDefinitionReconciler",
-                "WorkloadDefinition",
-                "workload-definitions",
-                "workloadDefinition",
+                WORKLOAD_DEFINITION,
                 "workload definition",
                 "WORKLOAD_DEFINITION_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "WorkloadInstanceReconciler",
-                "WorkloadInstance",
-                "workload-instances",
-                "workloadInstance",
+                WORKLOAD_INSTANCE,
                 "workload instance",
                 "WORKLOAD_INSTANCE_CONCURRENT_RECONCILES"
             ),
@@ -124,25 +124,19 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reconcilers: &[
             rec!(
                 "GatewayDefinitionReconciler",
-                "GatewayDefinition",
-                "gateway-definitions",
-                "gatewayDefinition",
+                GATEWAY_DEFINITION,
                 "gateway definition",
                 "GATEWAY_DEFINITION_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "GatewayInstanceReconciler",
-                "GatewayInstance",
-                "gateway-instances",
-                "gatewayInstance",
+                GATEWAY_INSTANCE,
                 "gateway instance",
                 "GATEWAY_INSTANCE_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "DomainNameInstanceReconciler",
-                "DomainNameInstance",
-                "domain-name-instances",
-                "domainNameInstance",
+                DOMAIN_NAME_INSTANCE,
                 "domain name instance",
                 "DOMAIN_NAME_INSTANCE_CONCURRENT_RECONCILES"
             ),
@@ -158,17 +152,13 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reconcilers: &[
             rec!(
                 "KubernetesRuntimeDefinitionReconciler",
-                "KubernetesRuntimeDefinition",
-                "kubernetes-runtime-definitions",
-                "kubernetesRuntimeDefinition",
+                KUBERNETES_RUNTIME_DEFINITION,
                 "kubernetes runtime definition",
                 "KUBERNETES_RUNTIME_DEFINITION_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "KubernetesRuntimeInstanceReconciler",
-                "KubernetesRuntimeInstance",
-                "kubernetes-runtime-instances",
-                "kubernetesRuntimeInstance",
+                KUBERNETES_RUNTIME_INSTANCE,
                 "kubernetes runtime instance",
                 "KUBERNETES_RUNTIME_INSTANCE_CONCURRENT_RECONCILES"
             ),
@@ -184,17 +174,13 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reconcilers: &[
             rec!(
                 "HelmWorkloadDefinitionReconciler",
-                "HelmWorkloadDefinition",
-                "helm-workload-definitions",
-                "helmWorkloadDefinition",
+                HELM_WORKLOAD_DEFINITION,
                 "helm workload definition",
                 "HELM_WORKLOAD_DEFINITION_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "HelmWorkloadInstanceReconciler",
-                "HelmWorkloadInstance",
-                "helm-workload-instances",
-                "helmWorkloadInstance",
+                HELM_WORKLOAD_INSTANCE,
                 "helm workload instance",
                 "HELM_WORKLOAD_INSTANCE_CONCURRENT_RECONCILES"
             ),
@@ -210,25 +196,19 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reconcilers: &[
             rec!(
                 "AwsEksKubernetesRuntimeInstanceReconciler",
-                "AwsEksKubernetesRuntimeInstance",
-                "aws-eks-kubernetes-runtime-instances",
-                "awsEksKubernetesRuntimeInstance",
+                AWS_EKS_KUBERNETES_RUNTIME_INSTANCE,
                 "aws eks kubernetes runtime instance",
                 "AWS_EKS_KUBERNETES_RUNTIME_INSTANCE_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "AwsRelationalDatabaseInstanceReconciler",
-                "AwsRelationalDatabaseInstance",
-                "aws-relational-database-instances",
-                "awsRelationalDatabaseInstance",
+                AWS_RELATIONAL_DATABASE_INSTANCE,
                 "aws relational database instance",
                 "AWS_RELATIONAL_DATABASE_INSTANCE_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "AwsObjectStorageBucketInstanceReconciler",
-                "AwsObjectStorageBucketInstance",
-                "aws-object-storage-bucket-instances",
-                "awsObjectStorageBucketInstance",
+                AWS_OBJECT_STORAGE_BUCKET_INSTANCE,
                 "aws object storage bucket instance",
                 "AWS_OBJECT_STORAGE_BUCKET_INSTANCE_CONCURRENT_RECONCILES"
             ),
@@ -244,17 +224,13 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reconcilers: &[
             rec!(
                 "ControlPlaneDefinitionReconciler",
-                "ControlPlaneDefinition",
-                "control-plane-definitions",
-                "controlPlaneDefinition",
+                CONTROL_PLANE_DEFINITION,
                 "control plane definition",
                 "CONTROL_PLANE_DEFINITION_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "ControlPlaneInstanceReconciler",
-                "ControlPlaneInstance",
-                "control-plane-instances",
-                "controlPlaneInstance",
+                CONTROL_PLANE_INSTANCE,
                 "control plane instance",
                 "CONTROL_PLANE_INSTANCE_CONCURRENT_RECONCILES"
             ),
@@ -270,17 +246,13 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reconcilers: &[
             rec!(
                 "SecretDefinitionReconciler",
-                "SecretDefinition",
-                "secret-definitions",
-                "secretDefinition",
+                SECRET_DEFINITION,
                 "secret definition",
                 "SECRET_DEFINITION_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "SecretInstanceReconciler",
-                "SecretInstance",
-                "secret-instances",
-                "secretInstance",
+                SECRET_INSTANCE,
                 "secret instance",
                 "SECRET_INSTANCE_CONCURRENT_RECONCILES"
             ),
@@ -296,17 +268,13 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reconcilers: &[
             rec!(
                 "TerraformDefinitionReconciler",
-                "TerraformDefinition",
-                "terraform-definitions",
-                "terraformDefinition",
+                TERRAFORM_DEFINITION,
                 "terraform definition",
                 "TERRAFORM_DEFINITION_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "TerraformInstanceReconciler",
-                "TerraformInstance",
-                "terraform-instances",
-                "terraformInstance",
+                TERRAFORM_INSTANCE,
                 "terraform instance",
                 "TERRAFORM_INSTANCE_CONCURRENT_RECONCILES"
             ),
@@ -322,65 +290,49 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         reconcilers: &[
             rec!(
                 "ObservabilityStackDefinitionReconciler",
-                "ObservabilityStackDefinition",
-                "observability-stack-definitions",
-                "observabilityStackDefinition",
+                OBSERVABILITY_STACK_DEFINITION,
                 "observability stack definition",
                 "OBSERVABILITY_STACK_DEFINITION_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "ObservabilityStackInstanceReconciler",
-                "ObservabilityStackInstance",
-                "observability-stack-instances",
-                "observabilityStackInstance",
+                OBSERVABILITY_STACK_INSTANCE,
                 "observability stack instance",
                 "OBSERVABILITY_STACK_INSTANCE_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "ObservabilityDashboardDefinitionReconciler",
-                "ObservabilityDashboardDefinition",
-                "observability-dashboard-definitions",
-                "observabilityDashboardDefinition",
+                OBSERVABILITY_DASHBOARD_DEFINITION,
                 "observability dashboard definition",
                 "OBSERVABILITY_DASHBOARD_DEFINITION_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "ObservabilityDashboardInstanceReconciler",
-                "ObservabilityDashboardInstance",
-                "observability-dashboard-instances",
-                "observabilityDashboardInstance",
+                OBSERVABILITY_DASHBOARD_INSTANCE,
                 "observability dashboard instance",
                 "OBSERVABILITY_DASHBOARD_INSTANCE_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "MetricsDefinitionReconciler",
-                "MetricsDefinition",
-                "metrics-definitions",
-                "metricsDefinition",
+                METRICS_DEFINITION,
                 "metrics definition",
                 "METRICS_DEFINITION_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "MetricsInstanceReconciler",
-                "MetricsInstance",
-                "metrics-instances",
-                "metricsInstance",
+                METRICS_INSTANCE,
                 "metrics instance",
                 "METRICS_INSTANCE_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "LoggingDefinitionReconciler",
-                "LoggingDefinition",
-                "logging-definitions",
-                "loggingDefinition",
+                LOGGING_DEFINITION,
                 "logging definition",
                 "LOGGING_DEFINITION_CONCURRENT_RECONCILES"
             ),
             rec!(
                 "LoggingInstanceReconciler",
-                "LoggingInstance",
-                "logging-instances",
-                "loggingInstance",
+                LOGGING_INSTANCE,
                 "logging instance",
                 "LOGGING_INSTANCE_CONCURRENT_RECONCILES"
             ),
@@ -745,7 +697,10 @@ mod tests {
                 assert_eq!(r.name, format!("{object}Reconciler"));
                 assert_eq!(r.object.name, *object);
                 assert_eq!(r.object.path, kebab_plural(object), "{object}");
-                assert_eq!(r.subject_prefix, lower_camel(object));
+                assert_eq!(
+                    r.object.subject.map(String::from),
+                    Some(lower_camel(object))
+                );
                 assert_eq!(r.filter_subject(), format!("{}.*", lower_camel(object)));
                 assert_eq!(r.durable_name(), format!("{object}ReconcilerConsumer"));
                 assert_eq!(

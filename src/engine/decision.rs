@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::backoff::Backoff;
 use super::reconciler::Operation;
+use crate::retry::RetryClass;
 
 /// How to settle a JetStream message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +45,9 @@ pub enum AttemptResult {
     Success,
     /// The reconciler asked to be called again after a delay.
     Requeue(Duration),
-    /// The reconciler, the GET of the latest object or the completion protocol failed.
-    Failure,
+    /// The reconciler, the GET of the latest object or the completion protocol failed, with
+    /// the class of the error.
+    Failure(RetryClass),
     /// The object no longer exists (404 on GET latest): nothing to do (spec 1.9 step 10).
     NotFound,
     /// The object is scheduled for deletion and this is a Created/Updated notification: the
@@ -68,7 +70,7 @@ impl AttemptResult {
         match self {
             AttemptResult::Success | AttemptResult::SkippedForDeletion => Some("success"),
             AttemptResult::Requeue(_) => Some("requeue"),
-            AttemptResult::Failure | AttemptResult::LockLost => Some("error"),
+            AttemptResult::Failure(_) | AttemptResult::LockLost => Some("error"),
             AttemptResult::NotFound => Some("not_found"),
             AttemptResult::LockConflict(_)
             | AttemptResult::LockUnavailable
@@ -99,11 +101,11 @@ pub fn settle_attempt(
             Settle::Ack
         }
         AttemptResult::Requeue(d) => Settle::Nak(d),
-        AttemptResult::Failure => {
+        AttemptResult::Failure(class) => {
             if policy.max_reconcile_attempts > 0 && delivered >= policy.max_reconcile_attempts {
                 Settle::Term
             } else {
-                Settle::Nak(policy.backoff.delay(delivered, jitter))
+                Settle::Nak(failure_delay(policy, class, delivered, jitter))
             }
         }
         AttemptResult::LockConflict(d) => Settle::Nak(d),
@@ -111,6 +113,26 @@ pub fn settle_attempt(
         AttemptResult::LockUnavailable => Settle::Nak(policy.backoff.delay(delivered, jitter)),
         // Hand it back at once: another replica (or this one after restart) picks it up.
         AttemptResult::Aborted => Settle::Nak(Duration::ZERO),
+    }
+}
+
+/// The NAK delay after a failed attempt. A transient failure follows the backoff schedule
+/// (see [`Backoff`]); a permanent one cannot succeed before someone changes something, so it
+/// goes to the cap at once instead of spending the first retries within seconds:
+///
+/// ```text
+/// transient: backoff.delay(delivered, jitter)   1 s, 2 s, 4 s, ... 300 s (defaults)
+/// permanent: backoff.delay(MAX, jitter)         300 s every time (150-300 s with jitter)
+/// ```
+pub fn failure_delay(
+    policy: &RetryPolicy,
+    class: RetryClass,
+    delivered: u64,
+    jitter: f64,
+) -> Duration {
+    match class {
+        RetryClass::Transient => policy.backoff.delay(delivered, jitter),
+        RetryClass::Permanent => policy.backoff.delay(u64::MAX, jitter),
     }
 }
 
@@ -198,6 +220,8 @@ pub fn completion_for(operation: Operation) -> Completion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const FAILED: AttemptResult = AttemptResult::Failure(RetryClass::Transient);
     use serde_json::json;
 
     fn policy() -> RetryPolicy {
@@ -269,17 +293,40 @@ mod tests {
     fn failures_back_off_per_delivery_and_never_terminate_by_default() {
         let p = policy();
         assert_eq!(
-            settle_attempt(&p, AttemptResult::Failure, 1, 0.0),
+            settle_attempt(&p, FAILED, 1, 0.0),
             Settle::Nak(Duration::from_secs(1))
         );
         assert_eq!(
-            settle_attempt(&p, AttemptResult::Failure, 3, 0.0),
+            settle_attempt(&p, FAILED, 3, 0.0),
             Settle::Nak(Duration::from_secs(4))
         );
         assert_eq!(
-            settle_attempt(&p, AttemptResult::Failure, 1000, 0.0),
+            settle_attempt(&p, FAILED, 1000, 0.0),
             Settle::Nak(Duration::from_secs(300))
         );
+    }
+
+    #[test]
+    fn permanent_failures_go_to_the_cap_at_once() {
+        let p = policy();
+        let permanent = AttemptResult::Failure(RetryClass::Permanent);
+        for delivered in [1, 2, 9, 1000] {
+            assert_eq!(
+                settle_attempt(&p, permanent, delivered, 0.0),
+                Settle::Nak(Duration::from_secs(300))
+            );
+        }
+        // Jitter keeps at least half of the cap.
+        assert_eq!(
+            settle_attempt(&p, permanent, 1, 0.999_999),
+            Settle::Nak(Duration::from_secs(300).mul_f64(1.0 - 0.999_999 / 2.0))
+        );
+        // The attempt limit applies to permanent failures too.
+        let limited = RetryPolicy {
+            max_reconcile_attempts: 2,
+            ..p
+        };
+        assert_eq!(settle_attempt(&limited, permanent, 2, 0.0), Settle::Term);
     }
 
     #[test]
@@ -288,14 +335,8 @@ mod tests {
             max_reconcile_attempts: 3,
             ..policy()
         };
-        assert!(matches!(
-            settle_attempt(&p, AttemptResult::Failure, 2, 0.0),
-            Settle::Nak(_)
-        ));
-        assert_eq!(
-            settle_attempt(&p, AttemptResult::Failure, 3, 0.0),
-            Settle::Term
-        );
+        assert!(matches!(settle_attempt(&p, FAILED, 2, 0.0), Settle::Nak(_)));
+        assert_eq!(settle_attempt(&p, FAILED, 3, 0.0), Settle::Term);
     }
 
     #[test]
@@ -331,7 +372,7 @@ mod tests {
     #[test]
     fn metric_results() {
         assert_eq!(AttemptResult::Success.metric_result(), Some("success"));
-        assert_eq!(AttemptResult::Failure.metric_result(), Some("error"));
+        assert_eq!(FAILED.metric_result(), Some("error"));
         assert_eq!(
             AttemptResult::Requeue(Duration::ZERO).metric_result(),
             Some("requeue")

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub reconcile_total: IntCounterVec,
     pub reconcile_errors_total: IntCounterVec,
+    pub reconcile_permanent_errors_total: IntCounterVec,
     pub reconcile_time_seconds: HistogramVec,
     pub active_workers: IntGaugeVec,
     pub max_concurrent_reconciles: IntGaugeVec,
@@ -99,6 +100,12 @@ impl Metrics {
                 r,
                 "threeport_reconcile_errors_total",
                 "Failed reconcile attempts",
+                &RECONCILER_LABELS,
+            ),
+            reconcile_permanent_errors_total: counter(
+                r,
+                "threeport_reconcile_permanent_errors_total",
+                "Failed reconcile attempts whose error needs someone to change something (retried at the backoff cap); a subset of threeport_reconcile_errors_total",
                 &RECONCILER_LABELS,
             ),
             reconcile_time_seconds: histogram(
@@ -199,6 +206,7 @@ impl Metrics {
             TERMINATION_MAX_ATTEMPTS,
         ]);
         self.reconcile_errors_total.with_label_values(&l);
+        self.reconcile_permanent_errors_total.with_label_values(&l);
         self.reconcile_time_seconds.with_label_values(&l);
         self.queue_latency_seconds.with_label_values(&l);
         self.active_workers.with_label_values(&l);
@@ -245,6 +253,7 @@ pub struct ReconcilerMetrics {
     pub requeue: IntCounter,
     pub not_found: IntCounter,
     pub errors: IntCounter,
+    pub permanent_errors: IntCounter,
     pub time: Histogram,
     pub queue_latency: Histogram,
     pub active: IntGauge,
@@ -270,6 +279,7 @@ impl ReconcilerMetrics {
             requeue: r("requeue"),
             not_found: r("not_found"),
             errors: m.reconcile_errors_total.with_label_values(&l),
+            permanent_errors: m.reconcile_permanent_errors_total.with_label_values(&l),
             time: m.reconcile_time_seconds.with_label_values(&l),
             queue_latency: m.queue_latency_seconds.with_label_values(&l),
             active: m.active_workers.with_label_values(&l),
@@ -333,6 +343,7 @@ mod tests {
             "threeport_reconcile_time_seconds_bucket",
             "threeport_queue_latency_seconds_bucket",
             "threeport_reconcile_errors_total",
+            "threeport_reconcile_permanent_errors_total",
         ] {
             assert!(text.contains(name), "{name} missing");
         }

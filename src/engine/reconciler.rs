@@ -14,8 +14,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::registry::{ControllerSpec, ReconcilerSpec};
+use crate::retry::{Classify, RetryClass};
 use crate::threeport::events::EventOperation;
-use crate::threeport::{ApiError, RetryClass, ThreeportApi};
+#[cfg(doc)]
+use crate::threeport::ApiError;
+use crate::threeport::ThreeportApi;
 
 /// The operation of a notification (spec 1.5 `Operation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,13 +60,25 @@ pub enum Outcome {
 }
 
 /// A reconcile failure, classified so the engine can pick a retry strategy.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
+///
+/// Built from any classified error of a lower layer with `?` (an [`ApiError`], a
+/// [`KubeError`](crate::kube::KubeError), a manifest error): the class comes from the error
+/// and the error itself is kept as the cause, so its type survives up to the engine (tests
+/// match on it, [`std::error::Error::source`] walks it). Or built from a message, for
+/// failures the reconciler itself detects.
+#[derive(Debug)]
 pub struct ReconcileError {
+    /// How the engine retries: transient with backoff, permanent at the backoff cap.
     pub class: RetryClass,
-    pub message: String,
+    cause: Cause,
     /// Replaces the default failure event (Threeport's `ErrWithEvent`, spec 1.9 step 11).
     pub event: Option<EventOverride>,
+}
+
+#[derive(Debug)]
+enum Cause {
+    Message(String),
+    Error(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 /// A custom failure event.
@@ -75,18 +90,20 @@ pub struct EventOverride {
 }
 
 impl ReconcileError {
+    /// A failure that is expected to go away by itself.
     pub fn transient(message: impl Into<String>) -> Self {
-        Self {
-            class: RetryClass::Transient,
-            message: message.into(),
-            event: None,
-        }
+        Self::message(RetryClass::Transient, message)
     }
 
+    /// A failure that needs someone to change something before a retry can succeed.
     pub fn permanent(message: impl Into<String>) -> Self {
+        Self::message(RetryClass::Permanent, message)
+    }
+
+    fn message(class: RetryClass, message: impl Into<String>) -> Self {
         Self {
-            class: RetryClass::Permanent,
-            message: message.into(),
+            class,
+            cause: Cause::Message(message.into()),
             event: None,
         }
     }
@@ -95,13 +112,41 @@ impl ReconcileError {
         self.event = Some(event);
         self
     }
+
+    /// The typed error this failure was built from, if it is an `E`.
+    pub fn cause<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match &self.cause {
+            Cause::Error(e) => e.downcast_ref::<E>(),
+            Cause::Message(_) => None,
+        }
+    }
 }
 
-impl From<ApiError> for ReconcileError {
-    fn from(e: ApiError) -> Self {
+/// Transparent over the cause: the message of a wrapped error is the error's own, and
+/// `source()` continues with the cause's source, so a chain printer shows each layer once.
+impl std::fmt::Display for ReconcileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.cause {
+            Cause::Message(m) => f.write_str(m),
+            Cause::Error(e) => std::fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for ReconcileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.cause {
+            Cause::Message(_) => None,
+            Cause::Error(e) => e.source(),
+        }
+    }
+}
+
+impl<E: Classify> From<E> for ReconcileError {
+    fn from(e: E) -> Self {
         Self {
             class: e.retry_class(),
-            message: e.to_string(),
+            cause: Cause::Error(Box::new(e)),
             event: None,
         }
     }

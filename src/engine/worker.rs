@@ -28,6 +28,7 @@ use super::reconciler::{DynReconciler, ReconcileContext, ReconcileError};
 use super::{EngineSettings, EventSink};
 use crate::health::ReadyHandle;
 use crate::registry::{ControllerSpec, ReconcilerSpec};
+use crate::retry::{ErrorChain, RetryClass};
 use crate::threeport::events::{self, EventOperation};
 use crate::threeport::{models, ApiError, ThreeportApi};
 
@@ -332,12 +333,17 @@ pub async fn handle_message(
         }
         match (result, settle) {
             (AttemptResult::LockConflict(_), _) => rt.metrics.lock_conflicts.inc(),
-            (AttemptResult::Failure | AttemptResult::LockLost, Settle::Term) => {
+            (AttemptResult::Failure(_) | AttemptResult::LockLost, Settle::Term) => {
                 rt.metrics.errors.inc();
                 rt.metrics.terminated(TERMINATION_MAX_ATTEMPTS);
                 error!("giving up after {delivered} attempts; notification terminated");
             }
-            (AttemptResult::Failure, _) => rt.metrics.errors.inc(),
+            (AttemptResult::Failure(class), _) => {
+                rt.metrics.errors.inc();
+                if class == RetryClass::Permanent {
+                    rt.metrics.permanent_errors.inc();
+                }
+            }
             _ => {}
         }
         debug!(
@@ -569,7 +575,7 @@ async fn reconcile_latest(
         }
         Err(e) => {
             warn!(error = %e, "cannot read the latest object");
-            return AttemptResult::Failure;
+            return AttemptResult::Failure(e.retry_class());
         }
     };
     if decision::plan_dispatch(notif.operation, &latest) == Dispatch::SkipScheduledForDeletion {
@@ -615,15 +621,15 @@ async fn reconcile_latest(
                 Ok(()) => AttemptResult::Success,
                 Err(e) => {
                     warn!(error = %e, "completion protocol failed");
-                    record_failure(rt, notif, None).await;
-                    AttemptResult::Failure
+                    record_failure(rt, notif, e.retry_class(), &e, None).await;
+                    AttemptResult::Failure(e.retry_class())
                 }
             }
         }
         Err(e) => {
-            warn!(error = %e, class = ?e.class, "reconcile failed");
-            record_failure(rt, notif, e.event.clone()).await;
-            AttemptResult::Failure
+            warn!(error = %ErrorChain(&e), class = e.class.as_str(), "reconcile failed");
+            record_failure(rt, notif, e.class, &e, e.event.clone()).await;
+            AttemptResult::Failure(e.class)
         }
     }
 }
@@ -652,15 +658,31 @@ async fn complete(
     }
 }
 
-/// The failure event: the reconciler's own (Threeport's `ErrWithEvent`), else the standard one.
+/// The failure event: the reconciler's own (Threeport's `ErrWithEvent`), else the standard
+/// one. A permanent failure without its own event says so, with the error and the retry
+/// interval, as a warning: Threeport's note carries no error text, which leaves a user with a
+/// broken object nothing to go on (a transient failure keeps Threeport's exact note, which
+/// also keeps its de-duplication key stable while the error text varies).
 async fn record_failure(
     rt: &ReconcilerRuntime,
     notif: &Notification,
+    class: RetryClass,
+    error: &(dyn std::error::Error + Send + Sync),
     custom: Option<super::reconciler::EventOverride>,
 ) {
-    match custom {
-        Some(ev) => emit_event(rt, notif.object_id, &ev.reason, &ev.note, ev.warning).await,
-        None => record_event(rt, notif, false).await,
+    match (custom, class) {
+        (Some(ev), _) => emit_event(rt, notif.object_id, &ev.reason, &ev.note, ev.warning).await,
+        (None, RetryClass::Permanent) => {
+            let op = EventOperation::from(notif.operation);
+            let note = events::permanent_failure_note(
+                rt.reconciler.words,
+                op,
+                &ErrorChain(error).to_string(),
+                rt.settings.retry.backoff.cap,
+            );
+            emit_event(rt, notif.object_id, op.failure_reason(), &note, true).await
+        }
+        (None, RetryClass::Transient) => record_event(rt, notif, false).await,
     }
 }
 

@@ -4,8 +4,7 @@
 //! credential variants carry only field names and [`CryptoError`](crate::threeport::crypto::CryptoError)
 //! texts, which are key- and plaintext-free by construction.
 
-use crate::engine::ReconcileError;
-use crate::threeport::RetryClass;
+use crate::retry::{Classify, RetryClass};
 
 /// Why talking to a runtime cluster failed.
 #[derive(Debug, thiserror::Error)]
@@ -114,12 +113,9 @@ impl KubeError {
     }
 }
 
-impl From<KubeError> for ReconcileError {
-    fn from(e: KubeError) -> Self {
-        match e.retry_class() {
-            RetryClass::Transient => ReconcileError::transient(e.to_string()),
-            RetryClass::Permanent => ReconcileError::permanent(e.to_string()),
-        }
+impl Classify for KubeError {
+    fn retry_class(&self) -> RetryClass {
+        KubeError::retry_class(self)
     }
 }
 
@@ -158,10 +154,5 @@ mod tests {
             reason: "APIEndpoint is not set".into(),
         };
         assert_eq!(cred.retry_class(), RetryClass::Permanent);
-        let re: ReconcileError = cred.into();
-        assert_eq!(re.class, RetryClass::Permanent);
-        assert!(re.message.contains("kind (ID 1)"));
-        let re: ReconcileError = api(500, "InternalError").into();
-        assert_eq!(re.class, RetryClass::Transient);
     }
 }

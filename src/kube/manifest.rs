@@ -70,10 +70,10 @@ impl From<ManifestError> for super::KubeError {
     }
 }
 
-impl From<ManifestError> for crate::engine::ReconcileError {
-    /// A broken manifest needs a user to fix it: permanent.
-    fn from(e: ManifestError) -> Self {
-        crate::engine::ReconcileError::permanent(e.to_string())
+/// A broken manifest needs a user to fix it: permanent.
+impl crate::retry::Classify for ManifestError {
+    fn retry_class(&self) -> crate::retry::RetryClass {
+        crate::retry::RetryClass::Permanent
     }
 }
 

@@ -10,22 +10,67 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::error::ApiError;
+use super::models::FieldSpec;
 
 /// Default page size of the Threeport API (spec 2.3). Lists read every page, never just the first.
 pub const API_PAGE_SIZE: u64 = 50;
 
 /// An object type of the Threeport API, e.g. `WorkloadInstance` at `/v0/workload-instances`.
+/// Declared once each in [`super::models`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ObjectType {
     /// Go type name without the package, e.g. `WorkloadInstance`.
     pub name: &'static str,
     /// Kebab-case plural route segment, e.g. `workload-instances`.
     pub path: &'static str,
+    /// lowerCamel subject prefix of its notifications (`workloadInstance.created`, spec 1.5)
+    /// when the API publishes them, i.e. when a reconciler owns the type.
+    pub subject: Option<&'static str>,
+    /// Its fields, by embedded struct then its own, in Go struct order; empty for a type
+    /// declared by route only.
+    pub field_groups: &'static [&'static [FieldSpec]],
 }
 
 impl ObjectType {
+    /// A type the API publishes no notifications for.
     pub const fn new(name: &'static str, path: &'static str) -> Self {
-        Self { name, path }
+        Self {
+            name,
+            path,
+            subject: None,
+            field_groups: &[],
+        }
+    }
+
+    /// The same type with its field table.
+    pub const fn with_fields(self, field_groups: &'static [&'static [FieldSpec]]) -> Self {
+        Self {
+            field_groups,
+            ..self
+        }
+    }
+
+    /// Every field, in Go struct order.
+    pub fn fields(&self) -> impl Iterator<Item = &'static FieldSpec> {
+        self.field_groups.iter().flat_map(|group| group.iter())
+    }
+
+    /// The field with this JSON name.
+    pub fn field(&self, json: &str) -> Option<&'static FieldSpec> {
+        self.fields().find(|f| f.json == json)
+    }
+
+    /// The same type, reconciled: the API publishes its changes on `<subject>.*`.
+    pub const fn with_subject(self, subject: &'static str) -> Self {
+        Self {
+            subject: Some(subject),
+            ..self
+        }
+    }
+
+    /// Whether a reconciler owns the type (the API publishes notifications for it).
+    pub fn is_reconciled(&self) -> bool {
+        self.subject.is_some()
     }
 
     /// The `v0.<X>` string Threeport stores in AttachedObjectReference and event queries

@@ -1,15 +1,7 @@
 //! Errors of the Threeport API client, each mapped to a retry class.
 
-/// How the engine should treat an error: retry with backoff, or give up on this attempt
-/// because retrying the same request cannot succeed without someone changing something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryClass {
-    /// Network trouble, timeouts, 5xx: retry with backoff.
-    Transient,
-    /// 4xx other than the typed ones, undecodable bodies: retrying will not help by itself, but
-    /// the object may be fixed by a user, so the engine still retries with capped backoff.
-    Permanent,
-}
+use crate::retry::Classify;
+pub use crate::retry::RetryClass;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -96,6 +88,8 @@ impl ApiError {
         }
     }
 
+    /// Transport trouble, timeouts, 5xx, 429 and 409 (a race with another writer that
+    /// resolves itself) are transient; the other 4xx and undecodable bodies are permanent.
     pub fn retry_class(&self) -> RetryClass {
         match self {
             ApiError::Transport { .. } | ApiError::Timeout { .. } => RetryClass::Transient,
@@ -106,5 +100,11 @@ impl ApiError {
             ApiError::Conflict { .. } => RetryClass::Transient,
             _ => RetryClass::Permanent,
         }
+    }
+}
+
+impl Classify for ApiError {
+    fn retry_class(&self) -> RetryClass {
+        ApiError::retry_class(self)
     }
 }

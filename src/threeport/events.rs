@@ -94,6 +94,22 @@ pub fn failure_note(words: &str, op: EventOperation) -> String {
     format!("failed to reconcile {} {words} object", op.word())
 }
 
+/// The note of a permanent failure (not Threeport's: it has no such class), e.g. `"failed to
+/// reconcile created workload instance object: permanent error, retried every 5m: workload
+/// definition 7 has zero workload resource definitions to deploy"`.
+pub fn permanent_failure_note(
+    words: &str,
+    op: EventOperation,
+    error: &str,
+    retry_every: std::time::Duration,
+) -> String {
+    format!(
+        "{}: permanent error, retried every {}: {error}",
+        failure_note(words, op),
+        humantime::format_duration(retry_every)
+    )
+}
+
 /// The lower-case words of a type name as the Go notes use them: `WorkloadInstance` ->
 /// `workload instance`, `KubernetesRuntimeInstance` -> `kubernetes runtime instance`.
 pub fn object_words(ty: ObjectType) -> String {

@@ -1,0 +1,79 @@
+//! Object types that are only named so far: the objects of controllers not implemented yet.
+//! Each becomes an `api_object!` in its controller's file when a controller reads or writes
+//! its fields.
+
+object_type! {
+    HELM_WORKLOAD_DEFINITION = "HelmWorkloadDefinition" at "helm-workload-definitions", subject "helmWorkloadDefinition";
+}
+
+object_type! {
+    HELM_WORKLOAD_INSTANCE = "HelmWorkloadInstance" at "helm-workload-instances", subject "helmWorkloadInstance";
+}
+
+object_type! {
+    AWS_EKS_KUBERNETES_RUNTIME_INSTANCE = "AwsEksKubernetesRuntimeInstance" at "aws-eks-kubernetes-runtime-instances", subject "awsEksKubernetesRuntimeInstance";
+}
+
+object_type! {
+    AWS_RELATIONAL_DATABASE_INSTANCE = "AwsRelationalDatabaseInstance" at "aws-relational-database-instances", subject "awsRelationalDatabaseInstance";
+}
+
+object_type! {
+    AWS_OBJECT_STORAGE_BUCKET_INSTANCE = "AwsObjectStorageBucketInstance" at "aws-object-storage-bucket-instances", subject "awsObjectStorageBucketInstance";
+}
+
+object_type! {
+    CONTROL_PLANE_DEFINITION = "ControlPlaneDefinition" at "control-plane-definitions", subject "controlPlaneDefinition";
+}
+
+object_type! {
+    CONTROL_PLANE_INSTANCE = "ControlPlaneInstance" at "control-plane-instances", subject "controlPlaneInstance";
+}
+
+object_type! {
+    SECRET_DEFINITION = "SecretDefinition" at "secret-definitions", subject "secretDefinition";
+}
+
+object_type! {
+    SECRET_INSTANCE = "SecretInstance" at "secret-instances", subject "secretInstance";
+}
+
+object_type! {
+    TERRAFORM_DEFINITION = "TerraformDefinition" at "terraform-definitions", subject "terraformDefinition";
+}
+
+object_type! {
+    TERRAFORM_INSTANCE = "TerraformInstance" at "terraform-instances", subject "terraformInstance";
+}
+
+object_type! {
+    OBSERVABILITY_STACK_DEFINITION = "ObservabilityStackDefinition" at "observability-stack-definitions", subject "observabilityStackDefinition";
+}
+
+object_type! {
+    OBSERVABILITY_STACK_INSTANCE = "ObservabilityStackInstance" at "observability-stack-instances", subject "observabilityStackInstance";
+}
+
+object_type! {
+    OBSERVABILITY_DASHBOARD_DEFINITION = "ObservabilityDashboardDefinition" at "observability-dashboard-definitions", subject "observabilityDashboardDefinition";
+}
+
+object_type! {
+    OBSERVABILITY_DASHBOARD_INSTANCE = "ObservabilityDashboardInstance" at "observability-dashboard-instances", subject "observabilityDashboardInstance";
+}
+
+object_type! {
+    METRICS_DEFINITION = "MetricsDefinition" at "metrics-definitions", subject "metricsDefinition";
+}
+
+object_type! {
+    METRICS_INSTANCE = "MetricsInstance" at "metrics-instances", subject "metricsInstance";
+}
+
+object_type! {
+    LOGGING_DEFINITION = "LoggingDefinition" at "logging-definitions", subject "loggingDefinition";
+}
+
+object_type! {
+    LOGGING_INSTANCE = "LoggingInstance" at "logging-instances", subject "loggingInstance";
+}
