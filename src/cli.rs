@@ -189,7 +189,7 @@ pub fn render_list_of(table: &[ControllerSpec], output: ListOutput) -> String {
             .chain(table.iter().map(|c| {
                 vec![
                     c.name.to_string(),
-                    if c.implemented { "yes" } else { "no" }.to_string(),
+                    if c.implemented() { "yes" } else { "no" }.to_string(),
                     c.stream.to_string(),
                     c.lock_bucket.to_string(),
                     c.reporting_controller.to_string(),
@@ -231,7 +231,7 @@ pub fn render_list_of(table: &[ControllerSpec], output: ListOutput) -> String {
 fn controller_json(c: &ControllerSpec) -> serde_json::Value {
     json!({
         "name": c.name,
-        "implemented": c.implemented,
+        "implemented": c.implemented(),
         "stream": c.stream,
         "stream_subjects": c.stream_subjects(),
         "lock_bucket": c.lock_bucket,
@@ -309,7 +309,7 @@ pub fn render_check_config(config: &Config, output: ConfigOutput) -> Result<Stri
             if enabled.is_empty() {
                 let implemented: Vec<&str> = CONTROLLERS
                     .iter()
-                    .filter(|c| c.implemented)
+                    .filter(|c| c.implemented())
                     .map(|c| c.name)
                     .collect();
                 let _ = writeln!(

@@ -1813,7 +1813,7 @@ mod tests {
             "controllers",
             "empty entry",
         );
-        if let Some(c) = registry::CONTROLLERS.iter().find(|c| !c.implemented) {
+        if let Some(c) = registry::CONTROLLERS.iter().find(|c| !c.implemented()) {
             assert_invalid(
                 toml(&format!("controllers = [\"{}\"]", c.name)),
                 "controllers",

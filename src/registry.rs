@@ -59,12 +59,17 @@ pub struct ControllerSpec {
     pub lock_bucket_description: &'static str,
     /// `ReportingController` of the events it records.
     pub reporting_controller: &'static str,
-    /// Whether this manager implements it yet. Enabling an unimplemented one is a startup error.
-    pub implemented: bool,
     pub reconcilers: &'static [ReconcilerSpec],
 }
 
 impl ControllerSpec {
+    /// Whether this manager implements it yet (it has a registration in
+    /// [`crate::reconcilers::IMPLEMENTATIONS`]). Enabling an unimplemented one is a start-up
+    /// error.
+    pub fn implemented(&self) -> bool {
+        crate::reconcilers::is_implemented(self.name)
+    }
+
     /// The subjects of the stream as the API creates it (spec 1.1 note 2): create, update and
     /// delete for each reconcilable type.
     pub fn stream_subjects(&self) -> Vec<String> {
@@ -98,7 +103,6 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         lock_bucket: "workloadLock",
         lock_bucket_description: "contains locks on workload objects",
         reporting_controller: "WorkloadController",
-        implemented: true,
         reconcilers: &[
             rec!(
                 "WorkloadDefinitionReconciler",
@@ -120,7 +124,6 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         lock_bucket: "gatewayLock",
         lock_bucket_description: "contains locks on gateway objects",
         reporting_controller: "GatewayController",
-        implemented: false,
         reconcilers: &[
             rec!(
                 "GatewayDefinitionReconciler",
@@ -148,7 +151,6 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         lock_bucket: "kubernetesRuntimeLock",
         lock_bucket_description: "contains locks on kubernetes runtime objects",
         reporting_controller: "KubernetesRuntimeController",
-        implemented: false,
         reconcilers: &[
             rec!(
                 "KubernetesRuntimeDefinitionReconciler",
@@ -170,7 +172,6 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         lock_bucket: "helmWorkloadLock",
         lock_bucket_description: "contains locks on helm workload objects",
         reporting_controller: "HelmWorkloadController",
-        implemented: false,
         reconcilers: &[
             rec!(
                 "HelmWorkloadDefinitionReconciler",
@@ -192,7 +193,6 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         lock_bucket: "awsLock",
         lock_bucket_description: "contains locks on aws objects",
         reporting_controller: "AwsController",
-        implemented: false,
         reconcilers: &[
             rec!(
                 "AwsEksKubernetesRuntimeInstanceReconciler",
@@ -220,7 +220,6 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         lock_bucket: "controlPlaneLock",
         lock_bucket_description: "contains locks on control plane objects",
         reporting_controller: "ControlPlaneController",
-        implemented: false,
         reconcilers: &[
             rec!(
                 "ControlPlaneDefinitionReconciler",
@@ -242,7 +241,6 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         lock_bucket: "secretLock",
         lock_bucket_description: "contains locks on secret objects",
         reporting_controller: "SecretController",
-        implemented: false,
         reconcilers: &[
             rec!(
                 "SecretDefinitionReconciler",
@@ -264,7 +262,6 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         lock_bucket: "terraformLock",
         lock_bucket_description: "contains locks on terraform objects",
         reporting_controller: "TerraformController",
-        implemented: false,
         reconcilers: &[
             rec!(
                 "TerraformDefinitionReconciler",
@@ -286,7 +283,6 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
         lock_bucket: "observabilityLock",
         lock_bucket_description: "contains locks on observability objects",
         reporting_controller: "ObservabilityController",
-        implemented: false,
         reconcilers: &[
             rec!(
                 "ObservabilityStackDefinitionReconciler",
@@ -369,10 +365,13 @@ fn known_names(table: &[ControllerSpec]) -> String {
     table.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
 }
 
-fn implemented_names(table: &[ControllerSpec]) -> String {
+fn implemented_names(
+    table: &[ControllerSpec],
+    implemented: &dyn Fn(&ControllerSpec) -> bool,
+) -> String {
     let names: Vec<_> = table
         .iter()
-        .filter(|c| c.implemented)
+        .filter(|c| implemented(c))
         .map(|c| c.name)
         .collect();
     if names.is_empty() {
@@ -390,6 +389,7 @@ fn implemented_names(table: &[ControllerSpec]) -> String {
 /// unimplemented controller explicitly is an error rather than a silent no-op.
 pub fn resolve_enable_in(
     table: &'static [ControllerSpec],
+    implemented: &dyn Fn(&ControllerSpec) -> bool,
     entries: &[String],
 ) -> Result<Vec<&'static ControllerSpec>, EnableError> {
     let star_only = vec!["*".to_string()];
@@ -431,15 +431,15 @@ pub fn resolve_enable_in(
     let mut out = Vec::new();
     for (i, c) in table.iter().enumerate() {
         match explicit[i] {
-            Some(true) if !c.implemented => {
+            Some(true) if !implemented(c) => {
                 return Err(EnableError::NotImplemented {
                     name: c.name.to_string(),
-                    implemented: implemented_names(table),
+                    implemented: implemented_names(table, implemented),
                 })
             }
             Some(true) => out.push(c),
             Some(false) => {}
-            None if star && c.implemented => out.push(c),
+            None if star && implemented(c) => out.push(c),
             None => {}
         }
     }
@@ -448,7 +448,7 @@ pub fn resolve_enable_in(
 
 /// [`resolve_enable_in`] against [`CONTROLLERS`].
 pub fn resolve_enable(entries: &[String]) -> Result<Vec<&'static ControllerSpec>, EnableError> {
-    resolve_enable_in(CONTROLLERS, entries)
+    resolve_enable_in(CONTROLLERS, &ControllerSpec::implemented, entries)
 }
 
 /// Split a comma-separated `--enable` value into entries.
@@ -468,35 +468,33 @@ mod tests {
         v.iter().map(|c| c.name).collect()
     }
 
-    const fn spec(name: &'static str, implemented: bool) -> ControllerSpec {
+    const fn spec(name: &'static str) -> ControllerSpec {
         ControllerSpec {
             name,
             stream: "testStream",
             lock_bucket: "testLock",
             lock_bucket_description: "test",
             reporting_controller: "TestController",
-            implemented,
             reconcilers: &[],
         }
     }
 
-    /// a, b and c implemented; d not.
-    static TABLE: &[ControllerSpec] = &[
-        spec("a", true),
-        spec("b", true),
-        spec("c", true),
-        spec("d", false),
-    ];
+    /// a, b and c implemented; d and x not.
+    static TABLE: &[ControllerSpec] = &[spec("a"), spec("b"), spec("c"), spec("d")];
+
+    fn implemented(c: &ControllerSpec) -> bool {
+        ["a", "b", "c"].contains(&c.name)
+    }
 
     fn resolve(list: &str) -> Result<Vec<&'static str>, EnableError> {
-        resolve_enable_in(TABLE, &entries(list)).map(|v| names(&v))
+        resolve_enable_in(TABLE, &implemented, &entries(list)).map(|v| names(&v))
     }
 
     #[test]
     fn star_enables_every_implemented_controller() {
         assert_eq!(resolve("*"), Ok(vec!["a", "b", "c"]));
         assert_eq!(
-            resolve_enable_in(TABLE, &[]).map(|v| names(&v)),
+            resolve_enable_in(TABLE, &implemented, &[]).map(|v| names(&v)),
             Ok(vec!["a", "b", "c"]),
             "nothing given = *"
         );
@@ -570,8 +568,8 @@ mod tests {
         );
         assert!(e.to_string().contains("implemented: a, b, c"), "{e}");
         assert!(resolve("*,d").is_err());
-        static NONE: &[ControllerSpec] = &[spec("x", false)];
-        let e = resolve_enable_in(NONE, &entries("x")).expect_err("unimplemented");
+        static NONE: &[ControllerSpec] = &[spec("x")];
+        let e = resolve_enable_in(NONE, &implemented, &entries("x")).expect_err("unimplemented");
         assert!(e.to_string().contains("implemented: none"), "{e}");
     }
 

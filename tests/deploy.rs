@@ -485,7 +485,7 @@ fn check_config_accepts_the_configmap_configs() {
     let out = check_config("manifests/overlays/replace-go-controllers/threeport-manager.toml");
     let implemented = ["workload", "gateway"]
         .iter()
-        .all(|n| threeport_manager::registry::controller(n).is_some_and(|c| c.implemented));
+        .all(|n| threeport_manager::registry::controller(n).is_some_and(|c| c.implemented()));
     if implemented {
         assert_eq!(
             out.status.code(),

@@ -1,20 +1,73 @@
-//! Threeport controllers implemented by this manager: one module per controller, one file per
-//! reconciler. A controller is enabled only when the registry marks it implemented; enabling
-//! one that is not is a start-up error rather than a silent no-op.
+//! Threeport controllers implemented by this manager: one folder per controller, one file per
+//! reconciler, and one line in [`IMPLEMENTATIONS`] that registers the controller. Whether a
+//! controller is implemented ([`ControllerSpec::implemented`]) is derived from that line, so
+//! the registry's table and the implementations cannot disagree; enabling a controller that
+//! is not implemented is a start-up error rather than a silent no-op. The walk-through is in
+//! docs/adding-a-controller.md.
 
 pub mod workload;
+
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::engine::DynReconciler;
-use crate::kube::{KubeRuntimes, KubeSettings};
+use crate::engine::{DynReconciler, Reconciler};
+use crate::kube::{Clusters, KubeRuntimes, KubeSettings};
+#[cfg(doc)]
+use crate::registry::ControllerSpec;
+use crate::threeport::models::ApiObject;
+use crate::threeport::ObjectType;
+
+/// Every controller this manager implements, by its `--enable` name, with the function that
+/// builds its reconcilers. Adding a controller is adding its folder and one line here.
+pub static IMPLEMENTATIONS: &[Implementation] = &[Implementation {
+    controller: "workload",
+    reconcilers: workload::reconcilers,
+}];
+
+/// One implemented controller.
+pub struct Implementation {
+    /// The registry's name of the controller, e.g. `workload`.
+    pub controller: &'static str,
+    /// Builds one handler per reconciler of the controller, in the registry's order.
+    pub reconcilers: fn(&ReconcilerDeps) -> Vec<Registered>,
+}
+
+/// A reconciler as the engine runs it, with what identifies it in the registry.
+pub struct Registered {
+    /// The registry's (Threeport's) reconciler name, e.g. `WorkloadInstanceReconciler`.
+    pub name: &'static str,
+    /// The object type it reconciles, from its model.
+    pub object: ObjectType,
+    pub handler: Arc<dyn DynReconciler>,
+}
+
+impl Registered {
+    pub fn new<R>(name: &'static str, reconciler: R) -> Self
+    where
+        R: Reconciler,
+        R::Object: ApiObject,
+    {
+        Self {
+            name,
+            object: <R::Object as ApiObject>::OBJECT_TYPE,
+            handler: Arc::new(reconciler),
+        }
+    }
+}
+
+/// Whether the manager implements the controller with this `--enable` name.
+pub fn is_implemented(controller: &str) -> bool {
+    IMPLEMENTATIONS.iter().any(|i| i.controller == controller)
+}
 
 /// What reconcilers share in one process, built once from the config: one Kubernetes client
-/// and discovery cache for every reconciler and worker.
+/// and discovery cache per runtime cluster for every reconciler and worker.
 #[derive(Clone)]
 pub struct ReconcilerDeps {
-    pub kube: Arc<KubeRuntimes>,
+    pub clusters: Arc<dyn Clusters>,
 }
 
 impl ReconcilerDeps {
@@ -22,22 +75,72 @@ impl ReconcilerDeps {
         let kube = KubeRuntimes::from_config(config, KubeSettings::default())
             .map_err(|e| format!("encryption_key: {e}"))?;
         Ok(Self {
-            kube: Arc::new(kube),
+            clusters: Arc::new(kube),
         })
     }
 }
 
-/// The implementation of a registry reconciler, by its Threeport name. The workload
-/// reconcilers share `deps.kube`, so all workers of the process share one client and one
-/// discovery cache per runtime cluster.
+/// The handler of a registry reconciler, by its Threeport name; `None` when its controller is
+/// not implemented.
 pub fn handler_for(reconciler_name: &str, deps: &ReconcilerDeps) -> Option<Arc<dyn DynReconciler>> {
-    match reconciler_name {
-        "WorkloadDefinitionReconciler" => {
-            Some(Arc::new(workload::WorkloadDefinitionReconciler::new()))
+    let (controller, _) = crate::registry::reconciler(reconciler_name)?;
+    let implementation = IMPLEMENTATIONS
+        .iter()
+        .find(|i| i.controller == controller.name)?;
+    (implementation.reconcilers)(deps)
+        .into_iter()
+        .find(|r| r.name == reconciler_name)
+        .map(|r| r.handler)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{self, CONTROLLERS};
+
+    fn deps() -> ReconcilerDeps {
+        ReconcilerDeps {
+            clusters: Arc::new(KubeRuntimes::new(None, KubeSettings::default())),
         }
-        "WorkloadInstanceReconciler" => Some(Arc::new(workload::WorkloadInstanceReconciler::new(
-            deps.kube.clone(),
-        ))),
-        _ => None,
+    }
+
+    #[test]
+    fn every_implementation_builds_exactly_its_registry_reconcilers() {
+        assert!(!IMPLEMENTATIONS.is_empty());
+        for implementation in IMPLEMENTATIONS {
+            let spec = registry::controller(implementation.controller).unwrap_or_else(|| {
+                panic!("{} is not a registry controller", implementation.controller)
+            });
+            let built = (implementation.reconcilers)(&deps());
+            let built: Vec<(&str, ObjectType)> = built.iter().map(|r| (r.name, r.object)).collect();
+            let expected: Vec<(&str, ObjectType)> = spec
+                .reconcilers
+                .iter()
+                .map(|r| (r.name, r.object))
+                .collect();
+            assert_eq!(built, expected, "controller {}", spec.name);
+        }
+    }
+
+    #[test]
+    fn implemented_is_derived_from_the_registrations() {
+        let implemented: Vec<&str> = CONTROLLERS
+            .iter()
+            .filter(|c| c.implemented())
+            .map(|c| c.name)
+            .collect();
+        let registered: Vec<&str> = IMPLEMENTATIONS.iter().map(|i| i.controller).collect();
+        assert_eq!(implemented, registered);
+        for c in CONTROLLERS {
+            for r in c.reconcilers {
+                assert_eq!(
+                    handler_for(r.name, &deps()).is_some(),
+                    c.implemented(),
+                    "{}",
+                    r.name
+                );
+            }
+        }
+        assert!(handler_for("NoSuchReconciler", &deps()).is_none());
     }
 }

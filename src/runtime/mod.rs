@@ -94,18 +94,29 @@ pub fn configured_bindings(config: &Config) -> Result<Vec<Binding>, RuntimeError
     let deps =
         crate::reconcilers::ReconcilerDeps::from_config(config).map_err(RuntimeError::Startup)?;
     for controller in controllers {
+        let implementation = crate::reconcilers::IMPLEMENTATIONS
+            .iter()
+            .find(|i| i.controller == controller.name)
+            .ok_or_else(|| {
+                RuntimeError::Startup(format!("controller {} is not implemented", controller.name))
+            })?;
+        // One handler per registry reconciler, in the registry's order (a unit test of
+        // `reconcilers` checks the two agree).
+        let mut built = (implementation.reconcilers)(&deps);
         for reconciler in controller.reconcilers {
-            let handler =
-                crate::reconcilers::handler_for(reconciler.name, &deps).ok_or_else(|| {
+            let at = built
+                .iter()
+                .position(|r| r.name == reconciler.name)
+                .ok_or_else(|| {
                     RuntimeError::Startup(format!(
-                        "controller {} is marked implemented but has no reconciler {}",
+                        "controller {} has no implementation of {}",
                         controller.name, reconciler.name
                     ))
                 })?;
             out.push(Binding {
                 controller,
                 reconciler,
-                handler,
+                handler: built.swap_remove(at).handler,
                 workers: config.concurrency_for(reconciler.name),
             });
         }

@@ -73,7 +73,7 @@ pub const WEB_APP_RESOURCES: usize = 3;
 
 /// Whether this build implements the workload controller (else `--enable workload` exits 2).
 pub fn workload_implemented() -> bool {
-    threeport_manager::registry::controller("workload").is_some_and(|c| c.implemented)
+    threeport_manager::registry::controller("workload").is_some_and(|c| c.implemented())
 }
 
 /// nats-server + Threeport sandbox + Kubernetes sandbox with a registered runtime.

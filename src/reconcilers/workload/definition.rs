@@ -15,14 +15,15 @@
 //! they enforce themselves.
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tracing::{debug, info};
 
 use crate::engine::reconciler::EventOverride;
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
 use crate::kube::manifest::split_yaml;
-use crate::threeport::api::{ApiRequest, Method, ThreeportApi};
-use crate::threeport::models::{WorkloadDefinition, WORKLOAD_RESOURCE_DEFINITION};
+use crate::threeport::api::ThreeportApi;
+use crate::threeport::models::{Filter, TypedApi, WorkloadDefinition, WorkloadResourceDefinition};
+use crate::threeport::ApiError;
 
 /// The batch route of WRDs (spec 2.7).
 pub const WRD_SETS_PATH: &str = "/v0/workload-resource-definition-sets";
@@ -39,7 +40,10 @@ impl WorkloadDefinitionReconciler {
 
 /// The documents that still need a WRD: every document without an unused existing WRD of
 /// equal `JSONDefinition` (module docs).
-pub fn missing_documents(documents: Vec<Value>, existing: &[Value]) -> Vec<Value> {
+pub fn missing_documents(
+    documents: Vec<Value>,
+    existing: &[WorkloadResourceDefinition],
+) -> Vec<Value> {
     let mut used = vec![false; existing.len()];
     documents
         .into_iter()
@@ -47,7 +51,7 @@ pub fn missing_documents(documents: Vec<Value>, existing: &[Value]) -> Vec<Value
             let found = existing
                 .iter()
                 .enumerate()
-                .position(|(i, e)| !used[i] && e.get("JSONDefinition") == Some(doc));
+                .position(|(i, e)| !used[i] && e.json_definition.as_ref() == Some(doc));
             match found {
                 Some(i) => {
                     used[i] = true;
@@ -70,13 +74,12 @@ fn invalid_manifest(id: u64, problem: String) -> ReconcileError {
     })
 }
 
-async fn list_wrds(api: &dyn ThreeportApi, id: u64) -> Result<Vec<Value>, ReconcileError> {
-    Ok(api
-        .list(
-            WORKLOAD_RESOURCE_DEFINITION,
-            &[("workloaddefinitionid", id.to_string())],
-        )
-        .await?)
+async fn list_wrds(
+    api: &dyn ThreeportApi,
+    id: u64,
+) -> Result<Vec<WorkloadResourceDefinition>, ApiError> {
+    api.list_objects(&[Filter::eq("WorkloadDefinitionID", id)])
+        .await
 }
 
 #[async_trait]
@@ -107,17 +110,16 @@ impl Reconciler for WorkloadDefinitionReconciler {
             );
             return Ok(Outcome::Done);
         }
-        let body: Vec<Value> = missing
+        let wrds: Vec<WorkloadResourceDefinition> = missing
             .into_iter()
-            .map(|doc| json!({"JSONDefinition": doc, "WorkloadDefinitionID": id}))
+            .map(|doc| WorkloadResourceDefinition {
+                json_definition: Some(doc),
+                workload_definition_id: Some(id),
+                ..Default::default()
+            })
             .collect();
-        let count = body.len();
-        ctx.api
-            .call(
-                ApiRequest::new(Method::Post, WRD_SETS_PATH, WRD_SETS_PATH)
-                    .body(Value::Array(body)),
-            )
-            .await?;
+        let count = wrds.len();
+        ctx.api.create_object_set(WRD_SETS_PATH, &wrds).await?;
         info!(
             created = count,
             documents = total,
@@ -147,15 +149,10 @@ impl Reconciler for WorkloadDefinitionReconciler {
     ) -> Result<Outcome, ReconcileError> {
         let id = wd.common.id.unwrap_or(ctx.object_id);
         let wrds = list_wrds(ctx.api.as_ref(), id).await?;
-        for wrd in &wrds {
-            let Some(wrd_id) = wrd.get("ID").and_then(Value::as_u64) else {
-                continue;
-            };
-            match ctx.api.delete(WORKLOAD_RESOURCE_DEFINITION, wrd_id).await {
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
-            }
+        for wrd_id in wrds.iter().filter_map(|w| w.common.id) {
+            ctx.api
+                .delete_object::<WorkloadResourceDefinition>(wrd_id)
+                .await?;
         }
         info!(
             deleted = wrds.len(),
@@ -168,13 +165,16 @@ impl Reconciler for WorkloadDefinitionReconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn only_documents_without_a_wrd_are_missing() {
         let a = json!({"kind":"ConfigMap","metadata":{"name":"a"}});
         let b = json!({"kind":"ConfigMap","metadata":{"name":"b"}});
-        let existing =
-            vec![json!({"ID": 1, "JSONDefinition": {"metadata":{"name":"a"},"kind":"ConfigMap"}})];
+        let existing: Vec<WorkloadResourceDefinition> = vec![serde_json::from_value(
+            json!({"ID": 1, "JSONDefinition": {"metadata":{"name":"a"},"kind":"ConfigMap"}}),
+        )
+        .expect("WRD")];
         assert_eq!(
             missing_documents(vec![a.clone(), b.clone()], &existing),
             vec![b.clone()]

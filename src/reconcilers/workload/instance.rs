@@ -20,8 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use super::{definition_wait_delay, match_wris, plan_update, wri_patch, ResourceKey};
@@ -32,15 +31,14 @@ use crate::kube::manifest::{
     WorkloadType, THREEPORT_WORKLOAD_API_VERSION, THREEPORT_WORKLOAD_KIND, WORKLOAD_INSTANCE_LABEL,
 };
 use crate::kube::ops::dynamic_object;
-use crate::kube::{KubeError, KubeRuntimes, RuntimeHandle};
-use crate::threeport::api::{ApiRequest, Method, ThreeportApi};
+use crate::kube::{Cluster, Clusters, KubeError};
+use crate::threeport::api::ThreeportApi;
 use crate::threeport::models::{
-    format_timestamp, object_type_from_versioned_name, AttachedObjectReference,
-    KubernetesRuntimeInstance, WorkloadDefinition, WorkloadInstance, WorkloadResourceDefinition,
-    WorkloadResourceInstance, ATTACHED_OBJECT_REFERENCE, KUBERNETES_RUNTIME_INSTANCE,
-    WORKLOAD_DEFINITION, WORKLOAD_EVENT, WORKLOAD_INSTANCE, WORKLOAD_RESOURCE_DEFINITION,
-    WORKLOAD_RESOURCE_INSTANCE,
+    object_type_from_versioned_name, AttachedObjectReference, Filter, KubernetesRuntimeInstance,
+    Patch, TypedApi, WorkloadDefinition, WorkloadEvent, WorkloadInstance,
+    WorkloadResourceDefinition, WorkloadResourceInstance, WORKLOAD_INSTANCE,
 };
+use crate::threeport::ApiError;
 
 /// How long to wait for the kind of a CRD applied in the same reconcile to be served. A real
 /// API server establishes a CRD within seconds; past a minute something is wrong and the
@@ -58,33 +56,24 @@ pub fn managed_namespace_selector(instance_id: u64) -> String {
 /// Deploys WorkloadInstances to their runtime cluster.
 #[derive(Clone)]
 pub struct WorkloadInstanceReconciler {
-    kube: Arc<KubeRuntimes>,
+    clusters: Arc<dyn Clusters>,
 }
 
 impl WorkloadInstanceReconciler {
-    pub fn new(kube: Arc<KubeRuntimes>) -> Self {
-        Self { kube }
+    pub fn new(clusters: Arc<dyn Clusters>) -> Self {
+        Self { clusters }
     }
 
     /// The runtime cluster of the instance. `in_cluster = true` as Go's workload controller
     /// passes: on the control-plane host runtime the in-cluster API address is used.
-    async fn handle(
+    async fn cluster(
         &self,
         api: &dyn ThreeportApi,
         kri_id: u64,
-    ) -> Result<RuntimeHandle, ReconcileError> {
-        self.handle_of(api.get(KUBERNETES_RUNTIME_INSTANCE, kri_id).await?)
+    ) -> Result<Arc<dyn Cluster>, ReconcileError> {
+        let kri: KubernetesRuntimeInstance = api.get_object(kri_id).await?;
+        Ok(self.clusters.cluster(&kri, true)?)
     }
-
-    fn handle_of(&self, raw: Value) -> Result<RuntimeHandle, ReconcileError> {
-        let kri: KubernetesRuntimeInstance = decode(raw, "kubernetes runtime instance")?;
-        Ok(self.kube.handle_for(&kri, true)?)
-    }
-}
-
-fn decode<T: DeserializeOwned>(v: Value, what: &str) -> Result<T, ReconcileError> {
-    serde_json::from_value(v)
-        .map_err(|e| ReconcileError::permanent(format!("{what} from the API does not decode: {e}")))
 }
 
 fn required(v: Option<u64>, field: &str, id: u64) -> Result<u64, ReconcileError> {
@@ -108,7 +97,7 @@ fn cancelled(ctx: &ReconcileContext) -> Result<(), ReconcileError> {
 /// from Go would deploy the instance a second time.
 async fn managed_namespace(
     ctx: &ReconcileContext,
-    handle: &RuntimeHandle,
+    handle: &dyn Cluster,
     wris: &[WorkloadResourceInstance],
     instance_name: &str,
     id: u64,
@@ -147,33 +136,26 @@ pub fn recorded_namespace(wris: &[WorkloadResourceInstance]) -> Option<String> {
 async fn list_wris(
     api: &dyn ThreeportApi,
     id: u64,
-) -> Result<Vec<WorkloadResourceInstance>, ReconcileError> {
-    let raw = api
-        .list(
-            WORKLOAD_RESOURCE_INSTANCE,
-            &[("workloadinstanceid", id.to_string())],
-        )
-        .await?;
-    let mut wris = raw
-        .into_iter()
-        .map(|v| decode::<WorkloadResourceInstance>(v, "workload resource instance"))
-        .collect::<Result<Vec<_>, _>>()?;
-    wris.sort_by_key(|w| w.common.id);
-    Ok(wris)
+) -> Result<Vec<WorkloadResourceInstance>, ApiError> {
+    api.list_objects(&[Filter::eq("WorkloadInstanceID", id)])
+        .await
 }
 
 /// Spec 3.2.2 step 9b: tell the user through a WorkloadEvent that Kubernetes refused a
 /// resource. Best effort: the reconcile fails with the Kubernetes error either way.
 async fn post_failure_event(ctx: &ReconcileContext, id: u64, err: &KubeError) {
-    let body = json!({
-        "RuntimeEventUID": ctx.instance_id.to_string(),
-        "Type": "Failed",
-        "Reason": "CreateResourceError",
-        "Message": format!("failed to create Kubernetes resource for workload instance: {err}"),
-        "Timestamp": format_timestamp(time::OffsetDateTime::now_utc()),
-        "WorkloadInstanceID": id,
-    });
-    if let Err(e) = ctx.api.create(WORKLOAD_EVENT, body).await {
+    let event = WorkloadEvent {
+        runtime_event_uid: Some(ctx.instance_id.to_string()),
+        event_type: Some("Failed".into()),
+        reason: Some("CreateResourceError".into()),
+        message: Some(format!(
+            "failed to create Kubernetes resource for workload instance: {err}"
+        )),
+        timestamp: Some(time::OffsetDateTime::now_utc()),
+        workload_instance_id: Some(id),
+        ..Default::default()
+    };
+    if let Err(e) = ctx.api.create_object(&event).await {
         warn!(error = %e, "could not post the workload event");
     }
 }
@@ -182,7 +164,7 @@ async fn post_failure_event(ctx: &ReconcileContext, id: u64, err: &KubeError) {
 /// defines it. A Kubernetes failure posts the WorkloadEvent and becomes the reconcile error.
 async fn apply_object(
     ctx: &ReconcileContext,
-    handle: &RuntimeHandle,
+    handle: &dyn Cluster,
     id: u64,
     labelled: Value,
     crd_kinds: &HashSet<(String, String)>,
@@ -223,7 +205,7 @@ async fn apply_object(
 /// secret) un-reconciles the instance afterwards (spec 3.7), and the Updated reconcile that
 /// follows re-reads them.
 async fn apply_threeport_workload(
-    handle: &RuntimeHandle,
+    handle: &dyn Cluster,
     id: u64,
     wris: &[WorkloadResourceInstance],
 ) -> Result<(), ReconcileError> {
@@ -252,20 +234,22 @@ async fn record_wri(
 ) -> Result<WorkloadResourceInstance, ReconcileError> {
     let written = match existing {
         Some(w) => match (wri_patch(w, obj), w.common.id) {
-            (Some(body), Some(wri_id)) => {
-                api.patch(WORKLOAD_RESOURCE_INSTANCE, wri_id, body).await?
+            (Some(changes), Some(wri_id)) => {
+                api.patch_object(wri_id, Patch::Changes(&changes)).await?
             }
             _ => return Ok(w.clone()),
         },
         None => {
-            api.create(
-                WORKLOAD_RESOURCE_INSTANCE,
-                json!({"JSONDefinition": obj, "WorkloadInstanceID": id, "Reconciled": true}),
-            )
+            api.create_object(&WorkloadResourceInstance {
+                json_definition: Some(obj.clone()),
+                workload_instance_id: Some(id),
+                reconciled: Some(true),
+                ..Default::default()
+            })
             .await?
         }
     };
-    decode(written, "workload resource instance")
+    Ok(written)
 }
 
 /// Put a WRI returned by [`record_wri`] into the reconcile's view of the instance's WRIs: in
@@ -286,7 +270,7 @@ fn str_of<'a>(obj: &'a Value, pointer: &str) -> Option<&'a str> {
 }
 
 /// Delete the cluster object a WRI stands for (absent = fine).
-async fn delete_object(handle: &RuntimeHandle, obj: &Value) -> Result<(), ReconcileError> {
+async fn delete_object(handle: &dyn Cluster, obj: &Value) -> Result<(), ReconcileError> {
     let (Some(av), Some(kind), Some(name)) = (
         str_of(obj, "/apiVersion"),
         str_of(obj, "/kind"),
@@ -301,13 +285,9 @@ async fn delete_object(handle: &RuntimeHandle, obj: &Value) -> Result<(), Reconc
     Ok(())
 }
 
-/// DELETE through the API where 404 means the goal is reached.
-fn ok_if_gone(r: Result<Value, crate::threeport::ApiError>) -> Result<(), ReconcileError> {
-    match r {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+/// A delete whose "already gone" is success.
+fn gone(r: Result<bool, ApiError>) -> Result<(), ReconcileError> {
+    r.map(|_| ()).map_err(Into::into)
 }
 
 /// Keep the first error of a cleanup step and carry on with the next.
@@ -325,15 +305,11 @@ fn keep(first: &mut Option<ReconcileError>, step: &str, r: Result<(), ReconcileE
 /// it again.
 async fn delete_attached_objects(api: &dyn ThreeportApi, id: u64) -> Result<(), ReconcileError> {
     let me = WORKLOAD_INSTANCE.versioned_name();
-    let refs = api
-        .list(
-            ATTACHED_OBJECT_REFERENCE,
-            &[("objectid", id.to_string()), ("objecttype", me.clone())],
-        )
+    let refs: Vec<AttachedObjectReference> = api
+        .list_objects(&[Filter::eq("ObjectID", id), Filter::eq("ObjectType", &me)])
         .await?;
     let mut first = None;
-    for raw in refs {
-        let r: AttachedObjectReference = decode(raw, "attached object reference")?;
+    for r in refs {
         if r.object_type.as_deref() != Some(me.as_str()) || r.object_id != Some(id) {
             continue;
         }
@@ -368,7 +344,7 @@ async fn delete_attached_objects(api: &dyn ThreeportApi, id: u64) -> Result<(), 
             keep(
                 &mut first,
                 "delete attached object reference",
-                ok_if_gone(api.delete(ATTACHED_OBJECT_REFERENCE, rid).await),
+                gone(api.delete_object::<AttachedObjectReference>(rid).await),
             );
         }
     }
@@ -392,10 +368,7 @@ impl Reconciler for WorkloadInstanceReconciler {
             "KubernetesRuntimeInstanceID",
             id,
         )?;
-        let wd: WorkloadDefinition = decode(
-            api.get(WORKLOAD_DEFINITION, def_id).await?,
-            "workload definition",
-        )?;
+        let wd: WorkloadDefinition = api.get_object(def_id).await?;
         if wd.reconciliation.reconciled != Some(true) {
             let delay = definition_wait_delay(ctx.attempt);
             info!(
@@ -405,16 +378,9 @@ impl Reconciler for WorkloadInstanceReconciler {
             );
             return Ok(Outcome::RequeueAfter(delay));
         }
-        let mut wrds = api
-            .list(
-                WORKLOAD_RESOURCE_DEFINITION,
-                &[("workloaddefinitionid", def_id.to_string())],
-            )
-            .await?
-            .into_iter()
-            .map(|v| decode::<WorkloadResourceDefinition>(v, "workload resource definition"))
-            .collect::<Result<Vec<_>, _>>()?;
-        wrds.sort_by_key(|w| w.common.id);
+        let wrds: Vec<WorkloadResourceDefinition> = api
+            .list_objects(&[Filter::eq("WorkloadDefinitionID", def_id)])
+            .await?;
         let objects: Vec<Value> = wrds.into_iter().filter_map(|w| w.json_definition).collect();
         if objects.is_empty() {
             return Err(ReconcileError::permanent(format!(
@@ -422,11 +388,12 @@ impl Reconciler for WorkloadInstanceReconciler {
             )));
         }
 
-        let handle = self.handle(api, kri_id).await?;
+        let handle = self.cluster(api, kri_id).await?;
+        let handle = handle.as_ref();
         let scopes = handle.scopes(&objects).await?;
         let instance_name = wi.instance.name.clone().unwrap_or_default();
         let mut wris = list_wris(api, id).await?;
-        let managed = managed_namespace(ctx, &handle, &wris, &instance_name, id).await?;
+        let managed = managed_namespace(ctx, handle, &wris, &instance_name, id).await?;
         let assignment = assign_namespaces_with(objects, &managed, |av, kind| {
             scopes.get(&(av.to_string(), kind.to_string())).copied()
         })?;
@@ -447,13 +414,13 @@ impl Reconciler for WorkloadInstanceReconciler {
                 id,
                 WORKLOAD_INSTANCE_LABEL,
             )?;
-            apply_object(ctx, &handle, id, labelled, &crd_kinds).await?;
+            apply_object(ctx, handle, id, labelled, &crd_kinds).await?;
             // The WRI keeps the namespace-rewritten object without the labels, as Go's does.
             let wri = record_wri(api, id, obj, m.map(|i| &wris[i])).await?;
             remember_wri(&mut wris, m, wri);
         }
         cancelled(ctx)?;
-        apply_threeport_workload(&handle, id, &wris).await?;
+        apply_threeport_workload(handle, id, &wris).await?;
         info!(
             namespace,
             resources = ordered.len(),
@@ -481,16 +448,14 @@ impl Reconciler for WorkloadInstanceReconciler {
         }
         let def_name = match wi.workload_definition_id {
             Some(def_id) => {
-                let wd: WorkloadDefinition = decode(
-                    api.get(WORKLOAD_DEFINITION, def_id).await?,
-                    "workload definition",
-                )?;
+                let wd: WorkloadDefinition = api.get_object(def_id).await?;
                 wd.definition.name.unwrap_or_default()
             }
             None => String::new(),
         };
         let instance_name = wi.instance.name.clone().unwrap_or_default();
-        let handle = self.handle(api, kri_id).await?;
+        let handle = self.cluster(api, kri_id).await?;
+        let handle = handle.as_ref();
 
         // Namespaces as on create, over the WRIs that stay: the Namespace WRI (managed or from
         // the manifest) makes every namespaced WRI, including ones other controllers added,
@@ -525,7 +490,7 @@ impl Reconciler for WorkloadInstanceReconciler {
             // A namespaced resource was added to a workload that had none: its managed
             // namespace does not exist yet.
             let ns = assignment.objects.remove(0);
-            apply_object(ctx, &handle, id, label(&ns)?, &crd_kinds).await?;
+            apply_object(ctx, handle, id, label(&ns)?, &crd_kinds).await?;
             let existing = match_wris(std::slice::from_ref(&ns), &wris)[0];
             let wri = record_wri(api, id, &ns, existing.map(|i| &wris[i])).await?;
             remember_wri(&mut wris, existing, wri);
@@ -538,22 +503,23 @@ impl Reconciler for WorkloadInstanceReconciler {
                 continue;
             };
             let obj = &assignment.objects[pos];
-            apply_object(ctx, &handle, id, label(obj)?, &crd_kinds).await?;
+            apply_object(ctx, handle, id, label(obj)?, &crd_kinds).await?;
             let wri = record_wri(api, id, obj, Some(&wris[i])).await?;
             remember_wri(&mut wris, Some(i), wri);
         }
         for &i in &plan.delete {
             cancelled(ctx)?;
             if let Some(obj) = &wris[i].json_definition {
-                delete_object(&handle, obj).await?;
+                delete_object(handle, obj).await?;
             }
             if let Some(wri_id) = wris[i].common.id {
-                ok_if_gone(api.delete(WORKLOAD_RESOURCE_INSTANCE, wri_id).await)?;
+                api.delete_object::<WorkloadResourceInstance>(wri_id)
+                    .await?;
             }
         }
         // The WRIs just deleted are the ones scheduled for deletion, which the
         // ThreeportWorkload leaves out.
-        apply_threeport_workload(&handle, id, &wris).await?;
+        apply_threeport_workload(handle, id, &wris).await?;
         info!(
             applied = plan.apply.len(),
             deleted = plan.delete.len(),
@@ -583,8 +549,8 @@ impl Reconciler for WorkloadInstanceReconciler {
         //    still knows what to delete.
         let handle = match wi.kubernetes_runtime_instance_id {
             None => None,
-            Some(kri_id) => match api.get(KUBERNETES_RUNTIME_INSTANCE, kri_id).await {
-                Ok(raw) => Some(self.handle_of(raw)),
+            Some(kri_id) => match api.get_object::<KubernetesRuntimeInstance>(kri_id).await {
+                Ok(kri) => Some(self.clusters.cluster(&kri, true).map_err(Into::into)),
                 Err(e) if e.is_not_found() => {
                     warn!("the runtime instance no longer exists; skipping cluster cleanup");
                     None
@@ -604,7 +570,11 @@ impl Reconciler for WorkloadInstanceReconciler {
         // 3. Every WRI: its object in the cluster, then the WRI. Custom resources before their
         //    CRDs, namespaces last (their deletion removes what is left inside).
         match list_wris(api, id).await {
-            Err(e) => keep(&mut first, "list workload resource instances", Err(e)),
+            Err(e) => keep(
+                &mut first,
+                "list workload resource instances",
+                Err(e.into()),
+            ),
             Ok(mut wris) => {
                 wris.sort_by_key(|w| {
                     std::cmp::Reverse(w.json_definition.as_ref().map_or(2, super::apply_rank))
@@ -614,7 +584,7 @@ impl Reconciler for WorkloadInstanceReconciler {
                         break;
                     }
                     if let (Some(h), Some(obj)) = (&handle, &w.json_definition) {
-                        if let Err(e) = delete_object(h, obj).await {
+                        if let Err(e) = delete_object(h.as_ref(), obj).await {
                             keep(&mut first, "delete Kubernetes object", Err(e));
                             continue;
                         }
@@ -623,28 +593,20 @@ impl Reconciler for WorkloadInstanceReconciler {
                         keep(
                             &mut first,
                             "delete workload resource instance",
-                            ok_if_gone(api.delete(WORKLOAD_RESOURCE_INSTANCE, wri_id).await),
+                            gone(api.delete_object::<WorkloadResourceInstance>(wri_id).await),
                         );
                     }
                 }
             }
         }
 
-        // 4. Workload events; 404 means there were none, which is the goal.
-        let events = ApiRequest::new(
-            Method::Delete,
-            WORKLOAD_EVENT.collection_path(),
-            WORKLOAD_EVENT.collection_path(),
-        )
-        .query("workloadinstanceid", id.to_string());
+        // 4. Workload events; none left is the goal.
         keep(
             &mut first,
             "delete workload events",
-            match api.call(events).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.is_not_found() => Ok(()),
-                Err(e) => Err(e.into()),
-            },
+            api.delete_objects_where::<WorkloadEvent>(&[Filter::eq("WorkloadInstanceID", id)])
+                .await
+                .map_err(Into::into),
         );
 
         if let Some(h) = &handle {
@@ -697,6 +659,7 @@ impl Reconciler for WorkloadInstanceReconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn wri(def: Value, scheduled: bool) -> WorkloadResourceInstance {
         let mut v = json!({"ID": 1, "JSONDefinition": def, "Reconciled": true});

@@ -13,6 +13,8 @@
 
 pub mod definition;
 pub mod instance;
+#[cfg(test)]
+mod scenarios;
 
 use std::time::Duration;
 
@@ -23,6 +25,23 @@ use crate::threeport::models::WorkloadResourceInstance;
 
 pub use definition::WorkloadDefinitionReconciler;
 pub use instance::WorkloadInstanceReconciler;
+
+use super::{ReconcilerDeps, Registered};
+
+/// The controller's reconcilers, in the registry's order (its registration in
+/// [`IMPLEMENTATIONS`](super::IMPLEMENTATIONS)).
+pub fn reconcilers(deps: &ReconcilerDeps) -> Vec<Registered> {
+    vec![
+        Registered::new(
+            "WorkloadDefinitionReconciler",
+            WorkloadDefinitionReconciler::new(),
+        ),
+        Registered::new(
+            "WorkloadInstanceReconciler",
+            WorkloadInstanceReconciler::new(deps.clusters.clone()),
+        ),
+    ]
+}
 
 /// First delay when an instance waits for its definition to be reconciled. A definition is
 /// usually reconciled within a few hundred milliseconds, so start short.
@@ -110,18 +129,21 @@ pub fn match_wris(objects: &[Value], existing: &[WorkloadResourceInstance]) -> V
         .collect()
 }
 
-/// The minimal PATCH that brings an existing WRI in line with what was applied: `Reconciled`
-/// and, if it changed, `JSONDefinition`. `None` when nothing changed. Never echoes IDs or
-/// timestamps (a PATCH with them would be rejected or rewrite history).
-pub fn wri_patch(existing: &WorkloadResourceInstance, applied: &Value) -> Option<Value> {
-    let mut body = serde_json::Map::new();
-    if existing.json_definition.as_ref() != Some(applied) {
-        body.insert("JSONDefinition".into(), applied.clone());
-    }
-    if existing.reconciled != Some(true) {
-        body.insert("Reconciled".into(), Value::Bool(true));
-    }
-    (!body.is_empty()).then_some(Value::Object(body))
+/// The minimal change that brings an existing WRI in line with what was applied (a
+/// [`Patch::Changes`](crate::threeport::models::Patch::Changes)): `Reconciled` and, if it
+/// changed, `JSONDefinition`. `None` when nothing changed. Never carries IDs or timestamps (a
+/// PATCH with them would be rejected or rewrite history).
+pub fn wri_patch(
+    existing: &WorkloadResourceInstance,
+    applied: &Value,
+) -> Option<WorkloadResourceInstance> {
+    let changes = WorkloadResourceInstance {
+        json_definition: (existing.json_definition.as_ref() != Some(applied))
+            .then(|| applied.clone()),
+        reconciled: (existing.reconciled != Some(true)).then_some(true),
+        ..Default::default()
+    };
+    (changes != WorkloadResourceInstance::default()).then_some(changes)
 }
 
 /// Creation priority: Namespaces, then CRDs, then the rest (see
@@ -231,6 +253,9 @@ mod tests {
 
     #[test]
     fn patch_is_minimal() {
+        let wri_patch = |w: &WorkloadResourceInstance, applied: &Value| {
+            super::wri_patch(w, applied).map(|c| serde_json::to_value(c).expect("encode"))
+        };
         let w = wri(1, cm("n", "a"), Some(true));
         assert_eq!(wri_patch(&w, &cm("n", "a")), None);
         let w = wri(1, cm("n", "a"), Some(false));
