@@ -581,6 +581,50 @@ async fn errors_retry_with_backoff_and_panics_are_contained() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_is_retried_at_the_cap_and_reported_as_permanent() {
+    let cp = ControlPlane::start().await;
+    let r = TestReconciler::new(|n, _| match n {
+        0 => Act::FailPermanently,
+        _ => Act::Succeed,
+    });
+    let cap = Duration::from_secs(3);
+    let m = start_manager(&cp, &r, 1, |c| c.engine.backoff_cap = cap).await;
+    let wd = cp.create_wd("broken").await;
+    wait_until(LIMIT, "first attempt", || async { r.call_count() == 1 }).await;
+    let failed_at = Instant::now();
+    cp.wait_reconciled(wd, LIMIT).await;
+    // A transient failure would be retried after the 100 ms base; a permanent one waits for
+    // the cap at once (at least half of it, with jitter).
+    let waited = failed_at.elapsed();
+    assert!(
+        waited >= cap / 2,
+        "retried after {waited:?}, before the cap"
+    );
+    let labels = "{controller=\"workload\",reconciler=\"WorkloadDefinitionReconciler\"}";
+    assert_eq!(
+        metric(&m, &format!("threeport_reconcile_errors_total{labels}")),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            &format!("threeport_reconcile_permanent_errors_total{labels}")
+        ),
+        1.0
+    );
+    wait_until(LIMIT, "a warning event that says the error is permanent", || async {
+        cp.sandbox.list_objects("events").iter().any(|e| {
+            e["Reason"] == "FailedCreate"
+                && e["Type"] == "Warning"
+                && e["Note"]
+                    == "failed to reconcile created workload definition object: permanent error, retried every 3s: scripted permanent failure"
+        })
+    })
+    .await;
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_with_in_flight_work_naks_releases_the_lock_and_reports_not_ready() {
     let cp = ControlPlane::start().await;
     let r = TestReconciler::new(|n, _| {

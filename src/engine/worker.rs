@@ -603,7 +603,10 @@ async fn reconcile_latest(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic payload".into());
-            Err(ReconcileError::permanent(format!(
+            error!(panic = %what, "reconciler panicked");
+            // A bug in this manager, not in the object: normal backoff and Threeport's own
+            // failure event, rather than a "permanent error" event that points at the object.
+            Err(ReconcileError::transient(format!(
                 "reconciler panicked: {what}"
             )))
         }

@@ -180,6 +180,8 @@ pub struct Call {
 pub enum Act {
     Succeed,
     Fail,
+    /// Fail with an error that needs someone to change something.
+    FailPermanently,
     Requeue(Duration),
     Panic,
     /// Sleep, then succeed (cut short if the context is cancelled, which is recorded).
@@ -262,6 +264,7 @@ impl TestReconciler {
         match act {
             Act::Succeed => Ok(Outcome::Done),
             Act::Fail => Err(ReconcileError::transient("scripted failure")),
+            Act::FailPermanently => Err(ReconcileError::permanent("scripted permanent failure")),
             Act::Requeue(d) => Ok(Outcome::RequeueAfter(d)),
             Act::Panic => panic!("scripted panic"),
             Act::Sleep(d) => {
