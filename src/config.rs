@@ -91,7 +91,7 @@ pub struct Config {
     pub nats: NatsConfig,
     /// The admin HTTP server (`/livez`, `/readyz`, `/metrics`, `/configz`).
     pub admin: AdminConfig,
-    /// `--enable` entries: `*`, `name`, `-name` (design.md 3). Default `["*"]`.
+    /// `--enable` entries: `*`, `name`, `-name` (README, "Command line"). Default `["*"]`.
     #[serde(deserialize_with = "de_string_or_list")]
     pub controllers: Vec<String>,
     /// Worker counts per reconciler.

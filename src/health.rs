@@ -1,7 +1,7 @@
 //! Readiness checks shared by the engine and the admin server.
 //!
 //! `/readyz` is 200 only when every registered check is ready and the process is not shutting
-//! down (design.md 5). Checks are cheap atomics flipped by the components that own them: the
+//! down (README, "Admin endpoints and metrics"). Checks are cheap atomics flipped by the components that own them: the
 //! NATS connection callback, and each reconciler once its consumer is bound.
 
 use std::sync::atomic::{AtomicBool, Ordering};

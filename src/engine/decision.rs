@@ -1,7 +1,7 @@
 //! Every engine decision, as pure functions of (message, lock state, reconciler outcome).
 //!
 //! The IO around these (NATS acks, KV, API calls) lives in [`super::worker`]; keeping the
-//! decisions here means each rule of design.md 4 is unit-tested without a broker.
+//! decisions here means each rule of README's "How a notification is handled" is unit-tested without a broker.
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! - Acquire: `create` (atomic create-if-absent; async-nats also creates over a delete or purge
 //!   tombstone, like nats.go). No separate "check" round trip.
 //! - Renew: `update(key, value, revision)`. With history 1 and a bucket max age, every write
-//!   restarts the key's age, so an update *is* a lease renewal (nats-notes.md). A revision
+//!   restarts the key's age, so an update *is* a lease renewal (nats-server behaviour; the takeover tests in tests/engine.rs rely on it). A revision
 //!   mismatch means someone else wrote the key: the lease is lost.
 //! - Release: delete with the expected revision, so we never delete another owner's lock
 //!   (Go deletes unconditionally).

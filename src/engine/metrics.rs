@@ -1,4 +1,4 @@
-//! Prometheus metrics. The names follow controller-runtime's vocabulary (design.md 6) and are
+//! Prometheus metrics. The names follow controller-runtime's vocabulary (README, "Admin endpoints and metrics") and are
 //! part of the interface: dashboards and alerts depend on them. Labels never carry object IDs
 //! or names; every label combination known at start-up is pre-initialised to 0 so alerts on
 //! `rate()` and absent series behave from the first scrape.

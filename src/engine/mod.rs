@@ -1,4 +1,4 @@
-//! The generic reconcile engine (design.md 4). It knows Threeport's wire protocol (notifications,
+//! The generic reconcile engine (README, "How a notification is handled"). It knows Threeport's wire protocol (notifications,
 //! locks, the completion protocol, events) and nothing about workloads or gateways.
 //!
 //! - [`notification`]: decode notifications; poison classification.

@@ -1,4 +1,4 @@
-//! W3C trace context from NATS message headers (design.md 5).
+//! W3C trace context from NATS message headers.
 //!
 //! A publisher that sets `traceparent` (and optionally `tracestate`) on a notification makes
 //! the reconcile span a child of its span. Extraction goes through the global text-map

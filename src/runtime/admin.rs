@@ -1,4 +1,4 @@
-//! The admin HTTP server (design.md 5): `/livez`, `/readyz` (`?verbose`), `/metrics`,
+//! The admin HTTP server (README, "Admin endpoints and metrics"): `/livez`, `/readyz` (`?verbose`), `/metrics`,
 //! `/configz`. Port 8081 by default, where Threeport's readiness probe looks.
 
 use std::net::SocketAddr;

@@ -242,7 +242,7 @@ impl Manager {
         &self.metrics
     }
 
-    /// Graceful shutdown (design.md 5): readiness false, stop pulling, let in-flight reconciles
+    /// Graceful shutdown (README, "How a notification is handled"): readiness false, stop pulling, let in-flight reconciles
     /// finish within the shutdown timeout, cancel the rest (NAK + release), drain NATS.
     pub async fn shutdown(self) -> ShutdownOutcome {
         self.readiness.set_shutting_down();

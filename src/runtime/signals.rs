@@ -1,5 +1,5 @@
 //! SIGTERM / SIGINT handling: the first signal starts a graceful shutdown, a second one exits at
-//! once (design.md 5). Unlike Threeport's controllers, SIGTERM really stops the process
+//! once (README, "Admin endpoints and metrics"). Unlike Threeport's controllers, SIGTERM really stops the process
 //! (spec 1.11, 4.1 #7).
 
 use tracing::{error, warn};

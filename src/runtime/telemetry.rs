@@ -1,4 +1,4 @@
-//! Logging and OpenTelemetry trace export (design.md 5).
+//! Logging and OpenTelemetry trace export.
 //!
 //! [`init`] installs the global tracing subscriber: the log layer (JSON or pretty, filtered by
 //! `log.level`) and, when `telemetry.otlp_endpoint` is set, an OpenTelemetry layer that exports

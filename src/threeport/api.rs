@@ -23,7 +23,7 @@ pub struct ObjectType {
     pub name: &'static str,
     /// Kebab-case plural route segment, e.g. `workload-instances`.
     pub path: &'static str,
-    /// lowerCamel subject prefix of its notifications (`workloadInstance.created`, spec 1.5)
+    /// lowerCamel subject prefix of its notifications (`workloadInstance.create`, spec 1.5)
     /// when the API publishes them, i.e. when a reconciler owns the type.
     pub subject: Option<&'static str>,
     /// Its fields, by embedded struct then its own, in Go struct order; empty for a type

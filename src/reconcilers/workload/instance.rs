@@ -300,9 +300,10 @@ fn keep(first: &mut Option<ReconcileError>, step: &str, r: Result<(), ReconcileE
     }
 }
 
-/// Spec 3.2.4 step 4, filtered on the object type client-side (the real API ignores the
-/// `objecttype` key). A reference whose object cannot be deleted is kept, so the retry finds
-/// it again.
+/// Spec 3.2.4 step 4. The object type is checked again client-side: the API filters this
+/// route on `objecttype`, but its events join query ignores that key, and acting on a
+/// reference of another type would delete someone else's object. A reference whose object
+/// cannot be deleted is kept, so the retry finds it again.
 async fn delete_attached_objects(api: &dyn ThreeportApi, id: u64) -> Result<(), ReconcileError> {
     let me = WORKLOAD_INSTANCE.versioned_name();
     let refs: Vec<AttachedObjectReference> = api
