@@ -22,8 +22,9 @@
 //!
 //! Each row gets a fresh nats-server (file storage, loopback) so rows do not share state.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
+use harness::common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -32,14 +32,9 @@
 //!
 //! The table is printed as Markdown with ratios (manager / Go). Nothing here is asserted.
 
-#[path = "../tests/backend/mod.rs"]
-mod backend;
-#[path = "../tests/go_controller/mod.rs"]
-mod go_controller;
-#[path = "../tests/scale_suite/mod.rs"]
-mod scale_suite;
-#[path = "../tests/workload_env/mod.rs"]
-mod workload_env;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
+use harness::{backend, go_controller, scale_suite, workload_env};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

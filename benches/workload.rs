@@ -20,8 +20,9 @@
 //! Before the workload controller is implemented (`--enable workload` exits 2) this prints a
 //! message and exits 0.
 
-#[path = "../tests/workload_env/mod.rs"]
-mod workload_env;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
+use harness::workload_env;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

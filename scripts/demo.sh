@@ -156,45 +156,8 @@ wait_reconciled() {
 }
 
 if [[ "$workload_implemented" == "True" ]]; then
-  cat >"$work/web-app.yaml" <<'YAML'
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: web-config
-data:
-  GREETING: hello from threeport-manager
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      containers:
-      - name: web
-        image: ghcr.io/threeport/threeport-go-web3-sample-app:v0.1.0
-        ports:
-        - containerPort: 8080
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector:
-    app: web
-  ports:
-  - port: 80
-    targetPort: 8080
-YAML
+  # The web app the tests deploy too (one set of fixtures).
+  cp tests/fixtures/manifests/web-app.yaml "$work/web-app.yaml"
   echo "== POST /v0/workload-definitions (ConfigMap + Deployment + Service)"
   body="$(python3 -c 'import json,sys; print(json.dumps({"Name": "web-app", "YAMLDocument": open(sys.argv[1]).read()}))' "$work/web-app.yaml")"
   wd_id="$(curl -fsS -X POST "$api_url/v0/workload-definitions" -H 'Content-Type: application/json' -d "$body" | json 'd["Data"][0]["ID"]')"

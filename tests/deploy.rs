@@ -4,7 +4,8 @@
 //! manifests expect, `check-config` accepts the shipped configs, and the dashboard and alert
 //! rules use only metric names the manager exports.
 
-mod common;
+mod harness;
+use harness::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

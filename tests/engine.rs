@@ -2,7 +2,8 @@
 //! bound to Threeport's `WorkloadDefinitionReconciler` names (stream `workloadStream`, consumer
 //! `WorkloadDefinitionReconcilerConsumer`, bucket `workloadLock`).
 
-mod common;
+mod harness;
+use harness::common;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -2,7 +2,8 @@
 //! a KubernetesRuntimeInstance, the client and discovery caches, operations on unstructured
 //! objects, and the full path from a runtime registered in the sandbox Threeport API.
 
-mod common;
+mod harness;
+use harness::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,8 @@
 //! The real binary as an operator runs it: Threeport's env names, NATS with a password, the
 //! admin endpoints, SIGTERM -> exit 0, and no secret in its output.
 
-mod common;
+mod harness;
+use harness::common;
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};

@@ -5,7 +5,8 @@
 //! The tracing subscriber is global, so this binary installs it once, with the log level at
 //! `info`: the debug-level `threeport_api` spans must be exported anyway.
 
-mod common;
+mod harness;
+use harness::common;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;

@@ -11,11 +11,8 @@
 //! lists as an improvement with its reason. A difference not on that list fails the test, and
 //! so does a listed one that no longer shows (the list must stay true).
 
-mod backend;
-mod common;
-mod go_controller;
-mod workload_env;
-mod workload_suite;
+mod harness;
+use harness::{backend, go_controller, workload_suite};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

@@ -17,10 +17,8 @@
 //!
 //! Timings are printed, not asserted (the benchmark `cargo bench --bench peer` measures).
 
-mod backend;
-mod go_controller;
-mod scale_suite;
-mod workload_env;
+mod harness;
+use harness::{backend, go_controller, scale_suite, workload_env};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -6,14 +6,10 @@
 //! time). Without the binaries (`scripts/upstream.sh build`) each test says SKIPPED and
 //! returns, unless THREEPORT_UPSTREAM_REQUIRED is set (scripts/test.sh sets it), then it fails.
 
-mod backend;
-mod common;
-mod scale_suite;
-mod workload_env;
 #[macro_use]
-mod workload_suite;
-
+mod harness;
 use backend::Stack;
+use harness::{backend, scale_suite, workload_env, workload_suite};
 use threeport_manager::threeport::models::WORKLOAD_DEFINITION;
 use threeport_manager::threeport::ThreeportApi;
 use workload_suite::Env;

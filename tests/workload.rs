@@ -7,13 +7,10 @@
 //! `tests/upstream_workload.rs`; the fault-injection scenarios below need the sandbox's
 //! faults and counters and run here only.
 
-mod backend;
-mod common;
-mod workload_env;
 #[macro_use]
-mod workload_suite;
-
+mod harness;
 use backend::Stack;
+use harness::{backend, workload_suite};
 use sandbox::kube::KubeRouteFilter;
 use sandbox::threeport::RouteFilter;
 use threeport_manager::threeport::models::{WORKLOAD_DEFINITION, WORKLOAD_INSTANCE};

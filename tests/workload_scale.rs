@@ -3,9 +3,8 @@
 //! reconciled exactly once each and all cleaned up (`scale_suite`). The same scenario runs on
 //! the real stack in `tests/upstream_workload.rs`.
 
-mod backend;
-mod scale_suite;
-mod workload_env;
+mod harness;
+use harness::{backend, scale_suite};
 
 use backend::Stack;
 

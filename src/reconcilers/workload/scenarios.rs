@@ -22,29 +22,8 @@ use crate::threeport::models::{
 };
 use crate::threeport::ApiError;
 
-const WEB_APP: &str = "\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: web-config
-data:
-  greeting: hello
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  ports:
-  - port: 80
-";
+/// The web app of every suite (ConfigMap `web-config`, Deployment `web`, Service `web`).
+const WEB_APP: &str = include_str!("../../../tests/fixtures/manifests/web-app.yaml");
 
 const WITH_CRD: &str = "\
 apiVersion: apiextensions.k8s.io/v1

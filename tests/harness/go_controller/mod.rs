@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use crate::backend::repo_root;
-use crate::workload_env::{free_port, tail, ProcStats};
+use crate::harness::backend::repo_root;
+use crate::harness::workload_env::{free_port, tail, ProcStats};
 
 /// The nine controllers of Threeport v0.6.1, as scripts/upstream.sh builds them.
 pub const ALL: [&str; 9] = [
@@ -97,7 +97,7 @@ impl GoController {
     /// waits out its fetch). Returns whether it exited within `limit`.
     pub async fn shutdown(&mut self, limit: std::time::Duration) -> bool {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.shutdown_port));
-        let (status, _) = crate::workload_env::http_get(addr, "/shutdown").await;
+        let (status, _) = crate::harness::workload_env::http_get(addr, "/shutdown").await;
         assert_eq!(status, 200, "{} /shutdown", self.name);
         let start = std::time::Instant::now();
         while start.elapsed() < limit {

@@ -18,8 +18,8 @@ use threeport_manager::threeport::models::{
 };
 use threeport_manager::threeport::ThreeportApi;
 
-use crate::backend::{Stack, SYSTEM_NAMESPACES, TW_API};
-use crate::workload_env::{
+use crate::harness::backend::{Stack, SYSTEM_NAMESPACES, TW_API};
+use crate::harness::workload_env::{
     metric_sum, ManagerProcess, ManagerSpec, INSTANCE_LABEL, WEB_APP_RESOURCES, WEB_APP_YAML,
 };
 

@@ -25,48 +25,7 @@ use threeport_manager::threeport::ThreeportApi;
 pub const ENCRYPTION_KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
 
 /// Three resources, like Threeport's getting-started web app: ConfigMap, Deployment, Service.
-pub const WEB_APP_YAML: &str = "\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: web-config
-data:
-  GREETING: hello from threeport-manager
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      containers:
-      - name: web
-        image: ghcr.io/threeport/threeport-go-web3-sample-app:v0.1.0
-        ports:
-        - containerPort: 8080
-        envFrom:
-        - configMapRef:
-            name: web-config
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector:
-    app: web
-  ports:
-  - port: 80
-    targetPort: 8080
-";
+pub const WEB_APP_YAML: &str = include_str!("../../fixtures/manifests/web-app.yaml");
 
 /// Number of resources in [`WEB_APP_YAML`].
 pub const WEB_APP_RESOURCES: usize = 3;

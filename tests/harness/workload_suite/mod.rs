@@ -22,93 +22,20 @@ use threeport_manager::threeport::models::{
 };
 use threeport_manager::threeport::ThreeportApi;
 
-use crate::backend::Stack;
-pub use crate::common::wait_until;
+use crate::harness::backend::Stack;
+pub use crate::harness::common::wait_until;
 
 /// How long any one condition may take. The real kube-apiserver deletes a namespace through
 /// the namespace controller, which takes seconds; everything else settles well within this.
 pub const LIMIT: Duration = Duration::from_secs(90);
-pub use crate::backend::TW_API;
-pub use crate::workload_env::INSTANCE_LABEL;
+pub use crate::harness::backend::TW_API;
+pub use crate::harness::workload_env::INSTANCE_LABEL;
 
-pub const WEB_APP: &str = "\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: web-config
-data:
-  GREETING: hello
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      containers:
-      - name: web
-        image: nginx
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector:
-    app: web
-  ports:
-  - port: 80
-";
+pub const WEB_APP: &str = crate::harness::workload_env::WEB_APP_YAML;
 
 /// The same app in a namespace the manifest names itself; the ConfigMap says
 /// `namespace: default`, which must be overridden.
-pub const CLIENT_NS_APP: &str = "\
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: my-app
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: web-config
-  namespace: default
-data:
-  GREETING: hello
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  selector:
-    matchLabels:
-      app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      containers:
-      - name: web
-        image: nginx
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  ports:
-  - port: 80
-";
+pub const CLIENT_NS_APP: &str = include_str!("../../fixtures/manifests/web-app-own-namespace.yaml");
 
 /// A stack with the manager's workload reconcilers running in process (4 workers each).
 pub struct Env {
@@ -390,8 +317,7 @@ pub async fn delete_and_assert_clean(env: &Env, wi: u64, ns: &str) {
 
 /// One `#[tokio::test]` per scenario below, each on a fresh stack from `$stack` (an
 /// expression giving `Option<Stack>`; `None` skips, as the real stack does when unbuilt).
-/// Needs `#[macro_use] mod workload_suite;` next to `mod backend;`, `mod common;` and
-/// `mod workload_env;`.
+/// Needs `#[macro_use] mod harness;` and `use harness::workload_suite;`.
 #[allow(unused_macros)] // used by the suites that run every scenario, not by every includer
 macro_rules! workload_scenario_tests {
     ($stack:expr) => {
@@ -581,7 +507,7 @@ pub async fn instance_created_before_its_definition_is_reconciled(env: &Env) {
             3
         );
         // The instance really arrived first: it was requeued while the definition was failing.
-        let requeues = crate::workload_env::metric_sum(
+        let requeues = crate::harness::workload_env::metric_sum(
             &env.metrics(),
             "threeport_reconcile_total",
             &[
