@@ -483,7 +483,7 @@ async fn run_row(args: &Args, controller: Controller, n: usize) -> anyhow::Resul
     let cpu_seconds = running.stats().cpu_seconds().unwrap_or(0.0) - cpu_from;
     let window = window.elapsed();
     let mut stack_cpu_used = stack_cpu(&up_dir);
-    for (name, used) in stack_cpu_used.iter_mut() {
+    for (name, used) in &mut stack_cpu_used {
         *used -= stack_cpu_from.get(name).copied().unwrap_or(0.0);
     }
     let peak_rss_kib = running.stats().peak_rss_kib().unwrap_or(0);

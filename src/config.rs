@@ -852,7 +852,7 @@ fn file_source(
         .as_deref()
     {
         Some("toml") => config::FileFormat::Toml,
-        Some("yaml") | Some("yml") => config::FileFormat::Yaml,
+        Some("yaml" | "yml") => config::FileFormat::Yaml,
         _ => {
             return Err(ConfigError::File {
                 path: shown,

@@ -231,7 +231,7 @@ async fn two_workers_never_hold_one_object_at_once() {
     let cp = ControlPlane::start().await;
     let r = TestReconciler::new(|_, _| Act::Sleep(Duration::from_millis(15)));
     let m = start_manager(&cp, &r, 8, |c| {
-        c.engine.lock_conflict_delay = Duration::from_millis(20)
+        c.engine.lock_conflict_delay = Duration::from_millis(20);
     })
     .await;
     let ids: Vec<u64> = futures::future::join_all((0..4).map(|i| {
@@ -282,7 +282,7 @@ async fn a_lost_lock_cancels_the_reconcile_and_the_message_comes_back() {
         }
     });
     let m = start_manager(&cp, &r, 1, |c| {
-        c.engine.lock_renew_interval = Duration::from_millis(100)
+        c.engine.lock_renew_interval = Duration::from_millis(100);
     })
     .await;
     let kv = lock_bucket(&cp).await;
@@ -636,7 +636,7 @@ async fn shutdown_with_in_flight_work_naks_releases_the_lock_and_reports_not_rea
         }
     });
     let m = start_manager(&cp, &r, 1, |c| {
-        c.shutdown_timeout = Duration::from_millis(800)
+        c.shutdown_timeout = Duration::from_millis(800);
     })
     .await;
     let admin = m.admin_addr();

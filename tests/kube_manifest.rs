@@ -230,7 +230,7 @@ fn namespaces_are_assigned_overriding_default_and_a_namespace_is_prepended() {
 
 #[test]
 fn a_manifest_that_names_its_own_namespace_keeps_it() {
-    let yaml = r#"
+    let yaml = r"
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: a, namespace: somewhere-else}
@@ -243,7 +243,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: b}
 spec: {ports: [{port: 80}]}
-"#;
+";
     let out = assign_namespaces(split_yaml(yaml).unwrap(), "shop-instance", 5, scope).unwrap();
     assert_eq!(out.namespace, "shop");
     assert!(out.client_managed);
@@ -266,7 +266,7 @@ spec: {ports: [{port: 80}]}
 
 #[test]
 fn a_multi_namespace_document_uses_the_first_namespace_for_everything() {
-    let yaml = r#"
+    let yaml = r"
 apiVersion: v1
 kind: Namespace
 metadata: {name: first}
@@ -282,7 +282,7 @@ metadata: {name: in-second, namespace: second}
 apiVersion: gateway.solo.io/v1
 kind: Gateway
 metadata: {name: tcp, namespace: first}
-"#;
+";
     let out = assign_namespaces(split_yaml(yaml).unwrap(), "multi", 9, scope).unwrap();
     assert_eq!(out.namespace, "first");
     assert!(out.client_managed && !out.namespace_added);
@@ -317,7 +317,7 @@ fn only_cluster_scoped_objects_need_no_namespace_and_unknown_kinds_fail() {
     );
 }
 
-const CRD_AND_CR: &str = r#"
+const CRD_AND_CR: &str = r"
 apiVersion: example.com/v1
 kind: Widget
 metadata: {name: w1}
@@ -336,7 +336,7 @@ spec:
     storage: true
     schema:
       openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-"#;
+";
 
 #[test]
 fn crd_and_custom_resource_in_one_manifest() {

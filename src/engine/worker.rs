@@ -298,7 +298,7 @@ pub async fn handle_message(
                 // Logged once, on first delivery; later attempts only at debug.
                 _ if delivered == 1 => {
                     warn!(reconciler = rt.reconciler.name, stream_sequence = seq, reason = poison.reason.as_str(),
-                    detail = %poison.detail, "poison notification; will retry with backoff, then terminate")
+                    detail = %poison.detail, "poison notification; will retry with backoff, then terminate");
                 }
                 _ => debug!(
                     reconciler = rt.reconciler.name,
@@ -438,7 +438,7 @@ async fn attempt(
                 warn!(key = %lease.key, "lock was no longer ours at release; left it alone");
             }
             Err(e) => {
-                warn!(error = %e, "could not release lock; it expires with the bucket max age")
+                warn!(error = %e, "could not release lock; it expires with the bucket max age");
             }
         }
     }
@@ -683,7 +683,7 @@ async fn record_failure(
                 &ErrorChain(error).to_string(),
                 rt.settings.retry.backoff.cap,
             );
-            emit_event(rt, notif.object_id, op.failure_reason(), &note, true).await
+            emit_event(rt, notif.object_id, op.failure_reason(), &note, true).await;
         }
         (None, RetryClass::Transient) => record_event(rt, notif, false).await,
     }

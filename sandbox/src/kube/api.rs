@@ -79,7 +79,7 @@ fn parse_target(store: &Store, method: &Method, path: &str, watch: bool) -> Resu
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
         ["version"] => return Ok(Target::Discovery(Discovery::Version)),
-        ["healthz"] | ["livez"] | ["readyz"] => return Ok(Target::Health),
+        ["healthz" | "livez" | "readyz"] => return Ok(Target::Health),
         ["api"] => return Ok(Target::Discovery(Discovery::Api)),
         ["apis"] => return Ok(Target::Discovery(Discovery::Apis)),
         ["api", v] => {
@@ -357,7 +357,7 @@ fn resource_op(
             }
             if !r.def.custom {
                 // Like the real server, items of built-in lists carry no apiVersion/kind.
-                for o in items.iter_mut() {
+                for o in &mut items {
                     if let Value::Object(m) = o {
                         m.remove("apiVersion");
                         m.remove("kind");

@@ -368,7 +368,7 @@ pub(crate) fn groups(defs: &[ResourceDef]) -> Vec<(String, Vec<String>)> {
             None => out.push((d.group.clone(), d.versions.clone())),
         }
     }
-    for (_, vs) in out.iter_mut() {
+    for (_, vs) in &mut out {
         sort_versions(vs);
     }
     out

@@ -1013,7 +1013,7 @@ impl Store {
         if !dry_run {
             self.bucket_mut(def).remove(&key);
             if is_ns {
-                for (_, b) in self.objects.iter_mut() {
+                for b in self.objects.values_mut() {
                     b.retain(|(ons, _), _| ons != name);
                 }
             }

@@ -211,7 +211,7 @@ async fn created_requeues_with_a_growing_delay_until_the_definition_is_reconcile
     );
 
     f.api.update::<WorkloadDefinition>(f.definition_id, |wd| {
-        wd.reconciliation.reconciled = Some(true)
+        wd.reconciliation.reconciled = Some(true);
     });
     assert_eq!(
         f.run(Operation::Created, 41).await.expect("deployed"),
@@ -226,21 +226,21 @@ async fn created_converges_on_one_copy_after_a_failure_at_any_step() {
     // (step, whether Kubernetes refusing it is told to the user as a WorkloadEvent)
     let steps: [(&str, bool, Inject); 5] = [
         ("apply of the Deployment", true, |f| {
-            f.cluster.fail("apply", "Deployment", 1)
+            f.cluster.fail("apply", "Deployment", 1);
         }),
         ("apply of the namespace", true, |f| {
-            f.cluster.fail("apply", "Namespace", 1)
+            f.cluster.fail("apply", "Namespace", 1);
         }),
         ("POST of the second WRI", false, |f| {
             f.api
-                .fail(Method::Post, "/v0/workload-resource-instances", 1, 1)
+                .fail(Method::Post, "/v0/workload-resource-instances", 1, 1);
         }),
         ("apply of the ThreeportWorkload", false, |f| {
-            f.cluster.fail("apply", "ThreeportWorkload", 1)
+            f.cluster.fail("apply", "ThreeportWorkload", 1);
         }),
         ("list of the instance's WRIs", false, |f| {
             f.api
-                .fail(Method::Get, "/v0/workload-resource-instances", 0, 1)
+                .fail(Method::Get, "/v0/workload-resource-instances", 0, 1);
         }),
     ];
     for (step, refused_resource, inject) in steps {
@@ -440,7 +440,7 @@ async fn updated_applies_unreconciled_wris_and_deletes_scheduled_ones() {
         .and_then(|w| w.common.id)
         .expect("service WRI");
     f.api.update::<WorkloadResourceInstance>(service, |w| {
-        w.scheduled_for_deletion = Some(time::OffsetDateTime::now_utc())
+        w.scheduled_for_deletion = Some(time::OffsetDateTime::now_utc());
     });
 
     assert_eq!(

@@ -80,7 +80,7 @@ impl Drop for TestServer {
 }
 
 impl TestServer {
-    async fn start(handler: Handler, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+    fn start(handler: Handler, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -110,7 +110,7 @@ impl TestServer {
                             },
                             &handler,
                             &seen,
-                        )
+                        );
                     }
                 });
             }
@@ -432,26 +432,30 @@ fn status_mapping() {
 #[tokio::test]
 async fn http_round_trip_headers_ids_and_metrics() {
     let server = TestServer::start(
-        Arc::new(|req: &Seen| match (req.method.as_str(), req.target.as_str()) {
-            ("GET", "/v0/workload-instances/917190976565575681") => reply(
-                200,
-                envelope(json!([{"ID": 917_190_976_565_575_681u64, "Name": "web", "KubernetesRuntimeInstanceID": u64::MAX}]), 200),
-            ),
-            ("POST", "/v0/workload-resource-instances") => {
-                let mut obj: Value = serde_json::from_slice(&req.body).unwrap();
-                obj["ID"] = json!(917_190_976_565_575_999u64);
-                reply(201, envelope(json!([obj]), 201))
-            }
-            ("PATCH", _) => reply(
-                400,
-                json!({"Meta":{"Page":0,"Size":0,"TotalCount":0},"Type":"WorkloadInstance","Data":null,
+        Arc::new(
+            |req: &Seen| match (req.method.as_str(), req.target.as_str()) {
+                ("GET", "/v0/workload-instances/917190976565575681") => reply(
+                    200,
+                    envelope(
+                        json!([{"ID": 917_190_976_565_575_681u64, "Name": "web", "KubernetesRuntimeInstanceID": u64::MAX}]),
+                        200,
+                    ),
+                ),
+                ("POST", "/v0/workload-resource-instances") => {
+                    let mut obj: Value = serde_json::from_slice(&req.body).unwrap();
+                    obj["ID"] = json!(917_190_976_565_575_999u64);
+                    reply(201, envelope(json!([obj]), 201))
+                }
+                ("PATCH", _) => reply(
+                    400,
+                    json!({"Meta":{"Page":0,"Size":0,"TotalCount":0},"Type":"WorkloadInstance","Data":null,
                        "Status":{"code":400,"message":"Bad Request","error":"Unsupported fields are not allowed"}}),
-            ),
-            _ => reply(404, json!({"message": "Not Found"})),
-        }),
+                ),
+                _ => reply(404, json!({"message": "Not Found"})),
+            },
+        ),
         None,
-    )
-    .await;
+    );
     let counter = metrics();
     let client = ThreeportClient::new(&plain_config(server.addr), Some(counter.clone())).unwrap();
     assert_eq!(client.base_url(), format!("http://{}", server.addr));
@@ -539,8 +543,7 @@ async fn list_reads_every_page_with_escaped_filters() {
             reply(200, env)
         }),
         None,
-    )
-    .await;
+    );
     let client = ThreeportClient::new(&plain_config(server.addr), None).unwrap();
     let all = client
         .list(WORKLOAD_INSTANCE, &[("name", "a b&c".to_string())])
@@ -562,8 +565,7 @@ async fn list_reads_every_page_with_escaped_filters() {
 
 #[tokio::test]
 async fn stalled_body_times_out() {
-    let server =
-        TestServer::start(Arc::new(|_: &Seen| Reply::StallBody { status: 200 }), None).await;
+    let server = TestServer::start(Arc::new(|_: &Seen| Reply::StallBody { status: 200 }), None);
     let mut cfg = plain_config(server.addr);
     cfg.request_timeout = Duration::from_millis(300);
     let counter = metrics();
@@ -764,7 +766,7 @@ fn mtls_client_config(
 #[tokio::test]
 async fn mtls_with_threeport_style_certificates() {
     let (pki, ca, ca_key) = pki();
-    let server = TestServer::start(ok_handler(), Some(mtls_server_config(&pki))).await;
+    let server = TestServer::start(ok_handler(), Some(mtls_server_config(&pki)));
 
     // Client identity: a Threeport-style leaf with an RSA-4096 PKCS#1 key file.
     let client_kp = rcgen::KeyPair::from_pem(RSA_LEAF_PKCS8).unwrap();
@@ -817,7 +819,7 @@ async fn mtls_with_threeport_style_certificates() {
 #[tokio::test]
 async fn mtls_rejections() {
     let (pki, _ca, _ca_key) = pki();
-    let server = TestServer::start(ok_handler(), Some(mtls_server_config(&pki))).await;
+    let server = TestServer::start(ok_handler(), Some(mtls_server_config(&pki)));
 
     // A client certificate from another CA is refused by the server.
     let other_ca_key = rcgen::KeyPair::generate().unwrap();
@@ -872,7 +874,7 @@ async fn mtls_rejections() {
         .unwrap_err();
     match &err {
         ApiError::Transport { reason, .. } => {
-            assert!(reason.to_lowercase().contains("certificate"), "{reason}")
+            assert!(reason.to_lowercase().contains("certificate"), "{reason}");
         }
         other => panic!("unexpected {other:?}"),
     }
