@@ -1,0 +1,273 @@
+//! Validation after merging: every rule that a type cannot express.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::error::ConfigError;
+use super::find_reconciler;
+use super::schema::Config;
+use super::serde_helpers::fmt_duration;
+use crate::registry;
+
+/// Max age of Threeport's lock buckets (spec 1.3/1.7): a lock not renewed within this expires.
+pub const LOCK_BUCKET_MAX_AGE: Duration = Duration::from_secs(20 * 60);
+/// AckWait of Threeport's durable consumers (JetStream default, spec 1.6).
+pub const CONSUMER_ACK_WAIT: Duration = Duration::from_secs(30);
+/// Upper bound for any per-reconciler worker count.
+pub const MAX_CONCURRENCY: usize = 1024;
+
+/// All of [`Config::validate`].
+pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
+    // api
+    let server = config.api.server.trim();
+    if server.is_empty() {
+        return Err(ConfigError::invalid("api.server", "must not be empty"));
+    }
+    if server.contains("://") {
+        return Err(ConfigError::invalid(
+            "api.server",
+            "must be host[:port] without a scheme (the scheme follows api.auth_enabled)",
+        ));
+    }
+    if server.contains(|c: char| c.is_whitespace() || c == '/' || c == '@') {
+        return Err(ConfigError::invalid(
+            "api.server",
+            format!("{server:?} is not host[:port]"),
+        ));
+    }
+    positive("api.connect_timeout", config.api.connect_timeout)?;
+    positive("api.request_timeout", config.api.request_timeout)?;
+    if config.api.auth_enabled {
+        for (field, path) in [
+            ("api.cert_file", &config.api.cert_file),
+            ("api.key_file", &config.api.key_file),
+            ("api.ca_file", &config.api.ca_file),
+        ] {
+            if path.as_os_str().is_empty() {
+                return Err(ConfigError::invalid(
+                    field,
+                    "must be set when api.auth_enabled is true",
+                ));
+            }
+        }
+    }
+
+    // nats
+    if config.nats.urls.is_empty() {
+        return Err(ConfigError::invalid(
+            "nats.urls",
+            "must list at least one server",
+        ));
+    }
+    for (i, u) in config.nats.urls.iter().enumerate() {
+        validate_nats_url(u).map_err(|m| ConfigError::invalid(format!("nats.urls[{i}]"), m))?;
+    }
+    if config.nats.password.is_some() && config.nats.user.is_none() {
+        return Err(ConfigError::invalid(
+            "nats.password",
+            "is set but nats.user is not",
+        ));
+    }
+    if config.nats.token.is_some()
+        && (config.nats.user.is_some() || config.nats.creds_file.is_some())
+    {
+        return Err(ConfigError::invalid(
+            "nats.token",
+            "cannot be combined with nats.user/nats.password or nats.creds_file",
+        ));
+    }
+    if config.nats.user.is_some() && config.nats.creds_file.is_some() {
+        return Err(ConfigError::invalid(
+            "nats.creds_file",
+            "cannot be combined with nats.user/nats.password",
+        ));
+    }
+    if config.nats.tls.cert_file.is_some() != config.nats.tls.key_file.is_some() {
+        return Err(ConfigError::invalid(
+            "nats.tls",
+            "cert_file and key_file must be set together",
+        ));
+    }
+    positive("nats.connect_timeout", config.nats.connect_timeout)?;
+    if config.nats.client_name.trim().is_empty() {
+        return Err(ConfigError::invalid(
+            "nats.client_name",
+            "must not be empty",
+        ));
+    }
+
+    // controllers
+    registry::resolve_enable(&config.controllers)
+        .map_err(|e| ConfigError::invalid("controllers", e.to_string()))?;
+
+    // reconcilers
+    check_concurrency(
+        "reconcilers.default_concurrency",
+        config.reconcilers.default_concurrency,
+    )?;
+    let mut canonical = BTreeMap::new();
+    for (name, n) in &config.reconcilers.concurrency {
+        let field = format!("reconcilers.concurrency.{name}");
+        let spec = find_reconciler(name).ok_or_else(|| {
+            ConfigError::invalid(
+                &field,
+                "unknown reconciler (see `threeport-manager list` for the names)",
+            )
+        })?;
+        check_concurrency(&field, *n)?;
+        if canonical.insert(spec.name.to_string(), *n).is_some() {
+            return Err(ConfigError::invalid(
+                format!("reconcilers.concurrency.{}", spec.name),
+                "given more than once (names are case-insensitive)",
+            ));
+        }
+    }
+    config.reconcilers.concurrency = canonical;
+
+    // engine
+    let e = &config.engine;
+    positive("engine.backoff_base", e.backoff_base)?;
+    positive("engine.backoff_cap", e.backoff_cap)?;
+    if e.backoff_base > e.backoff_cap {
+        return Err(ConfigError::invalid(
+            "engine.backoff_base",
+            format!(
+                "must not exceed engine.backoff_cap ({})",
+                fmt_duration(e.backoff_cap)
+            ),
+        ));
+    }
+    if e.max_poison_attempts < 1 {
+        return Err(ConfigError::invalid(
+            "engine.max_poison_attempts",
+            "must be at least 1",
+        ));
+    }
+    positive("engine.lock_renew_interval", e.lock_renew_interval)?;
+    positive("engine.lock_takeover_after", e.lock_takeover_after)?;
+    if e.lock_takeover_after > LOCK_BUCKET_MAX_AGE {
+        return Err(ConfigError::invalid(
+            "engine.lock_takeover_after",
+            format!(
+                "must not exceed the lock bucket max age ({}); at that value takeovers are off",
+                fmt_duration(LOCK_BUCKET_MAX_AGE)
+            ),
+        ));
+    }
+    // A holder gives its lock up after failing to renew for `lock_takeover_after` minus
+    // one interval, so at least one renewal must be allowed to fail before that.
+    if e.lock_renew_interval * 3 > e.lock_takeover_after {
+        return Err(ConfigError::invalid(
+            "engine.lock_renew_interval",
+            format!(
+                "must be at most a third of engine.lock_takeover_after ({}), i.e. at most {}",
+                fmt_duration(e.lock_takeover_after),
+                fmt_duration(e.lock_takeover_after / 3)
+            ),
+        ));
+    }
+    positive("engine.lock_conflict_delay", e.lock_conflict_delay)?;
+    positive("engine.progress_interval", e.progress_interval)?;
+    if e.progress_interval >= CONSUMER_ACK_WAIT {
+        return Err(ConfigError::invalid(
+            "engine.progress_interval",
+            format!(
+                "must be less than the consumers' AckWait ({})",
+                fmt_duration(CONSUMER_ACK_WAIT)
+            ),
+        ));
+    }
+    positive("engine.fetch_expires", e.fetch_expires)?;
+
+    positive("shutdown_timeout", config.shutdown_timeout)?;
+
+    // log
+    if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&config.log.level) {
+        return Err(ConfigError::invalid(
+            "log.level",
+            format!(
+                "{:?} is not a valid filter directive: {err}",
+                config.log.level
+            ),
+        ));
+    }
+
+    // telemetry
+    if let Some(endpoint) = &config.telemetry.otlp_endpoint {
+        match url::Url::parse(endpoint) {
+            Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.has_host() => {}
+            _ => {
+                return Err(ConfigError::invalid(
+                    "telemetry.otlp_endpoint",
+                    "must be an http:// or https:// URL",
+                ))
+            }
+        }
+    }
+    if config.telemetry.service_name.trim().is_empty() {
+        return Err(ConfigError::invalid(
+            "telemetry.service_name",
+            "must not be empty",
+        ));
+    }
+    let ratio = config.telemetry.sampling_ratio;
+    if !(0.0..=1.0).contains(&ratio) {
+        return Err(ConfigError::invalid(
+            "telemetry.sampling_ratio",
+            format!("{ratio} is not between 0.0 and 1.0"),
+        ));
+    }
+
+    // encryption key (never echo it)
+    if let Some(key) = &config.encryption_key {
+        decode_encryption_key(key.expose())?;
+    }
+    Ok(())
+}
+
+fn positive(field: &str, d: Duration) -> Result<(), ConfigError> {
+    if d.is_zero() {
+        Err(ConfigError::invalid(field, "must be greater than 0"))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_concurrency(field: &str, n: usize) -> Result<(), ConfigError> {
+    if (1..=MAX_CONCURRENCY).contains(&n) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            field,
+            format!("{n} is not between 1 and {MAX_CONCURRENCY}"),
+        ))
+    }
+}
+
+fn validate_nats_url(u: &str) -> Result<(), String> {
+    const SCHEMES: [&str; 4] = ["nats", "tls", "ws", "wss"];
+    let scheme_ok = SCHEMES.iter().any(|s| u.starts_with(&format!("{s}://")));
+    if !scheme_ok {
+        return Err("must start with nats://, tls://, ws:// or wss://".into());
+    }
+    // Do not echo the URL: it may carry a password.
+    match url::Url::parse(u) {
+        Ok(parsed) if parsed.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        Ok(_) => Err("has no host".into()),
+        Err(e) => Err(format!("is not a valid URL ({e})")),
+    }
+}
+
+pub(super) fn decode_encryption_key(key: &str) -> Result<Vec<u8>, ConfigError> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(key.trim())
+        .map_err(|_| ConfigError::invalid("encryption_key", "is not valid standard base64"))?;
+    match bytes.len() {
+        16 | 24 | 32 => Ok(bytes),
+        n => Err(ConfigError::invalid(
+            "encryption_key",
+            format!("decodes to {n} bytes; an AES key must be 16, 24 or 32 bytes"),
+        )),
+    }
+}
