@@ -1,6 +1,6 @@
 //! One `Config` for the whole process, layered with the `config` crate:
 //!
-//! 1. built-in defaults (the `Default` impls in `schema`, via `#[serde(default)]`);
+//! 1. built-in defaults (written next to each field in `schema`, via `#[serde(default)]`);
 //! 2. the config file (`--config path`, TOML or YAML by extension);
 //! 3. the environment: first Threeport's own names (`API_SERVER`, `MSG_BROKER_HOST`,
 //!    `MSG_BROKER_PORT`, `MSG_BROKER_USER`, `MSG_BROKER_PASSWORD`, `AUTH_ENABLED`,
@@ -14,10 +14,26 @@
 //! error messages; [`Config::redacted_json`] and [`Config::to_effective_toml`] are what
 //! `/configz` and `check-config` print.
 //!
-//! The parts: `schema` (the sections and their defaults), `sources` (file, environment,
-//! flags, merged in that order), `validate` (the rules a type cannot express), `error` (errors
-//! that name the field), `redact` ([`Secret`], [`redact_url`]), `render` (the effective TOML)
-//! and `serde_helpers` (durations, socket addresses, comma lists).
+//! The parts: `schema` (the sections, every field with its default), `sources` (file,
+//! environment, flags, merged in that order), `validate` (checks by type, then the rules a type
+//! cannot express), `error` (errors that name the field), `redact` ([`Secret`],
+//! [`redact_url`]), `render` (the effective TOML) and `serde_helpers` (durations, socket
+//! addresses, comma lists).
+//!
+//! # Adding a setting
+//!
+//! One edit: add `pub name: Type = default,` with its doc comment to the section's `section!`
+//! block in `schema`. No other code needs to know about it: the field then loads from the file
+//! and from `THREEPORT_MANAGER__<SECTION>__<NAME>`, shows in `/configz` and `check-config`, and
+//! gets the checks of its type: a `Duration` (with `#[serde(with = "duration_str")]`) must be
+//! greater than 0, and a [`Secret`] is redacted everywhere. A type the schema does not use yet
+//! needs a one-line `impl FieldCheck` in `validate` (the compiler asks for it).
+//!
+//! A second edit only for what is particular to the setting: a rule its type cannot express (a
+//! range, a relation to another field) in the section's function in `validate`; a Threeport
+//! environment name in `sources::split_env`; a flag in [`CliOverrides`], `sources::merge` and
+//! `cli`. A new section also gets its two lines in `validate::validate`. The example file
+//! `config/threeport-manager.example.toml` documents every option; add the setting there too.
 
 mod error;
 mod redact;
@@ -49,7 +65,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Check every rule that a type cannot express, and canonicalize reconciler names.
+    /// Check every setting (by its type, then the rules a type cannot express), and
+    /// canonicalize reconciler names.
     pub fn validate(&mut self) -> Result<(), ConfigError> {
         validate::validate(self)
     }

@@ -1,11 +1,19 @@
-//! Validation after merging: every rule that a type cannot express.
+//! Validation after merging, section by section: first the checks each field gets from its
+//! type ([`FieldCheck`], so a new setting of a known type needs no code here), then the
+//! section's rules that a type cannot express.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::error::ConfigError;
 use super::find_reconciler;
-use super::schema::Config;
+use super::redact::Secret;
+use super::schema::{
+    ApiConfig, Config, EngineConfig, LogConfig, LogFormat, NatsConfig, ReconcilersConfig,
+    TelemetryConfig,
+};
 use super::serde_helpers::fmt_duration;
 use crate::registry;
 
@@ -16,10 +24,85 @@ pub const CONSUMER_ACK_WAIT: Duration = Duration::from_secs(30);
 /// Upper bound for any per-reconciler worker count.
 pub const MAX_CONCURRENCY: usize = 1024;
 
-/// All of [`Config::validate`].
+/// What a setting's type alone requires, wherever the setting is. `section!` implements it
+/// for every section by checking each field in turn.
+pub(super) trait FieldCheck {
+    /// `path` is the field's key path (`engine.backoff_base`), which the error names.
+    fn check(&self, _path: &str) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+/// No timeout, interval or delay here can be zero; `"0"` parses only so that this can say why.
+impl FieldCheck for Duration {
+    fn check(&self, path: &str) -> Result<(), ConfigError> {
+        positive(path, *self)
+    }
+}
+
+impl<T: FieldCheck> FieldCheck for Option<T> {
+    fn check(&self, path: &str) -> Result<(), ConfigError> {
+        match self {
+            Some(value) => value.check(path),
+            None => Ok(()),
+        }
+    }
+}
+
+// Any value of these types is acceptable as far as the type goes; the rules below say more
+// for particular fields.
+impl FieldCheck for String {}
+impl FieldCheck for bool {}
+impl FieldCheck for u32 {}
+impl FieldCheck for usize {}
+impl FieldCheck for f64 {}
+impl FieldCheck for PathBuf {}
+impl FieldCheck for SocketAddr {}
+impl FieldCheck for Vec<String> {}
+impl FieldCheck for BTreeMap<String, usize> {}
+impl FieldCheck for Secret {}
+impl FieldCheck for LogFormat {}
+
+/// `engine` + `backoff_base` -> `engine.backoff_base`; top-level fields have no section.
+pub(super) fn field_path(section: &str, field: &str) -> String {
+    if section.is_empty() {
+        field.to_string()
+    } else {
+        format!("{section}.{field}")
+    }
+}
+
+/// All of [`Config::validate`]: section by section in the order of the file, each section's
+/// checks by type before its rules, so that the rules may rely on every duration being
+/// greater than 0 and the first error reported is the one nearest the top.
 pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
-    // api
-    let server = config.api.server.trim();
+    config.api.check("api")?;
+    api(&config.api)?;
+    config.nats.check("nats")?;
+    nats(&config.nats)?;
+    config.admin.check("admin")?;
+    registry::resolve_enable(&config.controllers)
+        .map_err(|e| ConfigError::invalid("controllers", e.to_string()))?;
+    config.reconcilers.check("reconcilers")?;
+    reconcilers(&mut config.reconcilers)?;
+    config.engine.check("engine")?;
+    engine(&config.engine)?;
+    config.shutdown_timeout.check("shutdown_timeout")?;
+    config.log.check("log")?;
+    log(&config.log)?;
+    config.telemetry.check("telemetry")?;
+    telemetry(&config.telemetry)?;
+    // Never echo the key.
+    if let Some(key) = &config.encryption_key {
+        decode_encryption_key(key.expose())?;
+    }
+    // The whole tree again by type: it passes for everything listed above, and it checks a
+    // field or section added to the schema but not to this list.
+    config.check("")
+}
+
+fn api(api: &ApiConfig) -> Result<(), ConfigError> {
+    let server = api.server.trim();
     if server.is_empty() {
         return Err(ConfigError::invalid("api.server", "must not be empty"));
     }
@@ -35,13 +118,11 @@ pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
             format!("{server:?} is not host[:port]"),
         ));
     }
-    positive("api.connect_timeout", config.api.connect_timeout)?;
-    positive("api.request_timeout", config.api.request_timeout)?;
-    if config.api.auth_enabled {
+    if api.auth_enabled {
         for (field, path) in [
-            ("api.cert_file", &config.api.cert_file),
-            ("api.key_file", &config.api.key_file),
-            ("api.ca_file", &config.api.ca_file),
+            ("api.cert_file", &api.cert_file),
+            ("api.key_file", &api.key_file),
+            ("api.ca_file", &api.ca_file),
         ] {
             if path.as_os_str().is_empty() {
                 return Err(ConfigError::invalid(
@@ -51,62 +132,60 @@ pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
             }
         }
     }
+    Ok(())
+}
 
-    // nats
-    if config.nats.urls.is_empty() {
+fn nats(nats: &NatsConfig) -> Result<(), ConfigError> {
+    if nats.urls.is_empty() {
         return Err(ConfigError::invalid(
             "nats.urls",
             "must list at least one server",
         ));
     }
-    for (i, u) in config.nats.urls.iter().enumerate() {
+    for (i, u) in nats.urls.iter().enumerate() {
         validate_nats_url(u).map_err(|m| ConfigError::invalid(format!("nats.urls[{i}]"), m))?;
     }
-    if config.nats.password.is_some() && config.nats.user.is_none() {
+    if nats.password.is_some() && nats.user.is_none() {
         return Err(ConfigError::invalid(
             "nats.password",
             "is set but nats.user is not",
         ));
     }
-    if config.nats.token.is_some()
-        && (config.nats.user.is_some() || config.nats.creds_file.is_some())
-    {
+    if nats.token.is_some() && (nats.user.is_some() || nats.creds_file.is_some()) {
         return Err(ConfigError::invalid(
             "nats.token",
             "cannot be combined with nats.user/nats.password or nats.creds_file",
         ));
     }
-    if config.nats.user.is_some() && config.nats.creds_file.is_some() {
+    if nats.user.is_some() && nats.creds_file.is_some() {
         return Err(ConfigError::invalid(
             "nats.creds_file",
             "cannot be combined with nats.user/nats.password",
         ));
     }
-    if config.nats.tls.cert_file.is_some() != config.nats.tls.key_file.is_some() {
+    if nats.tls.cert_file.is_some() != nats.tls.key_file.is_some() {
         return Err(ConfigError::invalid(
             "nats.tls",
             "cert_file and key_file must be set together",
         ));
     }
-    positive("nats.connect_timeout", config.nats.connect_timeout)?;
-    if config.nats.client_name.trim().is_empty() {
+    if nats.client_name.trim().is_empty() {
         return Err(ConfigError::invalid(
             "nats.client_name",
             "must not be empty",
         ));
     }
+    Ok(())
+}
 
-    // controllers
-    registry::resolve_enable(&config.controllers)
-        .map_err(|e| ConfigError::invalid("controllers", e.to_string()))?;
-
-    // reconcilers
+/// Also stores every name in Threeport's spelling.
+fn reconcilers(reconcilers: &mut ReconcilersConfig) -> Result<(), ConfigError> {
     check_concurrency(
         "reconcilers.default_concurrency",
-        config.reconcilers.default_concurrency,
+        reconcilers.default_concurrency,
     )?;
     let mut canonical = BTreeMap::new();
-    for (name, n) in &config.reconcilers.concurrency {
+    for (name, n) in &reconcilers.concurrency {
         let field = format!("reconcilers.concurrency.{name}");
         let spec = find_reconciler(name).ok_or_else(|| {
             ConfigError::invalid(
@@ -122,12 +201,11 @@ pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
             ));
         }
     }
-    config.reconcilers.concurrency = canonical;
+    reconcilers.concurrency = canonical;
+    Ok(())
+}
 
-    // engine
-    let e = &config.engine;
-    positive("engine.backoff_base", e.backoff_base)?;
-    positive("engine.backoff_cap", e.backoff_cap)?;
+fn engine(e: &EngineConfig) -> Result<(), ConfigError> {
     if e.backoff_base > e.backoff_cap {
         return Err(ConfigError::invalid(
             "engine.backoff_base",
@@ -143,8 +221,6 @@ pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
             "must be at least 1",
         ));
     }
-    positive("engine.lock_renew_interval", e.lock_renew_interval)?;
-    positive("engine.lock_takeover_after", e.lock_takeover_after)?;
     if e.lock_takeover_after > LOCK_BUCKET_MAX_AGE {
         return Err(ConfigError::invalid(
             "engine.lock_takeover_after",
@@ -166,8 +242,6 @@ pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
             ),
         ));
     }
-    positive("engine.lock_conflict_delay", e.lock_conflict_delay)?;
-    positive("engine.progress_interval", e.progress_interval)?;
     if e.progress_interval >= CONSUMER_ACK_WAIT {
         return Err(ConfigError::invalid(
             "engine.progress_interval",
@@ -177,23 +251,21 @@ pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
             ),
         ));
     }
-    positive("engine.fetch_expires", e.fetch_expires)?;
+    Ok(())
+}
 
-    positive("shutdown_timeout", config.shutdown_timeout)?;
-
-    // log
-    if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&config.log.level) {
+fn log(log: &LogConfig) -> Result<(), ConfigError> {
+    if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&log.level) {
         return Err(ConfigError::invalid(
             "log.level",
-            format!(
-                "{:?} is not a valid filter directive: {err}",
-                config.log.level
-            ),
+            format!("{:?} is not a valid filter directive: {err}", log.level),
         ));
     }
+    Ok(())
+}
 
-    // telemetry
-    if let Some(endpoint) = &config.telemetry.otlp_endpoint {
+fn telemetry(telemetry: &TelemetryConfig) -> Result<(), ConfigError> {
+    if let Some(endpoint) = &telemetry.otlp_endpoint {
         match url::Url::parse(endpoint) {
             Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.has_host() => {}
             _ => {
@@ -204,23 +276,18 @@ pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
             }
         }
     }
-    if config.telemetry.service_name.trim().is_empty() {
+    if telemetry.service_name.trim().is_empty() {
         return Err(ConfigError::invalid(
             "telemetry.service_name",
             "must not be empty",
         ));
     }
-    let ratio = config.telemetry.sampling_ratio;
+    let ratio = telemetry.sampling_ratio;
     if !(0.0..=1.0).contains(&ratio) {
         return Err(ConfigError::invalid(
             "telemetry.sampling_ratio",
             format!("{ratio} is not between 0.0 and 1.0"),
         ));
-    }
-
-    // encryption key (never echo it)
-    if let Some(key) = &config.encryption_key {
-        decode_encryption_key(key.expose())?;
     }
     Ok(())
 }

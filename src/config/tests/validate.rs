@@ -307,3 +307,22 @@ fn unknown_keys_are_rejected() {
     );
     assert_invalid(toml("[bogus]\nx = 1"), "bogus", "unknown key");
 }
+
+#[test]
+fn sections_in_file_order_type_checks_before_rules() {
+    assert_invalid(
+        toml("[api]\nserver = \"https://api:443\"\nconnect_timeout = \"0s\""),
+        "api.connect_timeout",
+        "greater than 0",
+    );
+    assert_invalid(
+        toml("[api]\nserver = \"https://api:443\"\n[engine]\nfetch_expires = \"0s\""),
+        "api.server",
+        "without a scheme",
+    );
+    assert_invalid(
+        toml("[engine]\nmax_poison_attempts = 0\nfetch_expires = \"0s\""),
+        "engine.fetch_expires",
+        "greater than 0",
+    );
+}
