@@ -1,0 +1,253 @@
+//! The shape of the configuration: one struct per section, every field next to its default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::error::ConfigError;
+use super::redact::{ser_redacted_urls, Secret};
+use super::serde_helpers::{de_socket_addr, de_string_or_list, duration_str};
+use super::validate::{field_path, FieldCheck};
+
+/// A section: the struct, its `Default` (from the `= default` after each field) and its
+/// [`FieldCheck`] (each field's type checks, in field order).
+///
+/// Defaults sit next to the field so that a new setting is one edit; a separate `Default`
+/// impl would be a second place that silently falls out of step with the struct. Every
+/// section rejects unknown keys and takes missing ones from its default, so a file may set
+/// any subset.
+macro_rules! section {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$field_meta:meta])*
+                pub $field:ident: $ty:ty = $default:expr
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            $(
+                $(#[$field_meta])*
+                pub $field: $ty,
+            )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self {
+                    $($field: $default,)*
+                }
+            }
+        }
+
+        impl FieldCheck for $name {
+            fn check(&self, path: &str) -> Result<(), ConfigError> {
+                $(FieldCheck::check(&self.$field, &field_path(path, stringify!($field)))?;)*
+                Ok(())
+            }
+        }
+    };
+}
+
+section! {
+    /// The whole effective configuration of the process.
+    pub struct Config {
+        /// The Threeport REST API.
+        pub api: ApiConfig = ApiConfig::default(),
+        /// The NATS connection (JetStream streams, consumers, lock buckets).
+        pub nats: NatsConfig = NatsConfig::default(),
+        /// The admin HTTP server (`/livez`, `/readyz`, `/metrics`, `/configz`).
+        pub admin: AdminConfig = AdminConfig::default(),
+        /// `--enable` entries: `*`, `name`, `-name` (README, "Command line"). Default `["*"]`.
+        #[serde(deserialize_with = "de_string_or_list")]
+        pub controllers: Vec<String> = vec!["*".to_string()],
+        /// Worker counts per reconciler.
+        pub reconcilers: ReconcilersConfig = ReconcilersConfig::default(),
+        /// Reconcile loop timing and limits.
+        pub engine: EngineConfig = EngineConfig::default(),
+        /// How long in-flight reconciles may run after SIGTERM before they are cancelled.
+        #[serde(with = "duration_str")]
+        pub shutdown_timeout: Duration = Duration::from_secs(25),
+        /// Logging.
+        pub log: LogConfig = LogConfig::default(),
+        /// Tracing export.
+        pub telemetry: TelemetryConfig = TelemetryConfig::default(),
+        /// Threeport's `ENCRYPTION_KEY`: standard base64 of a 16, 24 or 32 byte AES key.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub encryption_key: Option<Secret> = None,
+    }
+}
+
+section! {
+    /// The Threeport REST API client.
+    pub struct ApiConfig {
+        /// `host[:port]` without a scheme, as Threeport's `API_SERVER` (the scheme follows
+        /// `auth_enabled`: `https://` with mTLS, `http://` without).
+        pub server: String =
+            "threeport-api-server.threeport-control-plane.svc.cluster.local".into(),
+        /// mTLS to the API with the certificate files below.
+        pub auth_enabled: bool = true,
+        pub cert_file: PathBuf = "/etc/threeport/cert/tls.crt".into(),
+        pub key_file: PathBuf = "/etc/threeport/cert/tls.key".into(),
+        pub ca_file: PathBuf = "/etc/threeport/ca/tls.crt".into(),
+        #[serde(with = "duration_str")]
+        pub connect_timeout: Duration = Duration::from_secs(5),
+        #[serde(with = "duration_str")]
+        pub request_timeout: Duration = Duration::from_secs(30),
+    }
+}
+
+section! {
+    /// The NATS connection.
+    pub struct NatsConfig {
+        /// Server URLs (`nats://`, `tls://`, `ws://`, `wss://`). A password inside a URL is
+        /// redacted in serialized output.
+        #[serde(
+            deserialize_with = "de_string_or_list",
+            serialize_with = "ser_redacted_urls"
+        )]
+        pub urls: Vec<String> = vec!["nats://127.0.0.1:4222".into()],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub user: Option<String> = None,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub password: Option<Secret> = None,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub token: Option<Secret> = None,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub creds_file: Option<PathBuf> = None,
+        pub tls: NatsTlsConfig = NatsTlsConfig::default(),
+        #[serde(with = "duration_str")]
+        pub connect_timeout: Duration = Duration::from_secs(5),
+        pub client_name: String = "threeport-manager".into(),
+    }
+}
+
+section! {
+    /// TLS to NATS.
+    pub struct NatsTlsConfig {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub ca_file: Option<PathBuf> = None,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub cert_file: Option<PathBuf> = None,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub key_file: Option<PathBuf> = None,
+        /// Require TLS even for `nats://` URLs.
+        pub required: bool = false,
+    }
+}
+
+section! {
+    /// The admin HTTP server.
+    pub struct AdminConfig {
+        /// Default `0.0.0.0:8081`: the port of Threeport's readiness probe.
+        #[serde(deserialize_with = "de_socket_addr")]
+        pub listen: SocketAddr = SocketAddr::from(([0, 0, 0, 0], 8081)),
+    }
+}
+
+section! {
+    /// Worker counts.
+    pub struct ReconcilersConfig {
+        /// Workers per reconciler unless `concurrency` names it.
+        pub default_concurrency: usize = 4,
+        /// Per reconciler, by Threeport name (`WorkloadInstanceReconciler`). Names are matched
+        /// case-insensitively and stored in Threeport's spelling after loading.
+        pub concurrency: BTreeMap<String, usize> = BTreeMap::new(),
+    }
+}
+
+section! {
+    /// Reconcile loop timing and limits.
+    pub struct EngineConfig {
+        /// First retry delay after a reconcile error; doubles per delivery up to `backoff_cap`.
+        #[serde(with = "duration_str")]
+        pub backoff_base: Duration = Duration::from_secs(1),
+        #[serde(with = "duration_str")]
+        pub backoff_cap: Duration = Duration::from_secs(5 * 60),
+        /// Deliveries of an undecodable notification before it is terminated (>= 1).
+        pub max_poison_attempts: u32 = 5,
+        /// Deliveries of a failing reconcile before it is terminated; 0 = unlimited (Threeport).
+        pub max_reconcile_attempts: u32 = 0,
+        /// How often a held lock is renewed; at most a third of `lock_takeover_after`.
+        #[serde(with = "duration_str")]
+        pub lock_renew_interval: Duration = Duration::from_secs(10),
+        /// First NAK delay when another process holds the object's lock (doubles per delivery).
+        #[serde(with = "duration_str")]
+        pub lock_conflict_delay: Duration = Duration::from_secs(1),
+        /// A lock nobody has written for this long is taken over: its holder is gone (Go
+        /// controllers never renew, so without this a crashed one blocks its objects for the
+        /// lock bucket's 20 min). Longer than any reconcile a Go controller still running could
+        /// be in; `20m` (the bucket max age) turns takeovers off.
+        #[serde(with = "duration_str")]
+        pub lock_takeover_after: Duration = Duration::from_secs(60),
+        /// How often a `Progress` ack is sent while reconciling; must be under the 30 s AckWait.
+        #[serde(with = "duration_str")]
+        pub progress_interval: Duration = Duration::from_secs(10),
+        /// Expiry of one pull request.
+        #[serde(with = "duration_str")]
+        pub fetch_expires: Duration = Duration::from_secs(5),
+    }
+}
+
+section! {
+    /// Logging.
+    pub struct LogConfig {
+        pub format: LogFormat = LogFormat::Json,
+        /// A `tracing_subscriber::EnvFilter` directive, e.g. `info` or
+        /// `info,threeport_manager::engine=debug`.
+        pub level: String = "info".into(),
+    }
+}
+
+section! {
+    /// Trace export.
+    pub struct TelemetryConfig {
+        /// OTLP/HTTP (protobuf) endpoint (`http://` or `https://`), spans posted to
+        /// `<endpoint>/v1/traces`; unset = no export.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub otlp_endpoint: Option<String> = None,
+        pub service_name: String = "threeport-manager".into(),
+        /// Fraction of traces sampled, 0.0..=1.0.
+        pub sampling_ratio: f64 = 1.0,
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (the default, for log collectors).
+    #[default]
+    Json,
+    /// Human-readable, multi-line.
+    Pretty,
+}
+
+impl<'de> Deserialize<'de> for LogFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(LogFormat::Json),
+            "pretty" => Ok(LogFormat::Pretty),
+            _ => Err(serde::de::Error::custom(format!(
+                "{s:?} is not a log format (json or pretty)"
+            ))),
+        }
+    }
+}
+
+impl LogFormat {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LogFormat::Json => "json",
+            LogFormat::Pretty => "pretty",
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Every rejected value names its field and keeps secrets out of the message.
+
+use super::{assert_invalid, env, load, toml};
+use crate::config::*;
+use crate::registry;
+
+#[test]
+fn reconciler_names_are_canonicalized() {
+    let c = toml("[reconcilers.concurrency]\nworkloadinstancereconciler = 6\nWorkloadDefinitionReconciler = 2\n")
+        .expect("load");
+    assert_eq!(c.concurrency_for("WorkloadInstanceReconciler"), 6);
+    assert_eq!(c.concurrency_for("WorkloadDefinitionReconciler"), 2);
+    assert_eq!(c.concurrency_for("GatewayInstanceReconciler"), 4);
+    assert!(c
+        .reconcilers
+        .concurrency
+        .contains_key("WorkloadInstanceReconciler"));
+    assert_invalid(
+        toml("[reconcilers.concurrency]\nworkloadinstancereconciler = 6\nWorkloadInstanceReconciler = 2\n"),
+        "reconcilers.concurrency.WorkloadInstanceReconciler",
+        "more than once",
+    );
+}
+
+#[test]
+fn validation_errors_name_the_field() {
+    assert_invalid(
+        toml("[engine]\nbackoff_base = \"abc\""),
+        "engine.backoff_base",
+        "\"abc\" is not a duration",
+    );
+    assert_invalid(
+        toml("[engine]\nbackoff_base = \"10m\""),
+        "engine.backoff_base",
+        "must not exceed",
+    );
+    assert_invalid(
+        toml("[engine]\nbackoff_cap = \"0\""),
+        "engine.backoff_cap",
+        "greater than 0",
+    );
+    assert_invalid(
+        toml("[engine]\nmax_poison_attempts = 0"),
+        "engine.max_poison_attempts",
+        "at least 1",
+    );
+    assert_invalid(
+        toml("[engine]\nmax_poison_attempts = -1"),
+        "engine.max_poison_attempts",
+        "",
+    );
+    assert_invalid(
+        toml("[engine]\nlock_renew_interval = \"21s\""),
+        "engine.lock_renew_interval",
+        "third of engine.lock_takeover_after (1m)",
+    );
+    assert!(toml("[engine]\nlock_renew_interval = \"20s\"").is_ok());
+    assert!(
+        toml("[engine]\nlock_renew_interval = \"6m 40s\"\nlock_takeover_after = \"20m\"").is_ok()
+    );
+    assert_invalid(
+        toml("[engine]\nlock_takeover_after = \"20m 1s\""),
+        "engine.lock_takeover_after",
+        "bucket max age",
+    );
+    assert_invalid(
+        toml("[engine]\nlock_takeover_after = \"0s\""),
+        "engine.lock_takeover_after",
+        "greater than 0",
+    );
+    assert_invalid(
+        toml("[engine]\nlock_renew_interval = \"0s\""),
+        "engine.lock_renew_interval",
+        "greater than 0",
+    );
+    assert_invalid(
+        toml("[engine]\nprogress_interval = \"30s\""),
+        "engine.progress_interval",
+        "AckWait",
+    );
+    assert_invalid(
+        toml("[engine]\nprogress_interval = \"0s\""),
+        "engine.progress_interval",
+        "greater than 0",
+    );
+    assert_invalid(
+        toml("[engine]\nfetch_expires = \"0s\""),
+        "engine.fetch_expires",
+        "greater than 0",
+    );
+    assert_invalid(
+        toml("[engine]\nlock_conflict_delay = \"0s\""),
+        "engine.lock_conflict_delay",
+        "greater than 0",
+    );
+    assert!(toml("[engine]\nmax_reconcile_attempts = 0").is_ok());
+    assert_invalid(
+        toml("shutdown_timeout = \"0s\""),
+        "shutdown_timeout",
+        "greater than 0",
+    );
+    assert_invalid(
+        toml("shutdown_timeout = 5"),
+        "shutdown_timeout",
+        "is not a duration",
+    );
+    assert_invalid(
+        toml("[admin]\nlisten = \"localhost\""),
+        "admin.listen",
+        "not a socket address",
+    );
+    assert_invalid(
+        toml("[api]\nserver = \"https://api:443\""),
+        "api.server",
+        "without a scheme",
+    );
+    assert_invalid(
+        toml("[api]\nserver = \"\""),
+        "api.server",
+        "must not be empty",
+    );
+    assert_invalid(
+        toml("[api]\nserver = \"api/v0\""),
+        "api.server",
+        "not host[:port]",
+    );
+    assert_invalid(
+        toml("[api]\nconnect_timeout = \"0s\""),
+        "api.connect_timeout",
+        "greater than 0",
+    );
+    assert_invalid(
+        toml("[api]\nrequest_timeout = \"0s\""),
+        "api.request_timeout",
+        "greater than 0",
+    );
+    assert_invalid(
+        toml("[api]\ncert_file = \"\""),
+        "api.cert_file",
+        "auth_enabled",
+    );
+    assert!(toml("[api]\nauth_enabled = false\ncert_file = \"\"").is_ok());
+    assert_invalid(
+        toml("[api]\nauth_enabled = \"maybe\""),
+        "api.auth_enabled",
+        "",
+    );
+    assert_invalid(
+        toml("[nats]\nurls = [\"nats://a:4222\", \"http://b:80\"]"),
+        "nats.urls[1]",
+        "must start with nats://, tls://, ws:// or wss://",
+    );
+    assert_invalid(toml("[nats]\nurls = []"), "nats.urls", "at least one");
+    assert_invalid(toml("[nats]\nurls = [\"nats://\"]"), "nats.urls[0]", "");
+    assert_invalid(
+        toml("[nats]\npassword = \"pw\""),
+        "nats.password",
+        "nats.user",
+    );
+    assert_invalid(
+        toml("[nats]\nuser = \"u\"\ntoken = \"tok\""),
+        "nats.token",
+        "cannot be combined",
+    );
+    assert_invalid(
+        toml("[nats]\nuser = \"u\"\ncreds_file = \"/x.creds\""),
+        "nats.creds_file",
+        "cannot be combined",
+    );
+    assert_invalid(
+        toml("[nats.tls]\ncert_file = \"/c.pem\""),
+        "nats.tls",
+        "together",
+    );
+    assert_invalid(
+        toml("[nats]\nconnect_timeout = \"0s\""),
+        "nats.connect_timeout",
+        "greater than 0",
+    );
+    assert_invalid(
+        toml("[nats]\nclient_name = \" \""),
+        "nats.client_name",
+        "must not be empty",
+    );
+    assert_invalid(
+        toml("controllers = [\"nosuch\"]"),
+        "controllers",
+        "unknown controller \"nosuch\"",
+    );
+    assert_invalid(
+        toml("controllers = [\"workload\", \"\"]"),
+        "controllers",
+        "empty entry",
+    );
+    if let Some(c) = registry::CONTROLLERS.iter().find(|c| !c.implemented()) {
+        assert_invalid(
+            toml(&format!("controllers = [\"{}\"]", c.name)),
+            "controllers",
+            "not implemented",
+        );
+    }
+    assert_invalid(
+        toml("[reconcilers]\ndefault_concurrency = 0"),
+        "reconcilers.default_concurrency",
+        "1 and 1024",
+    );
+    assert_invalid(
+        toml("[reconcilers]\ndefault_concurrency = 1025"),
+        "reconcilers.default_concurrency",
+        "1 and 1024",
+    );
+    assert_invalid(
+        toml("[reconcilers]\ndefault_concurrency = \"lots\""),
+        "reconcilers.default_concurrency",
+        "",
+    );
+    assert_invalid(
+        toml("[reconcilers.concurrency]\nNopeReconciler = 2"),
+        "reconcilers.concurrency.NopeReconciler",
+        "unknown reconciler",
+    );
+    assert_invalid(
+        toml("[reconcilers.concurrency]\nWorkloadInstanceReconciler = 0"),
+        "reconcilers.concurrency.WorkloadInstanceReconciler",
+        "1 and 1024",
+    );
+    assert_invalid(
+        toml("[log]\nlevel = \"foo=notalevel\""),
+        "log.level",
+        "not a valid filter directive",
+    );
+    assert_invalid(
+        toml("[log]\nformat = \"xml\""),
+        "log.format",
+        "not a log format",
+    );
+    assert_invalid(
+        toml("[telemetry]\notlp_endpoint = \"ftp://otel\""),
+        "telemetry.otlp_endpoint",
+        "http",
+    );
+    assert_invalid(
+        toml("[telemetry]\nsampling_ratio = 1.5"),
+        "telemetry.sampling_ratio",
+        "between 0.0 and 1.0",
+    );
+    assert_invalid(
+        toml("[telemetry]\nservice_name = \"\""),
+        "telemetry.service_name",
+        "must not be empty",
+    );
+    let flags = CliOverrides {
+        admin_listen: Some("nope".into()),
+        ..Default::default()
+    };
+    assert_invalid(
+        load(None, &[], flags),
+        "admin.listen",
+        "not a socket address",
+    );
+    let flags = CliOverrides {
+        enable: Some("workload,,gateway".into()),
+        ..Default::default()
+    };
+    assert_invalid(load(None, &[], flags), "controllers", "empty entry");
+    let flags = CliOverrides {
+        concurrency: Some(0),
+        ..Default::default()
+    };
+    assert_invalid(
+        load(None, &[], flags),
+        "reconcilers.default_concurrency",
+        "1 and 1024",
+    );
+}
+
+#[test]
+fn encryption_key_errors_do_not_echo_the_key() {
+    let bad = "not-base64-but-secret!!";
+    let e = env(&[("ENCRYPTION_KEY", bad)]).expect_err("invalid");
+    assert_eq!(e.field(), Some("encryption_key"));
+    assert!(!e.to_string().contains(bad), "{e}");
+    let short = "c2hvcnQtc2VjcmV0"; // "short-secret", 12 bytes
+    let e = env(&[("ENCRYPTION_KEY", short)]).expect_err("wrong length");
+    assert_eq!(e.field(), Some("encryption_key"));
+    assert!(e.to_string().contains("12 bytes"), "{e}");
+    assert!(!e.to_string().contains(short), "{e}");
+    for n in [16usize, 24, 32] {
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+        assert!(env(&[("ENCRYPTION_KEY", &key)]).is_ok(), "{n}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    assert_invalid(toml("nope = 1"), "nope", "unknown key");
+    assert_invalid(
+        toml("[engine]\nbackof_base = \"1s\""),
+        "engine.backof_base",
+        "unknown key",
+    );
+    assert_invalid(
+        toml("[nats.tls]\nverify = true"),
+        "nats.tls.verify",
+        "unknown key",
+    );
+    assert_invalid(toml("[bogus]\nx = 1"), "bogus", "unknown key");
+}
+
+#[test]
+fn sections_in_file_order_type_checks_before_rules() {
+    assert_invalid(
+        toml("[api]\nserver = \"https://api:443\"\nconnect_timeout = \"0s\""),
+        "api.connect_timeout",
+        "greater than 0",
+    );
+    assert_invalid(
+        toml("[api]\nserver = \"https://api:443\"\n[engine]\nfetch_expires = \"0s\""),
+        "api.server",
+        "without a scheme",
+    );
+    assert_invalid(
+        toml("[engine]\nmax_poison_attempts = 0\nfetch_expires = \"0s\""),
+        "engine.fetch_expires",
+        "greater than 0",
+    );
+}
