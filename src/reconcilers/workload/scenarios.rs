@@ -25,27 +25,9 @@ use crate::threeport::ApiError;
 /// The web app of every suite (ConfigMap `web-config`, Deployment `web`, Service `web`).
 const WEB_APP: &str = include_str!("../../../tests/fixtures/manifests/web-app.yaml");
 
-const WITH_CRD: &str = "\
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.example.io
-spec:
-  group: example.io
-  scope: Namespaced
-  names:
-    kind: Widget
-    plural: widgets
-  versions:
-  - name: v1
-    served: true
-    storage: true
----
-apiVersion: example.io/v1
-kind: Widget
-metadata:
-  name: w
-";
+/// A custom resource (Widget `w1`) listed before the CRD that defines it.
+const WITH_CRD: &str =
+    include_str!("../../../tests/fixtures/manifests/widget-cr-before-its-crd.yaml");
 
 /// A definition (reconciled or not, its WRDs made by the real definition reconciler), a
 /// runtime instance and an instance of it.
@@ -288,13 +270,16 @@ async fn a_crd_is_waited_for_in_virtual_time() {
         waited >= Duration::from_secs(5) && waited < Duration::from_secs(6),
         "waited {waited:?} for the Widget kind"
     );
-    assert_eq!(names(&f.cluster.objects("Widget")), vec!["w".to_string()]);
+    assert_eq!(names(&f.cluster.objects("Widget")), vec!["w1".to_string()]);
     let ops = f.cluster.ops();
     let crd = ops
         .iter()
         .position(|o| o.starts_with("apply CustomResourceDefinition"));
-    let cr = ops.iter().position(|o| o == "apply Widget w");
-    assert!(crd < cr, "the CRD is applied before its resource: {ops:?}");
+    let cr = ops.iter().position(|o| o == "apply Widget w1");
+    assert!(
+        crd < cr,
+        "the CRD is applied before its resource, which the manifest lists first: {ops:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

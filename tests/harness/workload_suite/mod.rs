@@ -35,6 +35,10 @@ pub const WEB_APP: &str = crate::harness::workload_env::WEB_APP_YAML;
 
 /// The same app in a namespace the manifest names itself; the ConfigMap says
 /// `namespace: default`, which must be overridden.
+/// A custom resource listed before the CRD that defines it (Widget `w1`, `example.io/v1`).
+pub const WIDGET_CR_BEFORE_ITS_CRD: &str =
+    include_str!("../../fixtures/manifests/widget-cr-before-its-crd.yaml");
+
 pub const CLIENT_NS_APP: &str = include_str!("../../fixtures/manifests/web-app-own-namespace.yaml");
 
 /// A stack with the manager's workload reconcilers running in process (4 workers each).
@@ -708,36 +712,7 @@ pub async fn update_applies_new_resources_and_deletes_scheduled_ones(env: &Env) 
 
 pub async fn a_crd_and_its_custom_resource_in_one_definition(env: &Env) {
     // Go always fails here (spec 4.3 #27); the CR is listed before its CRD on purpose.
-    let yaml = "\
-apiVersion: example.io/v1
-kind: Widget
-metadata:
-  name: w1
-spec:
-  size: 3
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.example.io
-spec:
-  group: example.io
-  scope: Namespaced
-  names:
-    plural: widgets
-    singular: widget
-    kind: Widget
-    listKind: WidgetList
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        x-kubernetes-preserve-unknown-fields: true
-";
-    let wd = env.create_wd("widgets", yaml).await;
+    let wd = env.create_wd("widgets", WIDGET_CR_BEFORE_ITS_CRD).await;
     env.wait_reconciled(WORKLOAD_DEFINITION, wd).await;
     let wi = env.create_wi("widgets-0", wd).await;
     env.wait_reconciled(WORKLOAD_INSTANCE, wi).await;
