@@ -15,12 +15,14 @@
 //!   the sandbox (or a fixed API) also filter by type, which removes the cross-table ID
 //!   collision the Go query has.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::api::{ApiRequest, Method, ObjectType, ThreeportApi};
 use super::error::ApiError;
-use super::models::{format_timestamp, ATTACHED_OBJECT_REFERENCE, EVENT};
+use super::models::{
+    ApiObject, AttachedObjectReference, Event, Patch, TypedApi, ATTACHED_OBJECT_REFERENCE, EVENT,
+};
 
 /// Route of the de-dup query; also its metric label.
 pub const EVENTS_JOIN_ROUTE: &str = "/v0/events-join-attached-object-references";
@@ -177,7 +179,6 @@ impl<A: ThreeportApi> EventRecorder<A> {
         kind: EventType,
         now: OffsetDateTime,
     ) -> Result<(), ApiError> {
-        let now = format_timestamp(now);
         let query = ApiRequest::new(Method::Get, EVENTS_JOIN_ROUTE, EVENTS_JOIN_ROUTE)
             .query("reason", reason)
             .query("note", note)
@@ -187,20 +188,19 @@ impl<A: ThreeportApi> EventRecorder<A> {
         let found = self.api.call(query).await?.data;
         match found.as_slice() {
             [] => {
-                self.create_event(object, object_id, reason, note, kind, &now)
+                self.create_event(object, object_id, reason, note, kind, now)
                     .await
             }
             [existing] => {
                 let id = object_id_of(existing, EVENTS_JOIN_ROUTE)?;
                 // Go dereferences Count unconditionally; a missing Count restarts at 1 here.
-                let count = existing.get("Count").and_then(Value::as_u64).unwrap_or(0);
-                self.api
-                    .patch(
-                        EVENT,
-                        id,
-                        json!({ "Count": count.saturating_add(1), "LastObservedTime": now }),
-                    )
-                    .await?;
+                let count = existing.get("Count").and_then(Value::as_i64).unwrap_or(0);
+                let changes = Event {
+                    count: Some(count.saturating_add(1)),
+                    last_observed_time: Some(now),
+                    ..Default::default()
+                };
+                self.api.patch_object(id, Patch::Changes(&changes)).await?;
                 Ok(())
             }
             many => Err(ApiError::Decode {
@@ -223,39 +223,35 @@ impl<A: ThreeportApi> EventRecorder<A> {
         reason: &str,
         note: &str,
         kind: EventType,
-        now: &str,
+        now: OffsetDateTime,
     ) -> Result<(), ApiError> {
         let event = self
             .api
-            .create(
-                EVENT,
-                json!({
-                    "Reason": reason,
-                    "Note": note,
-                    "Count": 1,
-                    "EventTime": now,
-                    "LastObservedTime": now,
-                    "Type": kind.as_str(),
-                    "ReportingController": self.reporting_controller,
-                }),
-            )
+            .create_object(&Event {
+                reason: Some(reason.to_string()),
+                note: Some(note.to_string()),
+                count: Some(1),
+                event_time: Some(now),
+                last_observed_time: Some(now),
+                event_type: Some(kind.as_str().to_string()),
+                reporting_controller: Some(self.reporting_controller.clone()),
+                ..Default::default()
+            })
             .await?;
         // Without an ID the event cannot be deleted again, so there is nothing to roll back.
-        let event_id = object_id_of(&event, &EVENT.collection_path())?;
+        let event_id = id_of(event.id(), EVENT)?;
 
         let reference = self
             .api
-            .create(
-                ATTACHED_OBJECT_REFERENCE,
-                json!({
-                    "ObjectType": object.versioned_name(),
-                    "ObjectID": object_id,
-                    "AttachedObjectType": EVENT.versioned_name(),
-                    "AttachedObjectID": event_id,
-                }),
-            )
+            .create_object(&AttachedObjectReference {
+                object_type: Some(object.versioned_name()),
+                object_id: Some(object_id),
+                attached_object_type: Some(EVENT.versioned_name()),
+                attached_object_id: Some(event_id),
+                ..Default::default()
+            })
             .await
-            .and_then(|r| object_id_of(&r, &ATTACHED_OBJECT_REFERENCE.collection_path()));
+            .and_then(|r| id_of(r.id(), ATTACHED_OBJECT_REFERENCE));
         let reference_id = match reference {
             Ok(id) => id,
             Err(e) => {
@@ -264,15 +260,11 @@ impl<A: ThreeportApi> EventRecorder<A> {
             }
         };
 
-        if let Err(e) = self
-            .api
-            .patch(
-                EVENT,
-                event_id,
-                json!({ "AttachedObjectReferenceID": reference_id }),
-            )
-            .await
-        {
+        let link = Event {
+            attached_object_reference_id: Some(reference_id),
+            ..Default::default()
+        };
+        if let Err(e) = self.api.patch_object(event_id, Patch::Changes(&link)).await {
             self.rollback(&[(ATTACHED_OBJECT_REFERENCE, reference_id), (EVENT, event_id)])
                 .await;
             return Err(e);
@@ -296,6 +288,14 @@ impl<A: ThreeportApi> EventRecorder<A> {
     }
 }
 
+/// The ID the API gave an object it created (an answer without one is undecodable).
+fn id_of(id: Option<u64>, ty: ObjectType) -> Result<u64, ApiError> {
+    id.ok_or_else(|| ApiError::Decode {
+        route: ty.collection_path(),
+        reason: "created object without ID".into(),
+    })
+}
+
 fn object_id_of(v: &Value, route: &str) -> Result<u64, ApiError> {
     v.get("ID")
         .and_then(Value::as_u64)
@@ -310,6 +310,7 @@ mod tests {
     use super::*;
     use crate::threeport::api::{ApiResponse, PageMeta};
     use crate::threeport::models::WORKLOAD_INSTANCE;
+    use serde_json::json;
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
     use time::macros::datetime;
