@@ -9,7 +9,7 @@
 
 /// A route-only object type: one no controller here reads or writes yet, but that is named
 /// (a reconciler's object, an attached object a workload instance may have to delete).
-/// Becomes an [`api_object!`] when a controller starts using its fields.
+/// Becomes an `api_object!` when a controller starts using its fields.
 macro_rules! object_type {
     ($(#[$doc:meta])* $konst:ident = $name:literal at $path:literal $(, subject $subject:literal)?;) => {
         #[doc = concat!(
