@@ -30,9 +30,11 @@ MSG_BROKER_PORT, MSG_BROKER_USER, MSG_BROKER_PASSWORD, ENCRYPTION_KEY, VERBOSE,
 <X>_CONCURRENT_RECONCILES); every key can also be set as THREEPORT_MANAGER__<SECTION>__<KEY>,
 e.g. THREEPORT_MANAGER__ENGINE__BACKOFF_CAP=2m. Invalid configuration exits with status 2.")]
 pub struct Cli {
+    /// The flags that may appear anywhere on the command line.
     #[command(flatten)]
     pub global: GlobalArgs,
 
+    /// The subcommand; `None` runs the manager.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -84,31 +86,40 @@ pub struct GlobalArgs {
     pub concurrency: Option<usize>,
 }
 
+/// What to do: run, or one of the inspection commands that exit at once.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Run the manager (the default when no subcommand is given).
     Run,
     /// List every Threeport controller and reconciler this manager knows.
     List {
+        /// How to print the list.
         #[arg(long, value_enum, default_value_t = ListOutput::Table)]
         output: ListOutput,
     },
     /// Load and validate the configuration, print it (secrets redacted) and what is enabled.
     CheckConfig {
+        /// How to print the configuration.
         #[arg(long, value_enum, default_value_t = ConfigOutput::Toml)]
         output: ConfigOutput,
     },
 }
 
+/// How `list` prints the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ListOutput {
+    /// Aligned columns, for people: controllers, then reconcilers (the default).
     Table,
+    /// A JSON array of controllers with their reconcilers, for scripts.
     Json,
 }
 
+/// How `check-config` prints the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ConfigOutput {
+    /// The effective configuration as TOML, what is enabled as comments (the default).
     Toml,
+    /// A JSON object of the configuration and the enabled reconcilers, for scripts.
     Json,
 }
 

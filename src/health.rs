@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The process's readiness: named checks plus the shutting-down flag. Clones share state.
 #[derive(Clone, Default)]
 pub struct Readiness {
     inner: Arc<Inner>,
@@ -25,16 +26,19 @@ pub struct ReadyHandle {
 }
 
 impl ReadyHandle {
+    /// Mark the check ready (`true`) or not ready (`false`); it may flip any number of times.
     pub fn set(&self, ready: bool) {
         self.flag.store(ready, Ordering::SeqCst);
     }
 
+    /// Whether the check is ready now.
     pub fn get(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
     }
 }
 
 impl Readiness {
+    /// No checks and not shutting down: ready until a check is registered.
     pub fn new() -> Self {
         Self::default()
     }
@@ -48,10 +52,12 @@ impl Readiness {
         ReadyHandle { flag }
     }
 
+    /// Make `/readyz` fail from now on, whatever the checks say; never reset.
     pub fn set_shutting_down(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
     }
 
+    /// Whether shutdown has started.
     pub fn shutting_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::SeqCst)
     }
@@ -69,6 +75,7 @@ impl Readiness {
             .unwrap_or_default()
     }
 
+    /// What `/readyz` answers: not shutting down and every check ready.
     pub fn is_ready(&self) -> bool {
         !self.shutting_down() && self.checks().iter().all(|(_, ok)| *ok)
     }

@@ -59,6 +59,7 @@ pub struct ControllerSpec {
     pub lock_bucket_description: &'static str,
     /// `ReportingController` of the events it records.
     pub reporting_controller: &'static str,
+    /// Its reconcilers, one per reconciled object type, in Threeport's order.
     pub reconcilers: &'static [ReconcilerSpec],
 }
 
@@ -351,14 +352,31 @@ pub fn reconciler(name: &str) -> Option<(&'static ControllerSpec, &'static Recon
     })
 }
 
+/// Why an `--enable` list (or the `controllers` setting) cannot be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnableError {
+    /// An entry names no controller of the table.
     #[error("unknown controller {name:?} in --enable; known controllers: {known}")]
-    Unknown { name: String, known: String },
+    Unknown {
+        /// The entry, without a leading `-`.
+        name: String,
+        /// Every controller name of the table, comma-separated.
+        known: String,
+    },
+    /// An entry is empty (e.g. `workload,,`).
     #[error("empty entry in --enable list {list:?}")]
-    Empty { list: String },
+    Empty {
+        /// The whole list, comma-joined.
+        list: String,
+    },
+    /// An entry turns on a controller this manager does not implement yet.
     #[error("controller {name:?} is not implemented yet by threeport-manager (implemented: {implemented})")]
-    NotImplemented { name: String, implemented: String },
+    NotImplemented {
+        /// The controller's name.
+        name: String,
+        /// The implemented controllers, comma-separated, or `none`.
+        implemented: String,
+    },
 }
 
 fn known_names(table: &[ControllerSpec]) -> String {

@@ -10,6 +10,8 @@ use rand::Rng;
 
 /// Which requests a `fail_next` rule applies to.
 pub trait RequestFilter: std::fmt::Debug + Send + 'static {
+    /// Whether a request, described by its two strings (Threeport: method and path; Kubernetes:
+    /// verb and resource), is one the rule applies to.
     fn matches(&self, first: &str, second: &str) -> bool;
 }
 

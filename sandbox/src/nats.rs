@@ -10,17 +10,29 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Why a nats-server could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum NatsServerError {
+    /// The binary could not be run (usually: not installed).
     #[error("cannot start nats-server {binary}: {source} (run scripts/install-nats-server.sh)")]
     Spawn {
+        /// The binary's path (see [`nats_server_binary`]).
         binary: String,
+        /// The spawn error.
         source: std::io::Error,
     },
+    /// The server exited before it reported its port.
     #[error("nats-server exited during start-up with {status}; its log: {log}")]
-    Exited { status: String, log: String },
+    Exited {
+        /// Its exit status.
+        status: String,
+        /// Its log file's content.
+        log: String,
+    },
+    /// The server did not report an open client port within this time.
     #[error("nats-server did not report its port within {0:?}")]
     NoPort(Duration),
+    /// A temporary directory could not be created, or the child could not be polled.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -66,6 +78,7 @@ impl NatsServer {
         Self::start_with(NatsServerOptions::default())
     }
 
+    /// Start a JetStream server with `opts`, waiting until its client port accepts connections.
     pub fn start_with(opts: NatsServerOptions) -> Result<Self, NatsServerError> {
         let binary = nats_server_binary();
         let (tmp, store_dir) = match opts.store_dir {
@@ -121,6 +134,7 @@ impl NatsServer {
         })
     }
 
+    /// The client port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -130,10 +144,12 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The JetStream store directory, to restart a server on the same streams.
     pub fn store_dir(&self) -> &Path {
         &self.store_dir
     }
 
+    /// The server's process ID; `None` once it was stopped.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }

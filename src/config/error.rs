@@ -8,10 +8,20 @@ pub enum ConfigError {
     /// A field (path such as `engine.backoff_base`, `nats.urls[0]`, or an env var name) is
     /// invalid.
     #[error("{field}: {message}")]
-    Invalid { field: String, message: String },
+    Invalid {
+        /// Key path (`engine.backoff_base`, `nats.urls[0]`) or environment variable name.
+        field: String,
+        /// What is wrong with the value (never the value of a secret).
+        message: String,
+    },
     /// The config file cannot be read or parsed.
     #[error("config file {path}: {message}")]
-    File { path: String, message: String },
+    File {
+        /// The file's path as given (`--config` or `THREEPORT_MANAGER_CONFIG`).
+        path: String,
+        /// The IO or parse error.
+        message: String,
+    },
 }
 
 impl ConfigError {

@@ -94,11 +94,17 @@ section! {
             "threeport-api-server.threeport-control-plane.svc.cluster.local".into(),
         /// mTLS to the API with the certificate files below.
         pub auth_enabled: bool = true,
+        /// Client certificate (PEM) presented to the API when `auth_enabled`.
         pub cert_file: PathBuf = "/etc/threeport/cert/tls.crt".into(),
+        /// Private key (PEM: PKCS#1, PKCS#8 or SEC1) of `cert_file`.
         pub key_file: PathBuf = "/etc/threeport/cert/tls.key".into(),
+        /// CA certificate (PEM) the API's server certificate must chain to; the only root trusted.
         pub ca_file: PathBuf = "/etc/threeport/ca/tls.crt".into(),
+        /// TCP connect timeout of API requests (the TLS handshake counts against
+        /// `request_timeout`).
         #[serde(with = "duration_str")]
         pub connect_timeout: Duration = Duration::from_secs(5),
+        /// Whole-request timeout of API requests: connect, send, response head and body.
         #[serde(with = "duration_str")]
         pub request_timeout: Duration = Duration::from_secs(30),
     }
@@ -114,17 +120,24 @@ section! {
             serialize_with = "ser_redacted_urls"
         )]
         pub urls: Vec<String> = vec!["nats://127.0.0.1:4222".into()],
+        /// User name (Threeport's `MSG_BROKER_USER`); sent with `password`.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub user: Option<String> = None,
+        /// Password of `user` (Threeport's `MSG_BROKER_PASSWORD`); an empty one when unset.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub password: Option<Secret> = None,
+        /// Authentication token, instead of user and password.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub token: Option<Secret> = None,
+        /// NATS credentials file (user JWT and NKey seed), read at start-up.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub creds_file: Option<PathBuf> = None,
+        /// TLS to the servers.
         pub tls: NatsTlsConfig = NatsTlsConfig::default(),
+        /// Timeout of one connection attempt; reconnecting goes on forever.
         #[serde(with = "duration_str")]
         pub connect_timeout: Duration = Duration::from_secs(5),
+        /// Connection name the servers show in their monitoring (`/connz`).
         pub client_name: String = "threeport-manager".into(),
     }
 }
@@ -132,10 +145,13 @@ section! {
 section! {
     /// TLS to NATS.
     pub struct NatsTlsConfig {
+        /// CA certificate (PEM) the servers' certificates are verified with.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub ca_file: Option<PathBuf> = None,
+        /// Client certificate (PEM) for mutual TLS; used only together with `key_file`.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub cert_file: Option<PathBuf> = None,
+        /// Private key (PEM) of `cert_file`.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub key_file: Option<PathBuf> = None,
         /// Require TLS even for `nats://` URLs.
@@ -169,6 +185,8 @@ section! {
         /// First retry delay after a reconcile error; doubles per delivery up to `backoff_cap`.
         #[serde(with = "duration_str")]
         pub backoff_base: Duration = Duration::from_secs(1),
+        /// Longest retry delay after reconcile errors; permanent errors are retried at this
+        /// interval.
         #[serde(with = "duration_str")]
         pub backoff_cap: Duration = Duration::from_secs(5 * 60),
         /// Deliveries of an undecodable notification before it is terminated (>= 1).
@@ -199,6 +217,7 @@ section! {
 section! {
     /// Logging.
     pub struct LogConfig {
+        /// `json` (one object per line) or `pretty`.
         pub format: LogFormat = LogFormat::Json,
         /// A `tracing_subscriber::EnvFilter` directive, e.g. `info` or
         /// `info,threeport_manager::engine=debug`.
@@ -213,6 +232,7 @@ section! {
         /// `<endpoint>/v1/traces`; unset = no export.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub otlp_endpoint: Option<String> = None,
+        /// `service.name` of the exported spans.
         pub service_name: String = "threeport-manager".into(),
         /// Fraction of traces sampled, 0.0..=1.0.
         pub sampling_ratio: f64 = 1.0,
@@ -244,6 +264,7 @@ impl<'de> Deserialize<'de> for LogFormat {
 }
 
 impl LogFormat {
+    /// The config and flag spelling: `json` or `pretty`.
     pub fn as_str(&self) -> &'static str {
         match self {
             LogFormat::Json => "json",

@@ -15,13 +15,18 @@
 
 use std::time::Duration;
 
+/// Per-delivery retry delays: `base` doubled per delivery up to `cap`, with equal jitter (see
+/// the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
+    /// Nominal delay before the second delivery (config `engine.backoff_base`).
     pub base: Duration,
+    /// Upper bound of the nominal delay (config `engine.backoff_cap`); never below `base`.
     pub cap: Duration,
 }
 
 impl Backoff {
+    /// A schedule from `base` to `cap`; a `cap` below `base` is raised to `base`.
     pub fn new(base: Duration, cap: Duration) -> Self {
         Self {
             base,

@@ -25,6 +25,7 @@ pub enum Settle {
 /// Retry settings, from the config's `engine` section.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
+    /// The delay schedule of failed attempts, poison messages and lock-bucket outages.
     pub backoff: Backoff,
     /// Deliveries of an undecodable message before it is terminated (>= 1).
     pub max_poison_attempts: u64,
@@ -183,6 +184,7 @@ pub fn plan_lock_conflict(
 /// Whether to call the reconciler for this notification, given the latest object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dispatch {
+    /// Call the reconciler.
     Run,
     /// Created/Updated on an object whose `DeletionScheduled` is set. Threeport skips the
     /// create but still PATCHes `Reconciled:true` and records `SuccessfulCreate` (spec 4.1 #14);
@@ -190,6 +192,8 @@ pub enum Dispatch {
     SkipScheduledForDeletion,
 }
 
+/// Whether to call the reconciler: a Created or Updated notification on an object whose
+/// `DeletionScheduled` is set is skipped (see [`Dispatch::SkipScheduledForDeletion`]).
 pub fn plan_dispatch(operation: Operation, latest: &Value) -> Dispatch {
     let scheduled = latest
         .get("DeletionScheduled")
@@ -210,6 +214,7 @@ pub enum Completion {
     ConfirmDeletion,
 }
 
+/// The completion protocol after a successful reconcile of `operation`.
 pub fn completion_for(operation: Operation) -> Completion {
     match operation {
         Operation::Created | Operation::Updated => Completion::MarkReconciled,

@@ -28,22 +28,49 @@ use bytes::Bytes;
 /// here must look like one the Go controllers create.
 pub const LOCK_BUCKET_MAX_AGE: Duration = Duration::from_secs(20 * 60);
 
+/// Why a lock operation failed. The key and bucket are named; the owner value never is.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
+    /// Another owner holds the lock (create found the key, or a takeover lost the race).
     #[error("lock {key} is held by another owner")]
-    Held { key: String },
+    Held {
+        /// The lock key, `<Reconciler>.<id>`.
+        key: String,
+    },
+    /// Our lease is gone: the key's revision is no longer the one we last wrote.
     #[error("lock {key} was taken over by another owner (expected revision {revision})")]
-    Lost { key: String, revision: u64 },
+    Lost {
+        /// The lock key, `<Reconciler>.<id>`.
+        key: String,
+        /// The revision of our last write, which the key no longer has.
+        revision: u64,
+    },
+    /// The lock bucket could neither be opened nor created.
     #[error("lock bucket {bucket}: {reason}")]
-    Bucket { bucket: String, reason: String },
+    Bucket {
+        /// The KV bucket's name, e.g. `workloadLock`.
+        bucket: String,
+        /// The errors of both the open and the create.
+        reason: String,
+    },
+    /// NATS KV did not answer a lock operation (timeout, disconnect, server error).
     #[error("lock {key}: NATS KV unavailable: {reason}")]
-    Unavailable { key: String, reason: String },
+    Unavailable {
+        /// The lock key, `<Reconciler>.<id>`.
+        key: String,
+        /// The NATS client's error.
+        reason: String,
+    },
 }
 
 /// A held lock: the key and the revision of our last write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The lock key, `<Reconciler>.<id>` (see
+    /// [`ReconcilerSpec::lock_key`](crate::registry::ReconcilerSpec::lock_key)).
     pub key: String,
+    /// KV revision of our last write (acquire, renew or takeover); renewals and the release
+    /// are conditional on it.
     pub revision: u64,
 }
 
@@ -52,6 +79,7 @@ pub struct Lease {
 pub struct Holder {
     /// The value: the holder's instance (Threeport's `controllerID`) UUID.
     pub owner: String,
+    /// KV revision of the holder's last write; a takeover is conditional on it.
     pub revision: u64,
     /// Time since the holder last wrote the key (took or renewed it), by the server's clock.
     pub age: Duration,
@@ -101,6 +129,7 @@ impl LockClient {
         })
     }
 
+    /// The KV bucket's name, e.g. `workloadLock`.
     pub fn bucket(&self) -> &str {
         &self.bucket
     }

@@ -18,23 +18,50 @@ pub const TERMINATION_MAX_ATTEMPTS: &str = "max_attempts";
 /// Every metric of the manager, registered in one registry.
 #[derive(Clone)]
 pub struct Metrics {
+    /// The registry every metric below is registered in; `/metrics` renders it.
     pub registry: Registry,
+    /// `threeport_reconcile_total{controller,reconciler,result}`: reconcile attempts by result.
     pub reconcile_total: IntCounterVec,
+    /// `threeport_reconcile_errors_total{controller,reconciler}`: failed reconcile attempts.
     pub reconcile_errors_total: IntCounterVec,
+    /// `threeport_reconcile_permanent_errors_total{controller,reconciler}`: failed attempts
+    /// classified permanent (a subset of `threeport_reconcile_errors_total`).
     pub reconcile_permanent_errors_total: IntCounterVec,
+    /// `threeport_reconcile_time_seconds{controller,reconciler}`: seconds from lock acquisition to
+    /// settling the message.
     pub reconcile_time_seconds: HistogramVec,
+    /// `threeport_active_workers{controller,reconciler}`: reconciles in progress.
     pub active_workers: IntGaugeVec,
+    /// `threeport_max_concurrent_reconciles{controller,reconciler}`: configured workers.
     pub max_concurrent_reconciles: IntGaugeVec,
+    /// `threeport_lock_conflicts_total{controller,reconciler}`: notifications deferred because
+    /// another owner held the lock.
     pub lock_conflicts_total: IntCounterVec,
+    /// `threeport_lock_lost_total{controller,reconciler}`: reconciles cancelled because their
+    /// lock was taken over.
     pub lock_lost_total: IntCounterVec,
+    /// `threeport_lock_takeovers_total{controller,reconciler}`: stale locks taken over.
     pub lock_takeovers_total: IntCounterVec,
+    /// `threeport_notifications_terminated_total{controller,reconciler,reason}`: notifications
+    /// terminated (`+TERM`), by poison reason or `max_attempts`.
     pub notifications_terminated_total: IntCounterVec,
+    /// `threeport_queue_latency_seconds{controller,reconciler}`: seconds from publish to the
+    /// start of the first reconcile attempt.
     pub queue_latency_seconds: HistogramVec,
+    /// `threeport_consumer_pending{controller,reconciler}`: notifications not yet delivered to the
+    /// durable consumer.
     pub consumer_pending: IntGaugeVec,
+    /// `threeport_consumer_ack_pending{controller,reconciler}`: notifications delivered but not yet
+    /// acknowledged.
     pub consumer_ack_pending: IntGaugeVec,
+    /// `threeport_nats_connected`: 1 while the NATS connection is up, else 0.
     pub nats_connected: IntGauge,
+    /// `threeport_nats_events_total{event}`: NATS connection events (`connected`,
+    /// `disconnected`, ...).
     pub nats_events_total: IntCounterVec,
+    /// `threeport_api_requests_total{method,route,code}`: Threeport API requests by route template.
     pub api_requests_total: IntCounterVec,
+    /// `threeport_event_record_failures_total`: events that could not be recorded in the API.
     pub event_record_failures_total: IntCounter,
 }
 
@@ -66,6 +93,8 @@ fn histogram(reg: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histo
 }
 
 impl Metrics {
+    /// Every metric, registered in a registry of its own. Labelled series exist once something
+    /// creates them, e.g. [`Metrics::init_reconciler`] and [`Metrics::init_api_routes`].
     pub fn new() -> Self {
         let registry = Registry::new();
         let r = &registry;
@@ -248,25 +277,40 @@ impl Default for Metrics {
 /// Metric handles of one reconciler, resolved once so the hot path does no label lookups.
 #[derive(Clone)]
 pub struct ReconcilerMetrics {
+    /// `threeport_reconcile_total{result="success"}`.
     pub success: IntCounter,
+    /// `threeport_reconcile_total{result="error"}`.
     pub error: IntCounter,
+    /// `threeport_reconcile_total{result="requeue"}`.
     pub requeue: IntCounter,
+    /// `threeport_reconcile_total{result="not_found"}`.
     pub not_found: IntCounter,
+    /// `threeport_reconcile_errors_total`.
     pub errors: IntCounter,
+    /// `threeport_reconcile_permanent_errors_total`.
     pub permanent_errors: IntCounter,
+    /// `threeport_reconcile_time_seconds`.
     pub time: Histogram,
+    /// `threeport_queue_latency_seconds`.
     pub queue_latency: Histogram,
+    /// `threeport_active_workers`.
     pub active: IntGauge,
+    /// `threeport_lock_conflicts_total`.
     pub lock_conflicts: IntCounter,
+    /// `threeport_lock_lost_total`.
     pub lock_lost: IntCounter,
+    /// `threeport_lock_takeovers_total`.
     pub lock_takeovers: IntCounter,
+    /// `threeport_consumer_pending`.
     pub pending: IntGauge,
+    /// `threeport_consumer_ack_pending`.
     pub ack_pending: IntGauge,
     terminated: IntCounterVec,
     labels: [String; 2],
 }
 
 impl ReconcilerMetrics {
+    /// The handles of `reconciler` of `controller` in `m`.
     pub fn new(m: &Metrics, controller: &str, reconciler: &str) -> Self {
         let l = [controller, reconciler];
         let r = |result| {
@@ -293,6 +337,7 @@ impl ReconcilerMetrics {
         }
     }
 
+    /// Count one attempt under its `result` label (see [`RESULTS`]); other values are ignored.
     pub fn result(&self, result: &str) {
         match result {
             "success" => self.success.inc(),
@@ -303,6 +348,8 @@ impl ReconcilerMetrics {
         }
     }
 
+    /// Count one terminated notification under `reason` (a poison reason or
+    /// [`TERMINATION_MAX_ATTEMPTS`]).
     pub fn terminated(&self, reason: &str) {
         self.terminated
             .with_label_values(&[&self.labels[0], &self.labels[1], reason])

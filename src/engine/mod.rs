@@ -42,6 +42,7 @@ use worker::ReconcilerRuntime;
 /// Timing and retry settings of the engine (from the config's `engine` section).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EngineSettings {
+    /// Backoff, give-up limits and lock-conflict timing of the ack / NAK / term decisions.
     pub retry: RetryPolicy,
     /// How often a held lock is renewed (`update` with its revision). At most a third of
     /// `retry.lock_takeover_after`, so a live holder's lock never looks stale.
@@ -90,20 +91,31 @@ pub trait EventSink: Send + Sync + 'static {
 /// One reconciler to run: its registry entry, its implementation and its worker count.
 #[derive(Clone)]
 pub struct Binding {
+    /// The controller the reconciler belongs to: its stream and lock bucket.
     pub controller: &'static ControllerSpec,
+    /// The registry entry: object type, durable consumer, lock-key prefix.
     pub reconciler: &'static ReconcilerSpec,
+    /// The implementation the engine calls for each notification.
     pub handler: Arc<dyn DynReconciler>,
+    /// How many of its reconciles may run at once (0 counts as 1).
     pub workers: usize,
 }
 
 /// What the engine needs from the process.
 #[derive(Clone)]
 pub struct EngineDeps {
+    /// JetStream of the process's NATS connection: streams, consumers and lock buckets.
     pub js: jetstream::Context,
+    /// The Threeport API, for the latest object and the completion protocol.
     pub api: Arc<dyn ThreeportApi>,
+    /// Where success and failure events are recorded.
     pub events: Arc<dyn EventSink>,
+    /// The process's metrics, shared with the admin server's `/metrics`.
     pub metrics: Metrics,
+    /// Retry and timing settings from the config's `engine` section.
     pub settings: EngineSettings,
+    /// This process's UUID, written as the value of every lock it takes (Threeport's
+    /// `controllerID`).
     pub instance_id: uuid::Uuid,
 }
 

@@ -13,9 +13,11 @@ use super::reconciler::Operation;
 /// A decoded notification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
+    /// `Operation`: what happened to the object.
     pub operation: Operation,
     /// Unix seconds at publish time.
     pub creation_time: Option<i64>,
+    /// `Object.ID`: the object to reconcile, re-read from the API (never 0).
     pub object_id: u64,
     /// The notification's copy of the object (used only by reconcilers that must, e.g. the
     /// SecretDefinition variant, spec 1.9.3).
@@ -36,6 +38,7 @@ pub enum PoisonReason {
 }
 
 impl PoisonReason {
+    /// Every reason, for pre-initialising the metric's label values.
     pub const ALL: [PoisonReason; 4] = [
         PoisonReason::Undecodable,
         PoisonReason::UnknownVersion,
@@ -43,6 +46,7 @@ impl PoisonReason {
         PoisonReason::MissingId,
     ];
 
+    /// The label value, e.g. `unknown_version`.
     pub fn as_str(&self) -> &'static str {
         match self {
             PoisonReason::Undecodable => "undecodable",
@@ -56,7 +60,9 @@ impl PoisonReason {
 /// A poison message: the reason class plus a human-readable detail for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Poison {
+    /// The class, a metric label value.
     pub reason: PoisonReason,
+    /// What failed to decode and why, for the log line.
     pub detail: String,
 }
 

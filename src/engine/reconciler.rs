@@ -23,12 +23,17 @@ use crate::threeport::ThreeportApi;
 /// The operation of a notification (spec 1.5 `Operation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
+    /// The object was created (`<subject>.create`).
     Created,
+    /// The object was changed (`<subject>.update`).
     Updated,
+    /// The object was scheduled for deletion (`<subject>.delete`); the engine confirms and
+    /// completes the deletion after a successful reconcile.
     Deleted,
 }
 
 impl Operation {
+    /// The `Operation` value of the notification: `Created`, `Updated` or `Deleted`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Operation::Created => "Created",
@@ -84,8 +89,11 @@ enum Cause {
 /// A custom failure event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventOverride {
+    /// The event's `Reason`, e.g. `FailedCreate`.
     pub reason: String,
+    /// The event's `Note`: the human-readable explanation.
     pub note: String,
+    /// `Warning` rather than `Normal` as the event's `Type`.
     pub warning: bool,
 }
 
@@ -108,6 +116,7 @@ impl ReconcileError {
         }
     }
 
+    /// The same failure, recorded with `event` instead of the default failure event.
     pub fn with_event(mut self, event: EventOverride) -> Self {
         self.event = Some(event);
         self
@@ -155,10 +164,15 @@ impl<E: Classify> From<E> for ReconcileError {
 /// What a reconciler gets besides the object.
 #[derive(Clone)]
 pub struct ReconcileContext {
+    /// The Threeport API, for reading and writing related objects.
     pub api: Arc<dyn ThreeportApi>,
+    /// The controller this reconcile runs for.
     pub controller: &'static ControllerSpec,
+    /// The reconciler's registry entry (name, object type, event words).
     pub reconciler: &'static ReconcilerSpec,
+    /// ID of the object being reconciled (the notification's `Object.ID`).
     pub object_id: u64,
+    /// The notification's operation, which picked the method called.
     pub operation: Operation,
     /// JetStream delivery count of this notification (1 on first delivery).
     pub attempt: u64,
@@ -175,16 +189,20 @@ pub trait Reconciler: Send + Sync + 'static {
     /// The typed object (from `threeport::models`), or `serde_json::Value`.
     type Object: DeserializeOwned + Send + Sync + 'static;
 
+    /// Handle a Created notification for the latest `object`.
     async fn created(
         &self,
         ctx: &ReconcileContext,
         object: Self::Object,
     ) -> Result<Outcome, ReconcileError>;
+    /// Handle an Updated notification for the latest `object`.
     async fn updated(
         &self,
         ctx: &ReconcileContext,
         object: Self::Object,
     ) -> Result<Outcome, ReconcileError>;
+    /// Handle a Deleted notification: undo what `created` did. The engine then confirms the
+    /// deletion and deletes the object.
     async fn deleted(
         &self,
         ctx: &ReconcileContext,
@@ -196,6 +214,8 @@ pub trait Reconciler: Send + Sync + 'static {
 /// into the reconciler's type and dispatches on the operation.
 #[async_trait]
 pub trait DynReconciler: Send + Sync + 'static {
+    /// Decode `latest` into the reconciler's object type (a permanent failure if it does not
+    /// decode) and call the method for `ctx.operation`.
     async fn dispatch(
         &self,
         ctx: &ReconcileContext,

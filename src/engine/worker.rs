@@ -34,22 +34,36 @@ use crate::threeport::{models, ApiError, ThreeportApi};
 
 /// Everything one reconciler's tasks share.
 pub struct ReconcilerRuntime {
+    /// The controller the reconciler belongs to.
     pub controller: &'static ControllerSpec,
+    /// The registry entry: object type, durable consumer, lock-key prefix.
     pub reconciler: &'static ReconcilerSpec,
+    /// The implementation called for each notification.
     pub handler: Arc<dyn DynReconciler>,
+    /// How many reconciles may run at once: the permits of the pull loop's semaphore (0 counts
+    /// as 1).
     pub workers: usize,
+    /// The Threeport API, for the latest object and the completion protocol.
     pub api: Arc<dyn ThreeportApi>,
+    /// Where success and failure events are recorded.
     pub events: Arc<dyn EventSink>,
+    /// The controller's lock bucket, opened as this process's owner.
     pub locks: LockClient,
+    /// The metrics with this reconciler's labels bound.
     pub metrics: ReconcilerMetrics,
+    /// Retry and timing settings.
     pub settings: EngineSettings,
+    /// This process's UUID (the lock value), passed on in every [`ReconcileContext`].
     pub instance_id: uuid::Uuid,
 }
 
 /// Stop signals: `stop` ends pulling; `abort` cancels in-flight reconciles (shutdown timeout).
 #[derive(Clone, Default)]
 pub struct Shutdown {
+    /// Cancelled first: pull loops stop fetching, in-flight reconciles carry on.
     pub stop: CancellationToken,
+    /// Cancelled at the shutdown timeout: in-flight reconciles are dropped, NAK'd and their
+    /// locks released.
     pub abort: CancellationToken,
 }
 

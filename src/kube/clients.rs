@@ -128,6 +128,7 @@ pub struct ClientCache {
 }
 
 impl ClientCache {
+    /// An empty cache whose clients are built with `settings`.
     pub fn new(settings: ClientSettings) -> Self {
         Self {
             settings,
@@ -171,10 +172,12 @@ impl ClientCache {
             .retain(|(id, _), _| *id != runtime_id);
     }
 
+    /// Number of cached clients.
     pub fn len(&self) -> usize {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// Whether no client is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

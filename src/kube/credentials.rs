@@ -29,7 +29,9 @@ pub const TOKEN_EXPIRY_MARGIN: time::Duration = time::Duration::minutes(3);
 pub enum RuntimeAuth {
     /// mTLS with the runtime's client certificate (PEM) and decrypted private key (PEM).
     ClientCert {
+        /// The `Certificate` field: the client certificate, PEM.
         cert_pem: String,
+        /// The decrypted `CertificateKey` field: the private key, PEM.
         key_pem: SecretString,
     },
     /// A decrypted bearer token.
@@ -60,6 +62,7 @@ pub struct RuntimeCredentials {
     pub endpoint: String,
     /// PEM bundle of the cluster CA, if the instance has one.
     pub ca_pem: Option<String>,
+    /// How to authenticate: client certificate or bearer token.
     pub auth: RuntimeAuth,
 }
 

@@ -24,7 +24,9 @@ use super::error::KubeError;
 /// What discovery knows about one kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedKind {
+    /// Group, version, kind and plural, for building request URLs.
     pub resource: ApiResource,
+    /// Namespace-scoped (`true`) or cluster-scoped (`false`).
     pub namespaced: bool,
 }
 

@@ -13,40 +13,66 @@ pub enum KubeError {
     /// or a secret field cannot be decrypted, or the token has expired. Someone has to fix the
     /// runtime instance (or the manager's `ENCRYPTION_KEY`), so retrying quickly is pointless.
     #[error("kubernetes runtime instance {runtime}: {reason}")]
-    Credentials { runtime: String, reason: String },
+    Credentials {
+        /// The runtime instance, `"<name> (ID <id>)"`.
+        runtime: String,
+        /// What is missing or unusable, by field name.
+        reason: String,
+    },
     /// The credentials are present but unusable to build a client (bad PEM, bad URL).
     #[error("kubernetes runtime instance {runtime}: cannot build a Kubernetes client: {reason}")]
-    ClientConfig { runtime: String, reason: String },
+    ClientConfig {
+        /// The runtime instance, `"<name> (ID <id>)"`.
+        runtime: String,
+        /// Why the client cannot be built (a PEM or URL problem).
+        reason: String,
+    },
     /// The runtime does not serve this apiVersion/kind (yet).
     #[error("runtime {runtime} does not serve kind {kind} in {api_version}")]
     UnknownKind {
+        /// The runtime instance, `"<name> (ID <id>)"`.
         runtime: String,
+        /// The object's `apiVersion`, e.g. `apps/v1`.
         api_version: String,
+        /// The object's `kind`.
         kind: String,
     },
     /// The Kubernetes API answered with an error status.
     #[error("{op} {target} on runtime {runtime}: {code} {reason}: {message}")]
     Api {
+        /// The runtime instance, `"<name> (ID <id>)"`.
         runtime: String,
+        /// The operation: `get`, `create`, `apply`, `delete` or `list`.
         op: &'static str,
+        /// The object (`<apiVersion> <kind> [<namespace>/]<name>`), or what a `list` selected.
         target: String,
+        /// The HTTP status code.
         code: u16,
+        /// The `Status` reason, e.g. `NotFound`, `AlreadyExists`, `Invalid`.
         reason: String,
+        /// The `Status` message.
         message: String,
     },
     /// Connection refused, TLS failure, timeout, undecodable response.
     #[error("{op} {target} on runtime {runtime}: {reason}")]
     Transport {
+        /// The runtime instance, `"<name> (ID <id>)"`.
         runtime: String,
+        /// The operation: `get`, `create`, `apply`, `delete` or `list`.
         op: &'static str,
+        /// The object (`<apiVersion> <kind> [<namespace>/]<name>`), or what a `list` selected.
         target: String,
+        /// kube-rs's error.
         reason: String,
     },
     /// A waiting operation (e.g. for a CRD's kind to be served) gave up.
     #[error("runtime {runtime}: timed out after {after:?} waiting for {what}")]
     Timeout {
+        /// The runtime instance, `"<name> (ID <id>)"`.
         runtime: String,
+        /// What was waited for, e.g. `kind Widget in example.com/v1 to be served`.
         what: String,
+        /// How long it waited.
         after: std::time::Duration,
     },
     /// The object handed to an operation is not a usable Kubernetes object.
@@ -83,10 +109,12 @@ impl KubeError {
         }
     }
 
+    /// Whether the API answered 404.
     pub fn is_not_found(&self) -> bool {
         self.status_code() == Some(404)
     }
 
+    /// Whether the API answered 409 `AlreadyExists` (not a write `Conflict`).
     pub fn is_already_exists(&self) -> bool {
         matches!(self, KubeError::Api { code: 409, reason, .. } if reason == "AlreadyExists")
     }

@@ -31,6 +31,7 @@ pub const WORKLOAD_INSTANCE_LABEL: &str = "control-plane.threeport.io/workload-i
 pub const HELM_WORKLOAD_INSTANCE_LABEL: &str = "control-plane.threeport.io/helm-workload-instance";
 /// `apiVersion` of the agent's ThreeportWorkload resource.
 pub const THREEPORT_WORKLOAD_API_VERSION: &str = "control-plane.threeport.io/v1alpha1";
+/// `kind` of the agent's ThreeportWorkload resource.
 pub const THREEPORT_WORKLOAD_KIND: &str = "ThreeportWorkload";
 /// Kinds whose pod template gets the instance labels (spec 3.1.4).
 pub const POD_TEMPLATE_KINDS: [&str; 5] = [
@@ -45,21 +46,42 @@ pub const POD_TEMPLATE_KINDS: [&str; 5] = [
 /// the YAML documents (empty ones included) or the objects of a list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
+    /// The document is not valid YAML, or has no JSON form.
     #[error("YAML document {document}: {reason}")]
-    Yaml { document: usize, reason: String },
+    Yaml {
+        /// The document, counted from 1.
+        document: usize,
+        /// The YAML parser's error.
+        reason: String,
+    },
+    /// A document is a scalar or a list instead of a Kubernetes object.
     #[error("YAML document {document} is {found}, not an object")]
     NotAnObject {
+        /// The document or object, counted from 1.
         document: usize,
+        /// What it is instead: `a string`, `a list`, `null`, ...
         found: &'static str,
     },
+    /// An object lacks what is needed (`apiVersion` and `kind`, a Namespace's name) or
+    /// has a non-object `metadata`.
     #[error("object {document}: {reason}")]
-    InvalidObject { document: usize, reason: String },
+    InvalidObject {
+        /// The object, counted from 1.
+        document: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An object cannot be labelled: it, or a map on the way to its labels, is not an object.
     #[error("{0}")]
     Malformed(String),
+    /// The runtime cluster does not serve the object's kind, so its scope is unknown.
     #[error("object {document}: kind {kind} in {api_version} is not known to the runtime")]
     UnknownKind {
+        /// The object, counted from 1.
         document: usize,
+        /// The object's `apiVersion`.
         api_version: String,
+        /// The object's `kind`.
         kind: String,
     },
 }
@@ -210,6 +232,7 @@ pub struct NamespaceAssignment {
     pub client_managed: bool,
     /// A Namespace object was prepended to `objects`.
     pub namespace_added: bool,
+    /// The objects with namespaces assigned, in manifest order.
     pub objects: Vec<Value>,
 }
 
@@ -395,7 +418,9 @@ pub fn add_labels(
 /// Which Threeport object a ThreeportWorkload stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkloadType {
+    /// A WorkloadInstance of the workload controller.
     WorkloadInstance,
+    /// A HelmWorkloadInstance of the helm-workload controller.
     HelmWorkloadInstance,
 }
 
@@ -428,10 +453,15 @@ pub fn threeport_workload_name(workload_type: WorkloadType, instance_id: u64) ->
 /// One entry of `spec.workloadResourceInstances`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkloadResourceRef {
+    /// `metadata.name` of the resource.
     pub name: String,
+    /// `metadata.namespace`; empty for cluster-scoped resources.
     pub namespace: String,
+    /// API group, empty for the core group (`v1`).
     pub group: String,
+    /// API version within the group, e.g. `v1`.
     pub version: String,
+    /// `kind`, e.g. `Deployment`.
     pub kind: String,
     /// ID of the WorkloadResourceInstance in the Threeport API.
     pub threeport_id: u64,

@@ -41,6 +41,7 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// Settings of the Kubernetes access layer.
 #[derive(Debug, Clone)]
 pub struct KubeSettings {
+    /// Timeouts of the clients built for runtime clusters.
     pub client: ClientSettings,
     /// Least time between two discovery fetches of one group-version caused by misses.
     pub discovery_min_refresh: Duration,
@@ -91,6 +92,7 @@ impl Target {
 }
 
 impl RuntimeHandle {
+    /// A handle on one runtime: `runtime` is its `"<name> (ID <id>)"` label for errors.
     pub fn new(
         runtime: impl Into<String>,
         client: kube::Client,
@@ -110,10 +112,12 @@ impl RuntimeHandle {
         &self.runtime
     }
 
+    /// The kube-rs client, for requests the handle has no method for.
     pub fn client(&self) -> &kube::Client {
         &self.client
     }
 
+    /// The runtime's discovery cache, shared by every handle on it.
     pub fn discovery(&self) -> &Arc<DiscoveryCache> {
         &self.discovery
     }
@@ -400,6 +404,7 @@ impl KubeRuntimes {
         Ok(Self::new(key, settings))
     }
 
+    /// The client cache, one client per runtime instance and endpoint.
     pub fn clients(&self) -> &ClientCache {
         &self.clients
     }

@@ -41,10 +41,12 @@ pub struct Registered {
     pub name: &'static str,
     /// The object type it reconciles, from its model.
     pub object: ObjectType,
+    /// The implementation the engine calls.
     pub handler: Arc<dyn DynReconciler>,
 }
 
 impl Registered {
+    /// Register `reconciler` under its Threeport `name`; the object type comes from its model.
     pub fn new<R>(name: &'static str, reconciler: R) -> Self
     where
         R: Reconciler,
@@ -67,10 +69,13 @@ pub fn is_implemented(controller: &str) -> bool {
 /// and discovery cache per runtime cluster for every reconciler and worker.
 #[derive(Clone)]
 pub struct ReconcilerDeps {
+    /// Finds the Kubernetes cluster of a runtime instance, with cached clients.
     pub clusters: Arc<dyn Clusters>,
 }
 
 impl ReconcilerDeps {
+    /// Build the shared dependencies; fails (with a message naming `encryption_key`) when the
+    /// configured encryption key is unusable.
     pub fn from_config(config: &Config) -> Result<Self, String> {
         let kube = KubeRuntimes::from_config(config, KubeSettings::default())
             .map_err(|e| format!("encryption_key: {e}"))?;

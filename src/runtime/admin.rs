@@ -14,14 +14,18 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::metrics::Metrics;
 use crate::health::Readiness;
 
+/// What the admin handlers read.
 #[derive(Clone)]
 pub struct AdminState {
+    /// Answers `/readyz`.
     pub readiness: Readiness,
+    /// Rendered by `/metrics`.
     pub metrics: Metrics,
     /// The effective configuration with secrets redacted, rendered once at start-up.
     pub configz: Arc<serde_json::Value>,
 }
 
+/// The admin routes: `/livez` and `/healthz` (always `ok`), `/readyz`, `/metrics`, `/configz`.
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/livez", get(|| async { "ok\n" }))
@@ -85,6 +89,7 @@ async fn configz(State(s): State<AdminState>) -> Response {
 
 /// A bound, running admin server.
 pub struct AdminServer {
+    /// The bound address (with the real port when the configured one was 0).
     pub addr: SocketAddr,
     handle: tokio::task::JoinHandle<()>,
     stop: CancellationToken,
@@ -107,6 +112,7 @@ impl AdminServer {
         Ok(Self { addr, handle, stop })
     }
 
+    /// Stop accepting connections, let open ones finish, and wait for the server task.
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = self.handle.await;

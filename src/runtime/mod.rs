@@ -32,17 +32,24 @@ const ABORT_GRACE: Duration = Duration::from_secs(5);
 /// Errors that stop the manager at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// The admin HTTP server could not bind its address.
     #[error("admin server cannot listen on {addr}: {source}")]
     AdminListen {
+        /// The configured `admin.listen`.
         addr: SocketAddr,
+        /// The bind error (address in use, permission denied, ...).
         source: std::io::Error,
     },
+    /// The NATS options are invalid (a URL, the creds file) or the client could not start.
     #[error("{0}")]
     Nats(#[from] nats::NatsError),
+    /// The Threeport API client could not be built (server address, certificate files).
     #[error("Threeport API client: {0}")]
     Api(#[from] crate::threeport::ApiError),
+    /// The configuration enables controllers that cannot be enabled.
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    /// Anything else that stops start-up, e.g. an enabled controller without an implementation.
     #[error("{0}")]
     Startup(String),
 }
@@ -58,6 +65,8 @@ pub struct ManagerOptions {
 
 /// A running manager.
 pub struct Manager {
+    /// This process's UUID, new at every start: the value of every lock it takes, logged at
+    /// start-up.
     pub instance_id: uuid::Uuid,
     admin: admin::AdminServer,
     engine: Engine,
@@ -230,14 +239,17 @@ impl Manager {
         })
     }
 
+    /// The address the admin server is bound to (the real port when configured with port 0).
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin.addr
     }
 
+    /// The readiness behind `/readyz`.
     pub fn readiness(&self) -> &Readiness {
         &self.readiness
     }
 
+    /// The metrics behind `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }

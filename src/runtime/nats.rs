@@ -14,12 +14,26 @@ use crate::config::NatsConfig;
 use crate::engine::metrics::Metrics;
 use crate::health::ReadyHandle;
 
+/// Why the NATS client could not be set up from the `nats` configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
+    /// A `nats.urls` entry is not a NATS server URL.
     #[error("nats.urls[{index}]: {reason}")]
-    BadUrl { index: usize, reason: String },
+    BadUrl {
+        /// Position of the URL in `nats.urls`; the URL itself may hold a password.
+        index: usize,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// The `nats.creds_file` cannot be read or is not a credentials file.
     #[error("nats.creds_file {path}: {reason}")]
-    Creds { path: String, reason: String },
+    Creds {
+        /// The configured `nats.creds_file`.
+        path: String,
+        /// The kind of IO error, never the file's content.
+        reason: String,
+    },
+    /// async-nats refused to start connecting; the message is its error.
     #[error("connecting to NATS: {0}")]
     Connect(String),
 }

@@ -93,14 +93,20 @@ impl ObjectType {
 /// HTTP methods the controllers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
+    /// Read one object or a page of a collection.
     Get,
+    /// Create an object (answered with 201).
     Post,
+    /// Change only the fields in the body.
     Patch,
+    /// Replace an object.
     Put,
+    /// Delete an object (on a reconciled type, the first DELETE only schedules the deletion).
     Delete,
 }
 
 impl Method {
+    /// The method as sent and as the `method` metric label: `GET`, `POST`, ...
     pub fn as_str(&self) -> &'static str {
         match self {
             Method::Get => "GET",
@@ -123,11 +129,13 @@ impl Method {
 /// One request to the API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiRequest {
+    /// The HTTP method.
     pub method: Method,
     /// Path without query, e.g. `/v0/workload-instances/917190976565575681`.
     pub path: String,
     /// Query parameters, unescaped; the transport escapes them.
     pub query: Vec<(String, String)>,
+    /// JSON body; `None` sends an empty one (GET, DELETE).
     pub body: Option<Value>,
     /// Route template used as a metric label and span name, e.g. `/v0/workload-instances/{id}`.
     /// Never contains IDs or names.
@@ -135,6 +143,8 @@ pub struct ApiRequest {
 }
 
 impl ApiRequest {
+    /// A request without query or body; `route` is the template of `path` (see
+    /// [`ApiRequest::route`]).
     pub fn new(method: Method, path: impl Into<String>, route: impl Into<String>) -> Self {
         Self {
             method,
@@ -145,11 +155,13 @@ impl ApiRequest {
         }
     }
 
+    /// Append a query parameter (unescaped; repeats are kept).
     pub fn query(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.query.push((key.into(), value.into()));
         self
     }
 
+    /// Set the JSON body.
     pub fn body(mut self, body: Value) -> Self {
         self.body = Some(body);
         self
@@ -159,10 +171,13 @@ impl ApiRequest {
 /// `Meta` of the response envelope (spec 2.2).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 pub struct PageMeta {
+    /// 1-based number of this page.
     #[serde(rename = "Page", default)]
     pub page: u64,
+    /// Page size the API used (50 unless the request asked otherwise).
     #[serde(rename = "Size", default)]
     pub size: u64,
+    /// Rows matching the query across all pages.
     #[serde(rename = "TotalCount", default)]
     pub total_count: u64,
 }
@@ -170,7 +185,9 @@ pub struct PageMeta {
 /// A successful response: the envelope's `Data` array and `Meta`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ApiResponse {
+    /// The `Data` array: the objects of this response, as JSON.
     pub data: Vec<Value>,
+    /// The `Meta` object: pagination; all zero when the envelope has none.
     pub meta: PageMeta,
 }
 

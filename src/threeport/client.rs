@@ -58,7 +58,9 @@ const ERROR_BODY_QUOTE: usize = 512;
 
 /// Where Threeport mounts the client certificate, key and CA in controller pods (spec 2.1).
 pub const THREEPORT_CERT_FILE: &str = "/etc/threeport/cert/tls.crt";
+/// The client key, next to [`THREEPORT_CERT_FILE`].
 pub const THREEPORT_KEY_FILE: &str = "/etc/threeport/cert/tls.key";
+/// The CA certificate the API server's certificate must chain to.
 pub const THREEPORT_CA_FILE: &str = "/etc/threeport/ca/tls.crt";
 
 /// How to reach the API.
@@ -68,8 +70,11 @@ pub struct ApiClientConfig {
     pub server: String,
     /// Threeport's `AUTH_ENABLED`: mTLS with the files below.
     pub auth_enabled: bool,
+    /// Client certificate (PEM) presented when `auth_enabled`.
     pub cert_file: PathBuf,
+    /// Private key (PEM: PKCS#1, PKCS#8 or SEC1) of `cert_file`.
     pub key_file: PathBuf,
+    /// CA certificate (PEM): the only root trusted for the API's server certificate.
     pub ca_file: PathBuf,
     /// TCP connect timeout (the TLS handshake counts against `request_timeout`).
     pub connect_timeout: Duration,

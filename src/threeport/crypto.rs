@@ -28,19 +28,25 @@ type Aes192Gcm = AesGcm<Aes192, U12>;
 /// key bytes or plaintext.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
+    /// The key is not standard base64 with padding.
     #[error("encryption key is not valid standard base64 (with padding)")]
     KeyNotBase64,
+    /// The key decodes to this many bytes instead of 16, 24 or 32.
     #[error("encryption key decodes to {0} bytes; AES needs 16, 24 or 32")]
     KeyLength(usize),
+    /// The encrypted value is not standard base64.
     #[error("encrypted value is not valid standard base64")]
     CiphertextNotBase64,
+    /// The encrypted value decodes to this many bytes, fewer than the nonce needs.
     #[error("encrypted value is too short: {0} bytes, need at least {NONCE_LEN} for the nonce")]
     TooShort(usize),
     /// Wrong key, or a corrupted or truncated ciphertext (GCM authentication failed).
     #[error("decryption failed: wrong key or corrupted value")]
     Decrypt,
+    /// The decrypted value is not a string (not UTF-8).
     #[error("decrypted value is not valid UTF-8")]
     NotUtf8,
+    /// AES-GCM refused to encrypt (a plaintext beyond GCM's length limit).
     #[error("encryption failed")]
     Encrypt,
 }

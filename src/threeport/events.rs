@@ -30,11 +30,14 @@ pub const EVENTS_JOIN_ROUTE: &str = "/v0/events-join-attached-object-references"
 /// Threeport event type (`Type` field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
+    /// A successful reconcile.
     Normal,
+    /// A failed reconcile, or a condition a user should look at.
     Warning,
 }
 
 impl EventType {
+    /// The `Type` value: `Normal` or `Warning`.
     pub fn as_str(&self) -> &'static str {
         match self {
             EventType::Normal => "Normal",
@@ -46,8 +49,11 @@ impl EventType {
 /// The reconcile operation an event reports on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventOperation {
+    /// A Created notification.
     Created,
+    /// An Updated notification.
     Updated,
+    /// A Deleted notification.
     Deleted,
 }
 
@@ -138,6 +144,7 @@ pub struct EventRecorder<A: ThreeportApi> {
 }
 
 impl<A: ThreeportApi> EventRecorder<A> {
+    /// A recorder that writes through `api` and signs events with `reporting_controller`.
     pub fn new(api: A, reporting_controller: impl Into<String>) -> Self {
         Self {
             api,
@@ -145,6 +152,7 @@ impl<A: ThreeportApi> EventRecorder<A> {
         }
     }
 
+    /// The `ReportingController` of the events it records, e.g. `WorkloadController`.
     pub fn reporting_controller(&self) -> &str {
         &self.reporting_controller
     }

@@ -9,16 +9,23 @@ use rand::RngCore;
 
 type Aes192Gcm = AesGcm<aes_gcm::aes::Aes192, aes_gcm::aead::consts::U12>;
 
+/// Why a key could not be parsed or a value could not be encrypted or decrypted. The
+/// messages are Go's, where Go has one.
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
+    /// The key is not standard base64.
     #[error("encryption key is not valid base64: {0}")]
     KeyBase64(base64::DecodeError),
+    /// The key decodes to this many bytes instead of 16, 24 or 32.
     #[error("crypto/aes: invalid key size {0}")]
     KeySize(usize),
+    /// The encrypted value is not standard base64.
     #[error("ciphertext is not valid base64: {0}")]
     CipherBase64(base64::DecodeError),
+    /// The encrypted value is shorter than the nonce.
     #[error("ciphertext too short")]
     TooShort,
+    /// GCM authentication failed (wrong key, or an altered value), or encryption failed.
     #[error("cipher: message authentication failed")]
     Auth,
 }

@@ -171,6 +171,7 @@ impl SandboxHandle {
         self.addr.to_string()
     }
 
+    /// The address the API listens on (127.0.0.1 and the port it picked).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }

@@ -27,7 +27,9 @@ pub struct TlsFiles {
     pub client_key: PathBuf,
     /// PEM text of the same files, for tests that build clients in memory.
     pub ca_cert_pem: String,
+    /// PEM text of `client_cert`.
     pub client_cert_pem: String,
+    /// PEM text of `client_key`.
     pub client_key_pem: String,
 }
 

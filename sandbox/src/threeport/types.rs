@@ -14,7 +14,9 @@ pub enum Kind {
     U64,
     /// Go `*int`/`*uint` used for small numbers (ports, counts).
     Int,
+    /// Go `*bool`.
     Bool,
+    /// Go `*string`.
     Str,
     /// Go `*time.Time`: RFC 3339 string.
     Time,
@@ -43,13 +45,16 @@ pub enum Rule {
     Untagged,
 }
 
+/// One JSON field of an object type, with the tags the real API derives its behaviour from.
 #[derive(Debug, Clone)]
 pub struct Field {
     /// JSON key (the `json` tag).
     pub json: &'static str,
     /// Go field name; differs from `json` for a few *sic* fields.
     pub go: &'static str,
+    /// JSON shape: what binding accepts and how query values parse.
     pub kind: Kind,
+    /// The `validate` tag: required on POST, optional, association, or not accepted.
     pub rule: Rule,
     /// echo `query` tag, if the field can be filtered on.
     pub query: Option<&'static str>,
@@ -59,14 +64,19 @@ pub struct Field {
     pub encrypted: bool,
 }
 
+/// A gorm `default:` value.
 #[derive(Debug, Clone, Copy)]
 pub enum Default {
+    /// A boolean default, e.g. `false` for `Reconciled`.
     Bool(bool),
+    /// A string default.
     Str(&'static str),
+    /// An integer default.
     Int(i64),
 }
 
 impl Default {
+    /// The default as the JSON value stored on create.
     pub fn value(self) -> serde_json::Value {
         match self {
             Default::Bool(b) => serde_json::Value::Bool(b),
@@ -76,8 +86,10 @@ impl Default {
     }
 }
 
+/// Which of Threeport's `Definition` and `Instance` structs a type embeds, if either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
+    /// Neither: only `Common` (and perhaps `Reconciliation`).
     Plain,
     /// Embeds `Definition` (Name unique per type, ProfileID/TierID associations).
     Definition,
@@ -88,11 +100,15 @@ pub enum Class {
 /// A definition's dependent instances, checked on every DELETE of the definition.
 #[derive(Debug, Clone, Copy)]
 pub struct Dependents {
+    /// Path segment of the instance type, e.g. `workload-instances`.
     pub path: &'static str,
+    /// The instances' field that points at the definition, e.g. `WorkloadDefinitionID`.
     pub fk: &'static str,
+    /// Message of the 409 while such instances exist (Threeport's text).
     pub message: &'static str,
 }
 
+/// One object type the sandbox serves: route, subject, fields and delete rules.
 #[derive(Debug, Clone)]
 pub struct TypeDef {
     /// Kebab plural path segment after `/v0/`.
@@ -101,15 +117,19 @@ pub struct TypeDef {
     pub name: &'static str,
     /// lowerCamel notification subject prefix when the type is reconcilable.
     pub subject: Option<&'static str>,
+    /// The embedded `Definition` or `Instance` struct, if any.
     pub class: Class,
     /// Carries the embedded `Reconciliation` struct.
     pub reconciliation: bool,
     /// All fields in Go JSON order (Common, Definition/Instance, Reconciliation, own).
     pub fields: Vec<Field>,
+    /// Instances that block deleting a definition of this type, if any.
     pub dependents: Option<Dependents>,
 }
 
 impl TypeDef {
+    /// The field with JSON name `key`: exact match first, then case-insensitive, as
+    /// `encoding/json` binds keys.
     pub fn field_by_json_ci(&self, key: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.json == key).or_else(|| {
             self.fields
@@ -118,6 +138,7 @@ impl TypeDef {
         })
     }
 
+    /// Whether the API publishes notifications for the type (it has a subject).
     pub fn reconcilable(&self) -> bool {
         self.subject.is_some()
     }
@@ -564,6 +585,7 @@ pub fn registry() -> &'static [TypeDef] {
     REG.get_or_init(|| rows().into_iter().map(build).collect())
 }
 
+/// The type served at `/v0/<path>`.
 pub fn by_path(path: &str) -> Option<&'static TypeDef> {
     registry().iter().find(|t| t.path == path)
 }

@@ -33,6 +33,7 @@ pub const WRD_SETS_PATH: &str = "/v0/workload-resource-definition-sets";
 pub struct WorkloadDefinitionReconciler;
 
 impl WorkloadDefinitionReconciler {
+    /// The reconciler; it holds no state.
     pub fn new() -> Self {
         Self
     }

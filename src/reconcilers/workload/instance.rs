@@ -60,6 +60,7 @@ pub struct WorkloadInstanceReconciler {
 }
 
 impl WorkloadInstanceReconciler {
+    /// A reconciler that reaches runtime clusters through `clusters`.
     pub fn new(clusters: Arc<dyn Clusters>) -> Self {
         Self { clusters }
     }

@@ -65,13 +65,18 @@ pub fn definition_wait_delay(attempt: u64) -> Duration {
 /// the same object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResourceKey {
+    /// API group, empty for the core group.
     pub group: String,
+    /// `kind`.
     pub kind: String,
+    /// `metadata.namespace`, empty for cluster-scoped objects.
     pub namespace: String,
+    /// `metadata.name`.
     pub name: String,
 }
 
 impl ResourceKey {
+    /// The key of a Kubernetes object as JSON; missing fields are empty strings.
     pub fn of(obj: &Value) -> Self {
         let s = |p: &str| {
             obj.pointer(p)

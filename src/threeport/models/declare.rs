@@ -4,13 +4,19 @@
 //! [`FieldSpec`](super::FieldSpec)'s builder methods: `association`, `encrypted`,
 //! `query("tag")`, `no_query`. Each field becomes `pub rust_name: Option<Type>` with the JSON
 //! name, left out when `None`, (de)serialised through [`Wire`](super::Wire), and one
-//! `FieldSpec` row of the type's table.
+//! `FieldSpec` row of the type's table. Its rustdoc is a generated line (`` `JSONName` on
+//! the wire. ``) followed by the declaration's own doc comment, if it has one.
 
 /// A route-only object type: one no controller here reads or writes yet, but that is named
 /// (a reconciler's object, an attached object a workload instance may have to delete).
-/// Becomes an [`api_object!`] when a controller starts using its fields.
+/// Becomes an `api_object!` when a controller starts using its fields.
 macro_rules! object_type {
     ($(#[$doc:meta])* $konst:ident = $name:literal at $path:literal $(, subject $subject:literal)?;) => {
+        #[doc = concat!(
+            "`/v0/", $path, "`: the `", $name, "` object type",
+            $(" (subject `", $subject, "`)",)?
+            ", named by route only."
+        )]
         $(#[$doc])*
         pub const $konst: $crate::threeport::api::ObjectType =
             $crate::threeport::api::ObjectType::new($name, $path) $(.with_subject($subject))?;
@@ -31,6 +37,7 @@ macro_rules! embedded_struct {
         #[serde(default)]
         pub struct $name {
             $(
+                #[doc = concat!("`", $json, "` on the wire.")]
                 $(#[$fattr])*
                 #[serde(
                     rename = $json,
@@ -83,10 +90,14 @@ macro_rules! api_object {
         #[serde(default)]
         pub struct $name {
             $(
+                #[doc = concat!(
+                    "The [`", stringify!($embty), "`] fields, flattened into the object's JSON."
+                )]
                 #[serde(flatten)]
                 pub $emb: $embty,
             )*
             $(
+                #[doc = concat!("`", $json, "` on the wire.")]
                 $(#[$fattr])*
                 #[serde(
                     rename = $json,

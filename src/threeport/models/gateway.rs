@@ -3,7 +3,7 @@
 use super::{Common, Definition, Instance, Reconciliation};
 
 api_object! {
-    /// `/v0/gateway-definitions` [R][D].
+    /// `/v0/gateway-definitions` \[R\]\[D\].
     pub struct GatewayDefinition as GATEWAY_DEFINITION at "gateway-definitions", subject "gatewayDefinition";
     embeds { common: Common, reconciliation: Reconciliation, definition: Definition }
     fields {
@@ -44,7 +44,7 @@ api_object! {
 }
 
 api_object! {
-    /// `/v0/gateway-instances` [R][I].
+    /// `/v0/gateway-instances` \[R\]\[I\].
     pub struct GatewayInstance as GATEWAY_INSTANCE at "gateway-instances", subject "gatewayInstance";
     embeds { common: Common, reconciliation: Reconciliation, instance: Instance }
     fields {
@@ -56,7 +56,7 @@ api_object! {
 }
 
 api_object! {
-    /// `/v0/domain-name-definitions` [R][D] (reconciliation fields, but no stream).
+    /// `/v0/domain-name-definitions` \[R\]\[D\] (reconciliation fields, but no stream).
     pub struct DomainNameDefinition as DOMAIN_NAME_DEFINITION at "domain-name-definitions";
     embeds { common: Common, reconciliation: Reconciliation, definition: Definition }
     fields {
@@ -68,7 +68,7 @@ api_object! {
 }
 
 api_object! {
-    /// `/v0/domain-name-instances` [R][I].
+    /// `/v0/domain-name-instances` \[R\]\[I\].
     pub struct DomainNameInstance as DOMAIN_NAME_INSTANCE at "domain-name-instances", subject "domainNameInstance";
     embeds { common: Common, reconciliation: Reconciliation, instance: Instance }
     fields {

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::{Common, Definition, Instance, Reconciliation, SecretString, WorkloadInstance};
 
 api_object! {
-    /// `/v0/kubernetes-runtime-definitions` [R][D].
+    /// `/v0/kubernetes-runtime-definitions` \[R\]\[D\].
     pub struct KubernetesRuntimeDefinition as KUBERNETES_RUNTIME_DEFINITION at "kubernetes-runtime-definitions", subject "kubernetesRuntimeDefinition";
     embeds { common: Common, reconciliation: Reconciliation, definition: Definition }
     fields {
@@ -23,7 +23,7 @@ api_object! {
 }
 
 api_object! {
-    /// `/v0/kubernetes-runtime-instances` [R][I].
+    /// `/v0/kubernetes-runtime-instances` \[R\]\[I\].
     pub struct KubernetesRuntimeInstance as KUBERNETES_RUNTIME_INSTANCE at "kubernetes-runtime-instances", subject "kubernetesRuntimeInstance";
     embeds { common: Common, reconciliation: Reconciliation, instance: Instance }
     fields {

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::{Common, Definition, Instance, Reconciliation};
 
 api_object! {
-    /// `/v0/workload-definitions` [R][D]: a workload's Kubernetes manifest.
+    /// `/v0/workload-definitions` \[R\]\[D\]: a workload's Kubernetes manifest.
     pub struct WorkloadDefinition as WORKLOAD_DEFINITION at "workload-definitions", subject "workloadDefinition";
     embeds { common: Common, reconciliation: Reconciliation, definition: Definition }
     fields {
@@ -30,7 +30,7 @@ api_object! {
 }
 
 api_object! {
-    /// `/v0/workload-instances` [R][I]: a deployment of a definition to a runtime.
+    /// `/v0/workload-instances` \[R\]\[I\]: a deployment of a definition to a runtime.
     pub struct WorkloadInstance as WORKLOAD_INSTANCE at "workload-instances", subject "workloadInstance";
     embeds { common: Common, reconciliation: Reconciliation, instance: Instance }
     fields {
