@@ -37,6 +37,8 @@ if [[ $only_upstream == 0 ]]; then
     cargo fmt --all -- --check
     echo "== cargo clippy --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    echo "== cargo doc (broken intra-doc links fail)"
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 fi
 
 echo "== cargo test"

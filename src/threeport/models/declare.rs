@@ -32,29 +32,15 @@ macro_rules! embedded_struct {
             $( $(#[$fattr:meta])* $json:literal => $field:ident: $fty:ty $([$($flag:ident $(($arg:expr))?),+])?, )*
         }
     ) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-        #[serde(default)]
-        pub struct $name {
-            $(
-                #[doc = concat!("`", $json, "` on the wire.")]
-                $(#[$fattr])*
-                #[serde(
-                    rename = $json,
-                    skip_serializing_if = "Option::is_none",
-                    with = "crate::threeport::models::wire"
-                )]
-                pub $field: Option<$fty>,
-            )*
+        model_struct! {
+            $(#[$doc])*
+            $name embeds {}
+            fields { $( $(#[$fattr])* $json => $field: $fty, )* }
         }
 
         impl $crate::threeport::models::Embedded for $name {
-            const FIELDS: &'static [$crate::threeport::models::FieldSpec] = &[$(
-                $crate::threeport::models::FieldSpec::embedded(
-                    $json,
-                    <$fty as $crate::threeport::models::Wire>::KIND,
-                ) $($(.$flag($($arg)?))+)?
-            ),*];
+            const FIELDS: &'static [$crate::threeport::models::FieldSpec] =
+                field_specs!(embedded; $( $json => $fty $([$($flag $(($arg))?),+])?, )*);
         }
     };
 }
@@ -77,14 +63,33 @@ macro_rules! api_object {
                 $(.with_subject($subject))?
                 .with_fields(&[
                     $(<$embty as $crate::threeport::models::Embedded>::FIELDS,)*
-                    &[$(
-                        $crate::threeport::models::FieldSpec::own(
-                            $json,
-                            <$fty as $crate::threeport::models::Wire>::KIND,
-                        ) $($(.$flag($($arg)?))+)?
-                    ),*],
+                    field_specs!(own; $( $json => $fty $([$($flag $(($arg))?),+])?, )*),
                 ]);
 
+        model_struct! {
+            $(#[$doc])*
+            $name embeds { $($emb: $embty),* }
+            fields { $( $(#[$fattr])* $json => $field: $fty, )* }
+        }
+
+        impl $crate::threeport::models::ApiObject for $name {
+            const OBJECT_TYPE: $crate::threeport::api::ObjectType = $konst;
+
+            fn common(&self) -> &$crate::threeport::models::Common {
+                &self.common
+            }
+        }
+    };
+}
+
+/// The model struct of a declaration: the flattened embedded structs, then one
+/// `Option<Type>` per field with its JSON name, left out when `None`, through `Wire`.
+macro_rules! model_struct {
+    (
+        $(#[$doc:meta])*
+        $name:ident embeds { $($emb:ident: $embty:ty),* }
+        fields { $( $(#[$fattr:meta])* $json:literal => $field:ident: $fty:ty, )* }
+    ) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
         #[serde(default)]
@@ -107,13 +112,18 @@ macro_rules! api_object {
                 pub $field: Option<$fty>,
             )*
         }
+    };
+}
 
-        impl $crate::threeport::models::ApiObject for $name {
-            const OBJECT_TYPE: $crate::threeport::api::ObjectType = $konst;
-
-            fn common(&self) -> &$crate::threeport::models::Common {
-                &self.common
-            }
-        }
+/// The `FieldSpec` rows of a declaration's fields, built with `FieldSpec::$ctor` (`embedded`
+/// or `own`) and the field's flags.
+macro_rules! field_specs {
+    ($ctor:ident; $( $json:literal => $fty:ty $([$($flag:ident $(($arg:expr))?),+])?, )*) => {
+        &[$(
+            $crate::threeport::models::FieldSpec::$ctor(
+                $json,
+                <$fty as $crate::threeport::models::Wire>::KIND,
+            ) $($(.$flag($($arg)?))+)?
+        ),*]
     };
 }
