@@ -16,7 +16,7 @@ use threeport_manager::kube::manifest::{
     WorkloadResourceRef, WorkloadType, WORKLOAD_INSTANCE_LABEL,
 };
 use threeport_manager::kube::ops::dynamic_object;
-use threeport_manager::kube::{KubeError, KubeRuntimes, KubeSettings, RuntimeHandle};
+use threeport_manager::kube::{Cluster, KubeError, KubeRuntimes, KubeSettings, RuntimeHandle};
 use threeport_manager::threeport::crypto::EncryptionKey;
 use threeport_manager::threeport::models::{
     Common, Instance, KubernetesRuntimeInstance, SecretString, KUBERNETES_RUNTIME_INSTANCE,

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use kube::api::DynamicObject;
 use serde_json::Value;
 
-use super::{KubeError, KubeRuntimes, RuntimeHandle};
+use super::KubeError;
+#[cfg(doc)]
+use super::{KubeRuntimes, RuntimeHandle};
 use crate::threeport::models::KubernetesRuntimeInstance;
 
 /// One runtime cluster.
@@ -64,63 +66,4 @@ pub trait Clusters: Send + Sync {
         kri: &KubernetesRuntimeInstance,
         in_cluster: bool,
     ) -> Result<Arc<dyn Cluster>, KubeError>;
-}
-
-#[async_trait]
-impl Cluster for RuntimeHandle {
-    fn runtime(&self) -> &str {
-        RuntimeHandle::runtime(self)
-    }
-
-    async fn scopes(
-        &self,
-        objects: &[Value],
-    ) -> Result<HashMap<(String, String), bool>, KubeError> {
-        RuntimeHandle::scopes(self, objects).await
-    }
-
-    async fn wait_for_kind(
-        &self,
-        api_version: &str,
-        kind: &str,
-        timeout: Duration,
-    ) -> Result<(), KubeError> {
-        RuntimeHandle::wait_for_kind(self, api_version, kind, timeout)
-            .await
-            .map(|_| ())
-    }
-
-    async fn apply(&self, object: &DynamicObject) -> Result<DynamicObject, KubeError> {
-        RuntimeHandle::apply(self, object).await
-    }
-
-    async fn delete(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<bool, KubeError> {
-        RuntimeHandle::delete(self, api_version, kind, namespace, name).await
-    }
-
-    async fn list_by_label(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        selector: &str,
-    ) -> Result<Vec<DynamicObject>, KubeError> {
-        RuntimeHandle::list_by_label(self, api_version, kind, namespace, selector).await
-    }
-}
-
-impl Clusters for KubeRuntimes {
-    fn cluster(
-        &self,
-        kri: &KubernetesRuntimeInstance,
-        in_cluster: bool,
-    ) -> Result<Arc<dyn Cluster>, KubeError> {
-        Ok(Arc::new(self.handle_for(kri, in_cluster)?))
-    }
 }

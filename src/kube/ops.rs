@@ -26,6 +26,7 @@ use kube::api::{
 use serde_json::Value;
 
 use super::clients::{ClientCache, ClientSettings};
+use super::cluster::{Cluster, Clusters};
 use super::credentials::{RuntimeCredentials, IN_CLUSTER_ENDPOINT};
 use super::discovery::{split_api_version, DiscoveryCache, ResolvedKind};
 use super::error::KubeError;
@@ -141,31 +142,6 @@ impl RuntimeHandle {
             .await
     }
 
-    /// Scope of every (apiVersion, kind) in `objects`, for
-    /// [`assign_namespaces`](super::manifest::assign_namespaces). Kinds defined by a CRD in
-    /// the same list take their scope from that CRD, so a CRD and its custom resources can be
-    /// deployed together (spec 4.3 item 27); everything else comes from discovery.
-    pub async fn scopes(
-        &self,
-        objects: &[Value],
-    ) -> Result<HashMap<(String, String), bool>, KubeError> {
-        let mut scopes = super::manifest::crd_scopes(objects);
-        for obj in objects {
-            let (Some(av), Some(kind)) = (
-                obj.get("apiVersion").and_then(Value::as_str),
-                obj.get("kind").and_then(Value::as_str),
-            ) else {
-                return Err(KubeError::InvalidObject(
-                    "object without apiVersion or kind".to_string(),
-                ));
-            };
-            if let Entry::Vacant(slot) = scopes.entry((av.to_string(), kind.to_string())) {
-                slot.insert(self.resolve(av, kind).await?.namespaced);
-            }
-        }
-        Ok(scopes)
-    }
-
     async fn target(&self, obj: &DynamicObject) -> Result<Target, KubeError> {
         let types = obj.types.as_ref().ok_or_else(|| {
             KubeError::InvalidObject("object without apiVersion and kind".to_string())
@@ -264,30 +240,6 @@ impl RuntimeHandle {
         }
     }
 
-    /// Create or update by server-side apply (see the module docs for why).
-    pub async fn apply(&self, obj: &DynamicObject) -> Result<DynamicObject, KubeError> {
-        let t = self.target(obj).await?;
-        let api = self.api(&t);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let body = Self::body(obj, &t);
-        let result = api.patch(&t.name, &params, &Patch::Apply(&body)).await;
-        self.after_write(obj);
-        result.map_err(|e| self.err("apply", &t, e))
-    }
-
-    /// DELETE with the configured propagation policy. Returns `false` when the object did
-    /// not exist (not an error).
-    pub async fn delete(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<bool, KubeError> {
-        self.delete_with(api_version, kind, namespace, name, self.propagation.clone())
-            .await
-    }
-
     /// [`delete`](Self::delete) with an explicit propagation policy.
     pub async fn delete_with(
         &self,
@@ -340,30 +292,6 @@ impl RuntimeHandle {
             .get_opt(&t.name)
             .await
             .map_err(|e| self.err("get", &t, e))
-    }
-
-    /// LIST with a label selector (`k=v,k2` syntax). `namespace: None` lists across all
-    /// namespaces for namespaced kinds.
-    pub async fn list_by_label(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        selector: &str,
-    ) -> Result<Vec<DynamicObject>, KubeError> {
-        let rk = self.resolve(api_version, kind).await?;
-        let what = format!(
-            "{api_version} {kind} in {} with labels {selector:?}",
-            namespace.unwrap_or("all namespaces")
-        );
-        let api: Api<DynamicObject> = match namespace.filter(|_| rk.namespaced) {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &rk.resource),
-            None => Api::all_with(self.client.clone(), &rk.resource),
-        };
-        api.list(&ListParams::default().labels(selector))
-            .await
-            .map(|l| l.items)
-            .map_err(|e| KubeError::from_kube(&self.runtime, "list", &what, e))
     }
 }
 
@@ -457,6 +385,104 @@ impl KubeRuntimes {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(id, _), _| *id != runtime_id);
+    }
+}
+
+/// The operations reconcilers use (see [`Cluster`]), on a real runtime cluster.
+#[async_trait::async_trait]
+impl Cluster for RuntimeHandle {
+    fn runtime(&self) -> &str {
+        RuntimeHandle::runtime(self)
+    }
+
+    async fn wait_for_kind(
+        &self,
+        api_version: &str,
+        kind: &str,
+        timeout: Duration,
+    ) -> Result<(), KubeError> {
+        RuntimeHandle::wait_for_kind(self, api_version, kind, timeout)
+            .await
+            .map(|_| ())
+    }
+
+    /// Kinds defined by a CRD in the same list take their scope from that CRD, so a CRD and
+    /// its custom resources can be deployed together (spec 4.3 item 27); everything else
+    /// comes from discovery.
+    async fn scopes(
+        &self,
+        objects: &[Value],
+    ) -> Result<HashMap<(String, String), bool>, KubeError> {
+        let mut scopes = super::manifest::crd_scopes(objects);
+        for obj in objects {
+            let (Some(av), Some(kind)) = (
+                obj.get("apiVersion").and_then(Value::as_str),
+                obj.get("kind").and_then(Value::as_str),
+            ) else {
+                return Err(KubeError::InvalidObject(
+                    "object without apiVersion or kind".to_string(),
+                ));
+            };
+            if let Entry::Vacant(slot) = scopes.entry((av.to_string(), kind.to_string())) {
+                slot.insert(self.resolve(av, kind).await?.namespaced);
+            }
+        }
+        Ok(scopes)
+    }
+
+    /// Server-side apply, forced (see the module docs for why).
+    async fn apply(&self, obj: &DynamicObject) -> Result<DynamicObject, KubeError> {
+        let t = self.target(obj).await?;
+        let api = self.api(&t);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let body = Self::body(obj, &t);
+        let result = api.patch(&t.name, &params, &Patch::Apply(&body)).await;
+        self.after_write(obj);
+        result.map_err(|e| self.err("apply", &t, e))
+    }
+
+    /// With the configured propagation policy.
+    async fn delete(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, KubeError> {
+        self.delete_with(api_version, kind, namespace, name, self.propagation.clone())
+            .await
+    }
+
+    async fn list_by_label(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<DynamicObject>, KubeError> {
+        let rk = self.resolve(api_version, kind).await?;
+        let what = format!(
+            "{api_version} {kind} in {} with labels {selector:?}",
+            namespace.unwrap_or("all namespaces")
+        );
+        let api: Api<DynamicObject> = match namespace.filter(|_| rk.namespaced) {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &rk.resource),
+            None => Api::all_with(self.client.clone(), &rk.resource),
+        };
+        api.list(&ListParams::default().labels(selector))
+            .await
+            .map(|l| l.items)
+            .map_err(|e| KubeError::from_kube(&self.runtime, "list", &what, e))
+    }
+}
+
+impl Clusters for KubeRuntimes {
+    fn cluster(
+        &self,
+        kri: &KubernetesRuntimeInstance,
+        in_cluster: bool,
+    ) -> Result<Arc<dyn Cluster>, KubeError> {
+        Ok(Arc::new(self.handle_for(kri, in_cluster)?))
     }
 }
 
