@@ -2,7 +2,7 @@
 //! body is never built by hand and a response never decoded by hand; the object type, its
 //! route, its query tags and which keys a PATCH may carry come from the object table.
 //!
-//! ```ignore
+//! ```text
 //! let wd: WorkloadDefinition = api.get_object(def_id).await?;
 //! let wris: Vec<WorkloadResourceInstance> =
 //!     api.list_objects(&[Filter::eq("WorkloadInstanceID", id)]).await?;
