@@ -129,9 +129,70 @@ pub(super) fn merge(sources: &LoadSources) -> Result<Config, ConfigError> {
     let merged = builder
         .build()
         .map_err(|e| map_config_error(e, sources.file.as_deref()))?;
+    let raw: serde_json::Value = merged
+        .clone()
+        .try_deserialize()
+        .map_err(|e| map_config_error(e, sources.file.as_deref()))?;
+    reject_coerced_values(&raw, &default_shape(), "")?;
     merged
         .try_deserialize()
         .map_err(|e| map_config_error(e, sources.file.as_deref()))
+}
+
+/// The JSON shape of the defaults, with one sample entry in each map whose values have a
+/// fixed type (an empty map says nothing about its values).
+fn default_shape() -> serde_json::Value {
+    let mut shape = serde_json::to_value(Config::default()).unwrap_or_default();
+    shape["reconcilers"]["concurrency"] = serde_json::json!({ "*": 1 });
+    shape
+}
+
+/// The `config` crate converts between scalar types on deserialization: `4.5` for a worker
+/// count becomes 5 (and `0.5` becomes 1, slipping past the ">= 1" rule), `2` for a boolean
+/// becomes `true`. A value whose JSON kind differs from the default's is refused instead,
+/// naming the field, as the environment's values already are. Strings are left to the typed
+/// parse (environment variables and flags are always strings; durations are strings).
+fn reject_coerced_values(
+    raw: &serde_json::Value,
+    shape: &serde_json::Value,
+    path: &str,
+) -> Result<(), ConfigError> {
+    use serde_json::Value;
+    match (raw, shape) {
+        (Value::Object(raw), Value::Object(shape)) => {
+            for (key, value) in raw {
+                let expected = shape.get(key).or_else(|| shape.get("*"));
+                if let Some(expected) = expected {
+                    let field = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    reject_coerced_values(value, expected, &field)?;
+                }
+            }
+            Ok(())
+        }
+        (Value::Number(n), Value::Number(d)) if d.is_u64() || d.is_i64() => {
+            if n.is_u64() || n.is_i64() {
+                Ok(())
+            } else {
+                Err(ConfigError::invalid(
+                    path,
+                    format!("expected a whole number, got {n}"),
+                ))
+            }
+        }
+        (Value::Number(n), Value::Bool(_)) => Err(ConfigError::invalid(
+            path,
+            format!("expected true or false, got {n}"),
+        )),
+        (Value::Bool(b), Value::Number(_)) => Err(ConfigError::invalid(
+            path,
+            format!("expected a number, got {b}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn file_source(

@@ -326,3 +326,45 @@ fn sections_in_file_order_type_checks_before_rules() {
         "greater than 0",
     );
 }
+
+#[test]
+fn values_of_the_wrong_kind_are_refused_not_coerced() {
+    // The `config` crate would round 4.5 to 5 and 0.5 to 1 (past the ">= 1" rule) and read
+    // 2 as true.
+    for (text, field, needle) in [
+        (
+            "[reconcilers]\ndefault_concurrency = 4.5",
+            "reconcilers.default_concurrency",
+            "whole number, got 4.5",
+        ),
+        (
+            "[reconcilers]\ndefault_concurrency = 0.5",
+            "reconcilers.default_concurrency",
+            "whole number, got 0.5",
+        ),
+        (
+            "[reconcilers.concurrency]\nWorkloadInstanceReconciler = 2.5",
+            "reconcilers.concurrency.WorkloadInstanceReconciler",
+            "whole number",
+        ),
+        (
+            "[api]\nauth_enabled = 2",
+            "api.auth_enabled",
+            "true or false, got 2",
+        ),
+        (
+            "[engine]\nmax_reconcile_attempts = true",
+            "engine.max_reconcile_attempts",
+            "expected a number, got true",
+        ),
+    ] {
+        assert_invalid(toml(text), field, needle);
+    }
+    // The right kinds still load, and the environment's strings still parse.
+    let c =
+        toml("[reconcilers]\ndefault_concurrency = 4\n[api]\nauth_enabled = false").expect("load");
+    assert_eq!(c.reconcilers.default_concurrency, 4);
+    assert!(!c.api.auth_enabled);
+    let c = env(&[("THREEPORT_MANAGER__RECONCILERS__DEFAULT_CONCURRENCY", "3")]).expect("env");
+    assert_eq!(c.reconcilers.default_concurrency, 3);
+}
