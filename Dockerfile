@@ -18,11 +18,15 @@ RUN case "$(uname -m)" in \
 WORKDIR /src
 # The whole workspace is needed to resolve Cargo.lock (the sandbox is a member); only the
 # manager binary is built.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY sandbox ./sandbox
 COPY benches ./benches
 COPY tests ./tests
+# The commit for --version and threeport_build_info (the build context has no .git):
+#   docker build --build-arg GIT_SHA="$(git rev-parse --short=12 HEAD)" .
+ARG GIT_SHA=unknown
+ENV THREEPORT_MANAGER_GIT_SHA=$GIT_SHA
 RUN cargo build --release --locked --target "$(cat /rust-target)" --bin threeport-manager \
  && cp "target/$(cat /rust-target)/release/threeport-manager" /threeport-manager
 

@@ -22,7 +22,7 @@ pub const EXIT_RUNTIME_ERROR: u8 = 1;
 
 /// One process that runs Threeport's controllers, wire-compatible with the Go controllers.
 #[derive(Debug, Parser)]
-#[command(name = "threeport-manager", version, about, long_about = None)]
+#[command(name = "threeport-manager", version = crate::VERSION, about, long_about = None)]
 #[command(after_help = "\
 Configuration is layered: built-in defaults < --config file < environment < flags.
 Threeport's environment names work unchanged (API_SERVER, AUTH_ENABLED, MSG_BROKER_HOST,
@@ -53,7 +53,7 @@ pub struct GlobalArgs {
 
     /// Controllers to run: comma list of `*` (every implemented one), `name`, `-name`; the
     /// first entry naming a controller wins. Default `*`.
-    #[arg(long, global = true, value_name = "LIST")]
+    #[arg(long, global = true, value_name = "LIST", allow_hyphen_values = true)]
     pub enable: Option<String>,
 
     /// Threeport API `host[:port]`, without a scheme (api.server).

@@ -20,6 +20,21 @@ pub mod retry;
 pub mod runtime;
 pub mod threeport;
 
+/// The manager's version and the git commit it was built from, e.g. `0.1.0 (3f2a9c81d0e4)`
+/// (`unknown` when the build had no git checkout; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("THREEPORT_MANAGER_GIT_SHA"),
+    ")"
+);
+
+/// The git commit of the build (`unknown` without a checkout).
+pub const GIT_SHA: &str = env!("THREEPORT_MANAGER_GIT_SHA");
+
+/// The compiler that built the manager (`rustc --version`).
+pub const RUSTC_VERSION: &str = env!("THREEPORT_MANAGER_RUSTC");
+
 /// The User-Agent of every request the manager makes (Threeport API and runtime clusters), so
 /// audit logs and server metrics tell it apart from Threeport's Go controllers.
 pub const USER_AGENT: &str = concat!("threeport-manager/", env!("CARGO_PKG_VERSION"));

@@ -1,7 +1,8 @@
 //! `threeport-manager`: parse the command line, load the configuration, dispatch.
 //!
 //! Exit status: 0 on success (and after a clean shutdown), 1 when the manager fails at start-up
-//! or while running, 2 for invalid configuration or flags.
+//! or while running, 2 for invalid configuration or flags (an admin address already in use
+//! included).
 
 use std::process::ExitCode;
 
@@ -10,6 +11,7 @@ use clap::Parser as _;
 use threeport_manager::cli::{self, Cli, Command, EXIT_INVALID_CONFIG, EXIT_RUNTIME_ERROR};
 use threeport_manager::config::Config;
 use threeport_manager::runtime::telemetry::SHUTDOWN_FLUSH_TIMEOUT;
+use threeport_manager::runtime::RuntimeError;
 
 fn main() -> ExitCode {
     // clap prints help/version (exit 0) and usage errors (exit 2) itself.
@@ -44,7 +46,18 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("threeport-manager: {e:#}");
-                ExitCode::from(EXIT_RUNTIME_ERROR)
+                // A configured address that cannot be used is the configuration's fault.
+                let config_fault = e.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref::<RuntimeError>(),
+                        Some(RuntimeError::AdminListen { .. } | RuntimeError::Config(_))
+                    )
+                });
+                ExitCode::from(if config_fault {
+                    EXIT_INVALID_CONFIG
+                } else {
+                    EXIT_RUNTIME_ERROR
+                })
             }
         },
     }

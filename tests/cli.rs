@@ -289,3 +289,66 @@ fn shipped_config_files_pass_check_config() {
         assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn version_names_the_commit() {
+    let o = manager(&["--version"], &[]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    let expected = format!("threeport-manager {} (", env!("CARGO_PKG_VERSION"));
+    assert!(
+        out.starts_with(&expected) && out.trim_end().ends_with(')'),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_unusable_api_server_address_is_exit_2_naming_the_field_once() {
+    let o = manager(
+        &["check-config", "--api-server", "host:99999"],
+        &[("AUTH_ENABLED", "false")],
+    );
+    assert_invalid(&o, "api.server");
+    let err = stderr(&o);
+    assert_eq!(err.matches("invalid port number").count(), 1, "{err}");
+}
+
+#[test]
+fn enable_takes_a_leading_minus_as_a_separate_argument() {
+    let o = manager(
+        &["check-config", "--output", "json", "--enable", "-workload"],
+        &[("AUTH_ENABLED", "false")],
+    );
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(
+        json["config"]["controllers"],
+        serde_json::json!(["-workload"]),
+        "{json}"
+    );
+}
+
+#[test]
+fn an_admin_address_in_use_is_exit_2_naming_it_once() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let o = manager(
+        &[
+            "run",
+            "--enable",
+            "-workload",
+            "--admin-listen",
+            &addr,
+            "--nats-url",
+            "nats://127.0.0.1:1",
+        ],
+        &[("AUTH_ENABLED", "false")],
+    );
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.matches(&addr).count(), 1, "{err}");
+    assert!(
+        err.contains("admin.listen") && err.contains("in use"),
+        "{err}"
+    );
+}

@@ -118,6 +118,14 @@ fn api(api: &ApiConfig) -> Result<(), ConfigError> {
             format!("{server:?} is not host[:port]"),
         ));
     }
+    // The client builds `http(s)://<server>`: whatever that URL parser refuses (a port above
+    // 65535, a malformed IPv6 address) is refused here, naming the field, not at start-up.
+    if let Err(e) = url::Url::parse(&format!("http://{server}")) {
+        return Err(ConfigError::invalid(
+            "api.server",
+            format!("{server:?} is not host[:port]: {e}"),
+        ));
+    }
     if api.auth_enabled {
         for (field, path) in [
             ("api.cert_file", &api.cert_file),

@@ -102,6 +102,27 @@ impl Metrics {
         let time_buckets = vec![
             0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
         ];
+        // Which build is running, as a constant 1 (Prometheus' `*_build_info` convention).
+        gauge(
+            r,
+            "threeport_build_info",
+            "The running build: version, git commit and compiler, as labels of a constant 1",
+            &["version", "git_sha", "rustc"],
+        )
+        .with_label_values(&[
+            env!("CARGO_PKG_VERSION"),
+            crate::GIT_SHA,
+            crate::RUSTC_VERSION,
+        ])
+        .set(1);
+        // The standard process_* metrics (resident memory, CPU seconds, open file descriptors,
+        // start time); Linux only, where the manager runs.
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("metric registered once");
         let nats_connected = IntGauge::new(
             "threeport_nats_connected",
             "1 while the NATS connection is up, else 0",
@@ -391,6 +412,11 @@ mod tests {
             "threeport_queue_latency_seconds_bucket",
             "threeport_reconcile_errors_total",
             "threeport_reconcile_permanent_errors_total",
+            "threeport_build_info{",
+            "process_resident_memory_bytes",
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_start_time_seconds",
         ] {
             assert!(text.contains(name), "{name} missing");
         }

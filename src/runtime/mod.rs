@@ -29,11 +29,12 @@ use crate::threeport::{ObjectType, ThreeportApi};
 /// How long cancelled reconciles get to NAK and release their locks after the shutdown timeout.
 const ABORT_GRACE: Duration = Duration::from_secs(5);
 
-/// Errors that stop the manager at start-up.
+/// Errors that stop the manager at start-up. Each layer's message appears once: a variant
+/// either adds context and keeps the cause as its source, or is transparent.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    /// The admin HTTP server could not bind its address.
-    #[error("admin server cannot listen on {addr}: {source}")]
+    /// The admin HTTP server could not bind its address (the cause follows in the chain).
+    #[error("admin.listen: cannot listen on {addr}")]
     AdminListen {
         /// The configured `admin.listen`.
         addr: SocketAddr,
@@ -41,13 +42,13 @@ pub enum RuntimeError {
         source: std::io::Error,
     },
     /// The NATS options are invalid (a URL, the creds file) or the client could not start.
-    #[error("{0}")]
+    #[error(transparent)]
     Nats(#[from] nats::NatsError),
     /// The Threeport API client could not be built (server address, certificate files).
-    #[error("Threeport API client: {0}")]
+    #[error("Threeport API client")]
     Api(#[from] crate::threeport::ApiError),
     /// The configuration enables controllers that cannot be enabled.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     /// Anything else that stops start-up, e.g. an enabled controller without an implementation.
     #[error("{0}")]
@@ -218,8 +219,15 @@ impl Manager {
             .iter()
             .map(|b| format!("{}x{}", b.reconciler.name, b.workers))
             .collect();
+        if bindings.is_empty() {
+            warn!(
+                controllers = ?config.controllers,
+                "no controller is enabled: the manager will reconcile nothing (check --enable / controllers)"
+            );
+        }
         let engine = Engine::start(deps, bindings, &readiness);
         info!(
+            version = crate::VERSION,
             %instance_id,
             admin = %admin.addr,
             nats = ?config.nats.urls.iter().map(|u| crate::config::redact_url(u)).collect::<Vec<_>>(),
