@@ -42,6 +42,16 @@ fn spawn_manager(nats_port: u16, admin_port: u16) -> Child {
         .expect("spawn threeport-manager")
 }
 
+/// A child process killed when dropped (a panicking test must not leave it running).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -131,6 +141,72 @@ async fn runs_with_threeport_env_names_serves_admin_endpoints_and_exits_0_on_sig
         assert!(!out.contains(secret), "a secret reached the logs:\n{out}");
     }
     assert!(!metrics.contains(PASSWORD));
+}
+
+/// Credentials written into the NATS URL are used (the server requires them) and, at the most
+/// verbose log level, appear nowhere in the output: not from the manager, not from async-nats
+/// (which logs the URLs it parses and the CONNECT it sends at debug/trace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_nats_url_are_used_and_never_logged_at_trace() {
+    const CANARY: &str = "canary-url-password-7d41";
+    let nats = NatsServer::start_with(NatsServerOptions {
+        user_password: Some(("threeport".into(), CANARY.into())),
+        ..Default::default()
+    })
+    .expect("nats with a password");
+    let _api = sandbox::threeport::SandboxApi::start(sandbox::threeport::SandboxOptions {
+        nats_url: Some(nats.url()),
+        nats_user_password: Some(("threeport".into(), CANARY.into())),
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox API creates the streams");
+    let admin_port = free_port();
+    let url = format!("nats://threeport:{CANARY}@127.0.0.1:{}", nats.port());
+    let child = Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("API_SERVER", "127.0.0.1:9")
+        .env("AUTH_ENABLED", "false")
+        .args([
+            "--nats-url",
+            &url,
+            "--log-level",
+            "trace",
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn threeport-manager");
+    // Killed if an assertion fails first, so a failing run ends instead of leaving it behind.
+    let mut child = KillOnDrop(child);
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
+    wait_until(
+        Duration::from_secs(30),
+        "readyz 200 (NATS connected with the URL's user and password)",
+        || async {
+            let probe = tokio::time::timeout(Duration::from_secs(2), http_get(admin, "/readyz"));
+            tokio::net::TcpStream::connect(admin).await.is_ok()
+                && matches!(probe.await, Ok((200, _)))
+        },
+    )
+    .await;
+    let (_, configz) = tokio::time::timeout(Duration::from_secs(5), http_get(admin, "/configz"))
+        .await
+        .expect("configz answers");
+    assert!(!configz.contains(CANARY), "{configz}");
+    sigterm(&child.0);
+    let status = wait_exit(&mut child.0, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+    let out = output(&mut child.0);
+    assert!(out.contains("NATS connected"), "trace logs are on: {out}");
+    assert!(
+        !out.contains(CANARY),
+        "the URL's password reached the logs:\n{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -136,18 +136,79 @@ pub async fn connect_options(
     }))
 }
 
-/// Parse the configured URLs.
-pub fn server_addrs(cfg: &NatsConfig) -> Result<Vec<ServerAddr>, NatsError> {
-    cfg.urls
-        .iter()
-        .enumerate()
-        .map(|(index, u)| {
-            u.parse::<ServerAddr>().map_err(|e| NatsError::BadUrl {
-                index,
-                reason: e.to_string(),
-            })
-        })
-        .collect()
+/// Credentials written into a server URL (`nats://user:password@host`, or `nats://token@host`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum UrlCredentials {
+    /// `user:password@`.
+    UserPassword(String, String),
+    /// A lone user-info part: a token.
+    Token(String),
+}
+
+impl std::fmt::Debug for UrlCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UrlCredentials::UserPassword(user, _) => {
+                write!(f, "UserPassword({user:?}, <redacted>)")
+            }
+            UrlCredentials::Token(_) => f.write_str("Token(<redacted>)"),
+        }
+    }
+}
+
+/// Parse the configured URLs into server addresses without credentials, and the credentials
+/// the URLs carry. The credentials are handed to the client as options rather than left in
+/// the addresses, so they are actually used (the client does not authenticate with a URL's
+/// user-info on its own) and no address the client logs can contain them. All URLs must
+/// carry the same credentials, or none; `nats.user`/`nats.token` and URL credentials are
+/// exclusive.
+pub fn server_addrs(
+    cfg: &NatsConfig,
+) -> Result<(Vec<ServerAddr>, Option<UrlCredentials>), NatsError> {
+    let mut addrs = Vec::with_capacity(cfg.urls.len());
+    let mut found: Option<UrlCredentials> = None;
+    for (index, raw) in cfg.urls.iter().enumerate() {
+        let bad = |reason: String| NatsError::BadUrl { index, reason };
+        let mut url = url::Url::parse(raw).map_err(|e| bad(e.to_string()))?;
+        let creds = match (url.username(), url.password()) {
+            ("", None) => None,
+            (user, Some(pass)) => Some(UrlCredentials::UserPassword(
+                percent_decode(user),
+                percent_decode(pass),
+            )),
+            (token, None) => Some(UrlCredentials::Token(percent_decode(token))),
+        };
+        if let Some(creds) = creds {
+            if cfg.user.is_some() || cfg.token.is_some() || cfg.creds_file.is_some() {
+                return Err(bad(
+                    "carries credentials while nats.user, nats.token or nats.creds_file is also set; use one".into(),
+                ));
+            }
+            match &found {
+                Some(other) if *other != creds => {
+                    return Err(bad(
+                        "carries credentials different from an earlier URL's".into()
+                    ))
+                }
+                _ => found = Some(creds),
+            }
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+        }
+        addrs.push(
+            url.as_str()
+                .parse::<ServerAddr>()
+                .map_err(|e| bad(e.to_string()))?,
+        );
+    }
+    Ok((addrs, found))
+}
+
+/// A URL's user-info is percent-encoded (`p%40ss` for `p@ss`).
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Connect (returns at once; the connection is made and remade in the background).
@@ -156,8 +217,15 @@ pub async fn connect(
     metrics: Metrics,
     ready: ReadyHandle,
 ) -> Result<async_nats::Client, NatsError> {
-    let addrs = server_addrs(cfg)?;
-    let opts = connect_options(cfg, metrics, ready).await?;
+    let (addrs, url_credentials) = server_addrs(cfg)?;
+    let mut opts = connect_options(cfg, metrics, ready).await?;
+    match url_credentials {
+        Some(UrlCredentials::UserPassword(user, pass)) => {
+            opts = opts.user_and_password(user, pass);
+        }
+        Some(UrlCredentials::Token(token)) => opts = opts.token(token),
+        None => {}
+    }
     opts.connect(addrs)
         .await
         .map_err(|e| NatsError::Connect(e.to_string()))

@@ -39,7 +39,7 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use tracing::level_filters::LevelFilter;
 use tracing::{Level, Metadata};
-use tracing_subscriber::filter::{filter_fn, FilterFn};
+use tracing_subscriber::filter::{filter_fn, FilterExt as _, FilterFn};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -113,7 +113,8 @@ impl Drop for TelemetryGuard {
 pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<TelemetryGuard, String> {
     let filter = EnvFilter::builder()
         .parse(&log.level)
-        .map_err(|e| format!("log.level: {e}"))?;
+        .map_err(|e| format!("log.level: {e}"))?
+        .and(dependencies_at_info_at_most());
     let fmt_layer = match log.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -171,6 +172,19 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<TelemetryGua
 }
 
 /// Which spans and events reach the OpenTelemetry layer (see the module docs).
+/// Dependencies log at info at most, whatever `log.level` says: their debug and trace output
+/// includes what must never reach a log (async-nats prints the server URLs it parses and the
+/// CONNECT it sends, with user-info and credentials; HTTP clients print request details).
+/// The manager's own debug logs carry no secrets by construction (`Secret`, `SecretString`
+/// and redacted URLs).
+fn dependencies_at_info_at_most() -> FilterFn<impl Fn(&Metadata<'_>) -> bool> {
+    filter_fn(|meta| {
+        *meta.level() <= tracing::Level::INFO
+            || meta.target().starts_with("threeport_manager")
+            || meta.target().starts_with("sandbox")
+    })
+}
+
 fn export_filter() -> FilterFn<impl Fn(&Metadata<'_>) -> bool> {
     filter_fn(|meta| {
         let target = meta.target();
