@@ -209,6 +209,51 @@ async fn credentials_in_the_nats_url_are_used_and_never_logged_at_trace() {
     );
 }
 
+/// SIGTERM while NATS was never reachable: every start-up wait (the lock bucket, the
+/// consumer) ends on the signal, so the manager exits at once instead of after a JetStream
+/// request timeout, and says NATS was never connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_before_nats_was_ever_reachable_exits_at_once() {
+    let nats_port = free_port(); // nothing listens there
+    let admin_port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("API_SERVER", "127.0.0.1:9")
+        .env("AUTH_ENABLED", "false")
+        .args([
+            "--nats-url",
+            &format!("nats://127.0.0.1:{nats_port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn threeport-manager");
+    let mut child = KillOnDrop(child);
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
+    wait_until(
+        Duration::from_secs(30),
+        "the admin server is up",
+        || async { tokio::net::TcpStream::connect(admin).await.is_ok() },
+    )
+    .await;
+    // Long enough for the start-up JetStream requests to be in flight.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sigterm(&child.0);
+    // The old behaviour waited for the 20 s JetStream request started at launch (7-17 s).
+    let status = wait_exit(&mut child.0, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0));
+    let out = output(&mut child.0);
+    let last = out
+        .lines()
+        .find(|l| l.contains("shutdown complete"))
+        .unwrap_or_else(|| panic!("no shutdown line:\n{out}"));
+    assert!(last.contains(r#""nats":"never connected""#), "{last}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enabling_an_unimplemented_controller_exits_2() {
     let out = Command::new(env!("CARGO_BIN_EXE_threeport-manager"))

@@ -245,14 +245,18 @@ async fn open_lock_bucket(
 ) -> Option<LockClient> {
     let mut logged = false;
     loop {
-        match LockClient::open_or_create(
-            js,
-            controller.lock_bucket,
-            controller.lock_bucket_description,
-            owner,
-        )
-        .await
-        {
+        // Cancellable: while NATS is unreachable a JetStream request waits for its own timeout
+        // (seconds), which must not hold up shutdown.
+        let opened = tokio::select! {
+            _ = shutdown.stop.cancelled() => return None,
+            r = LockClient::open_or_create(
+                js,
+                controller.lock_bucket,
+                controller.lock_bucket_description,
+                owner,
+            ) => r,
+        };
+        match opened {
             Ok(l) => {
                 info!(bucket = controller.lock_bucket, "lock bucket ready");
                 return Some(l);

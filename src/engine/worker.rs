@@ -78,7 +78,12 @@ pub async fn bind_consumer(
     let durable = reconciler.durable_name();
     let mut logged = false;
     loop {
-        match try_bind(js, controller, reconciler, &durable).await {
+        // Cancellable, like every wait at start-up (see `open_lock_bucket`).
+        let bound = tokio::select! {
+            _ = stop.cancelled() => return None,
+            r = try_bind(js, controller, reconciler, &durable) => r,
+        };
+        match bound {
             Ok(c) => {
                 info!(stream = controller.stream, consumer = %durable, "bound durable consumer");
                 return Some(c);

@@ -270,6 +270,19 @@ impl Manager {
             timeout_s = self.shutdown_timeout.as_secs_f64(),
             "shutting down"
         );
+        // What the connection was doing when the signal came, for the final log line: a
+        // "Drained" shutdown of a manager that never reached NATS drained nothing.
+        let nats = match (
+            self.client.connection_state(),
+            self.metrics
+                .nats_events_total
+                .with_label_values(&["connected"])
+                .get(),
+        ) {
+            (async_nats::connection::State::Connected, _) => "connected",
+            (_, 0) => "never connected",
+            _ => "reconnecting",
+        };
         let outcome = self
             .engine
             .shutdown(self.shutdown_timeout, ABORT_GRACE)
@@ -282,7 +295,7 @@ impl Manager {
             warn!(error = %e, "NATS drain failed");
         }
         self.admin.stop().await;
-        info!(?outcome, "shutdown complete");
+        info!(?outcome, nats, "shutdown complete");
         outcome
     }
 }

@@ -177,11 +177,21 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<TelemetryGua
 /// CONNECT it sends, with user-info and credentials; HTTP clients print request details).
 /// The manager's own debug logs carry no secrets by construction (`Secret`, `SecretString`
 /// and redacted URLs).
+///
+/// async-nats is held to warnings: its info lines repeat each connection event that the
+/// manager logs itself with context (one line per failure, not two).
 fn dependencies_at_info_at_most() -> FilterFn<impl Fn(&Metadata<'_>) -> bool> {
     filter_fn(|meta| {
-        *meta.level() <= tracing::Level::INFO
-            || meta.target().starts_with("threeport_manager")
-            || meta.target().starts_with("sandbox")
+        let target = meta.target();
+        if target.starts_with("threeport_manager") || target.starts_with("sandbox") {
+            return true;
+        }
+        let most_verbose = if target.starts_with("async_nats") {
+            tracing::Level::WARN
+        } else {
+            tracing::Level::INFO
+        };
+        *meta.level() <= most_verbose
     })
 }
 
