@@ -204,7 +204,7 @@ fn manager_deployment(m: &Manifests) -> &Deployment {
 #[test]
 fn every_manifest_parses_strictly_and_every_kustomization_resource_exists() {
     let m = load();
-    assert!(m.deployments.len() >= 3, "base + two scale-downs");
+    assert!(m.deployments.len() >= 2, "base + the scale-downs");
     for (file, k) in &m.kustomizations {
         let dir = root().join(file).parent().expect("dir").to_path_buf();
         assert_eq!(
@@ -430,7 +430,7 @@ fn manifests_cross_reference_each_other_and_the_code() {
         .as_ref()
         .is_some_and(|r| r.contains_key("memory")));
 
-    // The overlay scales exactly Threeport's two Go controller Deployments to zero.
+    // The overlay scales to zero exactly the Go controllers the manager implements.
     let scaled: BTreeSet<String> = m
         .deployments
         .iter()
@@ -440,12 +440,15 @@ fn manifests_cross_reference_each_other_and_the_code() {
             d.metadata.name.clone().expect("name")
         })
         .collect();
+    let implemented: BTreeSet<String> = threeport_manager::registry::CONTROLLERS
+        .iter()
+        .filter(|c| c.implemented())
+        .map(|c| format!("threeport-{}-controller", c.name))
+        .collect();
+    assert!(!implemented.is_empty());
     assert_eq!(
-        scaled,
-        BTreeSet::from([
-            "threeport-gateway-controller".to_string(),
-            "threeport-workload-controller".to_string()
-        ])
+        scaled, implemented,
+        "scale down exactly the Go controllers the manager replaces"
     );
 }
 
@@ -482,22 +485,28 @@ fn check_config_accepts_the_configmap_configs() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The overlay names workload and gateway: accepted exactly when both are implemented.
+    // The overlay enables exactly the controllers the manager implements (the ones whose Go
+    // Deployments it scales down), so following the migration never stops reconciliation.
     let out = check_config("manifests/overlays/replace-go-controllers/threeport-manager.toml");
-    let implemented = ["workload", "gateway"]
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let overlay = load_config("manifests/overlays/replace-go-controllers/threeport-manager.toml");
+    let enabled: Vec<&str> = overlay
+        .enabled_controllers()
+        .expect("enabled")
         .iter()
-        .all(|n| threeport_manager::registry::controller(n).is_some_and(|c| c.implemented()));
-    if implemented {
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    } else {
-        assert_eq!(out.status.code(), Some(2));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented"));
-    }
+        .map(|c| c.name)
+        .collect();
+    let implemented: Vec<&str> = threeport_manager::registry::CONTROLLERS
+        .iter()
+        .filter(|c| c.implemented())
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(enabled, implemented);
 }
 
 #[test]
