@@ -275,7 +275,18 @@ fn split_env(
             })?,
             None => 4222,
         };
+        // A colon is an IPv6 address (bracketed in the URL) or a mistaken `host:port`.
         let host = if host.contains(':') && !host.starts_with('[') {
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(ConfigError::invalid(
+                    "MSG_BROKER_HOST",
+                    format!(
+                        "{host:?} is not a host name or IP address; it takes the host only \
+                         (e.g. nats.threeport-control-plane.svc), the port goes in \
+                         MSG_BROKER_PORT (nats.urls)"
+                    ),
+                ));
+            }
             format!("[{host}]")
         } else {
             host.to_string()

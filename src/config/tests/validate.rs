@@ -368,3 +368,14 @@ fn values_of_the_wrong_kind_are_refused_not_coerced() {
     let c = env(&[("THREEPORT_MANAGER__RECONCILERS__DEFAULT_CONCURRENCY", "3")]).expect("env");
     assert_eq!(c.reconcilers.default_concurrency, 3);
 }
+
+#[test]
+fn msg_broker_host_with_a_port_names_the_variable_and_its_form() {
+    assert_invalid(
+        env(&[("MSG_BROKER_HOST", "nats.example:4222")]),
+        "MSG_BROKER_HOST",
+        "the port goes in MSG_BROKER_PORT",
+    );
+    let c = env(&[("MSG_BROKER_HOST", "::1"), ("MSG_BROKER_PORT", "4223")]).expect("IPv6");
+    assert_eq!(c.nats.urls, vec!["nats://[::1]:4223".to_string()]);
+}
