@@ -134,6 +134,17 @@ impl RuntimeCredentials {
                     .decrypt(value.expose())
                     .map(SecretString)
                     .map_err(|e| fail(format!("cannot decrypt {field}: {e}"))),
+                // Threeport stores these as base64 ciphertext when it has a key; a PEM key is
+                // plaintext. Without a key, ciphertext would only fail later as a puzzling
+                // "bad PEM" TLS error, so say what it is.
+                None if field == "CertificateKey"
+                    && !value.expose().trim_start().starts_with("-----BEGIN") =>
+                {
+                    Err(fail(format!(
+                        "{field} looks encrypted (it is not PEM) and no encryption key is \
+                         configured (ENCRYPTION_KEY / encryption_key)"
+                    )))
+                }
                 None => Ok(value.clone()),
             }
         };
@@ -419,5 +430,17 @@ mod tests {
             key_pem: SecretString(TOKEN.into()),
         };
         assert_ne!(c.fingerprint(), fp);
+    }
+
+    #[test]
+    fn an_encrypted_key_without_a_configured_key_says_so() {
+        let k = key();
+        let mut r = kri();
+        r.certificate = Some("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----".into());
+        r.certificate_key = Some(SecretString(k.encrypt(KEY_PEM).unwrap()));
+        let e = RuntimeCredentials::from_instance(&r, false, None).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("CertificateKey looks encrypted"), "{text}");
+        assert!(text.contains("no encryption key is configured"), "{text}");
     }
 }

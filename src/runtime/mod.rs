@@ -219,6 +219,12 @@ impl Manager {
             .iter()
             .map(|b| format!("{}x{}", b.reconciler.name, b.workers))
             .collect();
+        if config.encryption_key.is_none() && !bindings.is_empty() {
+            warn!(
+                "no encryption key configured (ENCRYPTION_KEY / encryption_key): runtime \
+                 credentials that Threeport stores encrypted cannot be used"
+            );
+        }
         if bindings.is_empty() {
             warn!(
                 controllers = ?config.controllers,

@@ -77,6 +77,22 @@ impl WorkloadInstanceReconciler {
     }
 }
 
+/// The instance's definition. One that does not exist (deleted, or a wrong ID) is a permanent
+/// error naming both objects: unlike a definition not reconciled yet, nothing will change it
+/// by waiting.
+async fn definition_of(
+    api: &dyn ThreeportApi,
+    def_id: u64,
+    id: u64,
+) -> Result<WorkloadDefinition, ReconcileError> {
+    match api.get_object(def_id).await {
+        Err(e) if e.is_not_found() => Err(ReconcileError::permanent(format!(
+            "workload definition {def_id} of workload instance {id} does not exist"
+        ))),
+        other => Ok(other?),
+    }
+}
+
 fn required(v: Option<u64>, field: &str, id: u64) -> Result<u64, ReconcileError> {
     v.ok_or_else(|| ReconcileError::permanent(format!("workload instance {id} has no {field}")))
 }
@@ -370,7 +386,7 @@ impl Reconciler for WorkloadInstanceReconciler {
             "KubernetesRuntimeInstanceID",
             id,
         )?;
-        let wd: WorkloadDefinition = api.get_object(def_id).await?;
+        let wd = definition_of(api, def_id, id).await?;
         if wd.reconciliation.reconciled != Some(true) {
             let delay = definition_wait_delay(ctx.attempt);
             info!(
@@ -450,7 +466,7 @@ impl Reconciler for WorkloadInstanceReconciler {
         }
         let def_name = match wi.workload_definition_id {
             Some(def_id) => {
-                let wd: WorkloadDefinition = api.get_object(def_id).await?;
+                let wd = definition_of(api, def_id, id).await?;
                 wd.definition.name.unwrap_or_default()
             }
             None => String::new(),

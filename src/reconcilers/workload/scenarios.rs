@@ -448,3 +448,26 @@ async fn updated_applies_unreconciled_wris_and_deletes_scheduled_ones() {
     assert!(f.api.get::<WorkloadResourceInstance>(service).is_none());
     assert!(f.wris().iter().all(|w| w.reconciled == Some(true)));
 }
+
+#[tokio::test]
+async fn a_missing_definition_is_permanent_and_names_both_ids() {
+    let f = Fixture::new(WEB_APP, true, Duration::ZERO).await;
+    assert!(f
+        .api
+        .delete_object::<WorkloadDefinition>(f.definition_id)
+        .await
+        .expect("delete"));
+    let err = f
+        .run(Operation::Created, 1)
+        .await
+        .expect_err("no definition");
+    assert_eq!(err.class, RetryClass::Permanent, "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "workload definition {} of workload instance {} does not exist",
+            f.definition_id, f.instance_id
+        )
+    );
+    assert_eq!(f.cluster.len(), 0);
+}
