@@ -227,7 +227,7 @@ impl Manager {
         }
         if bindings.is_empty() {
             warn!(
-                controllers = ?config.controllers,
+                controllers = %config.controllers.join(","),
                 "no controller is enabled: the manager will reconcile nothing (check --enable / controllers)"
             );
         }
@@ -236,10 +236,21 @@ impl Manager {
             version = crate::VERSION,
             %instance_id,
             admin = %admin.addr,
-            nats = ?config.nats.urls.iter().map(|u| crate::config::redact_url(u)).collect::<Vec<_>>(),
+            nats = %config
+                .nats
+                .urls
+                .iter()
+                .map(|u| crate::config::redact_url(u))
+                .collect::<Vec<_>>()
+                .join(","),
             api_server = %config.api.server,
-            reconcilers = ?names,
-            otlp_endpoint = ?config.telemetry.otlp_endpoint.as_deref().map(crate::config::redact_url),
+            reconcilers = %names.join(","),
+            // Plain values in JSON logs: a string or absent, never Rust's `None`/`Some(..)`.
+            otlp_endpoint = config
+                .telemetry
+                .otlp_endpoint
+                .as_deref()
+                .map(crate::config::redact_url),
             "threeport-manager started"
         );
         Ok(Manager {
