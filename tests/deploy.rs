@@ -13,6 +13,7 @@ use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -162,6 +163,7 @@ struct Manifests {
     rules: Vec<PrometheusRule>,
     kustomizations: BTreeMap<String, Kustomization>,
     crds: Vec<CustomResourceDefinition>,
+    network_policies: Vec<NetworkPolicy>,
 }
 
 fn load() -> Manifests {
@@ -182,6 +184,7 @@ fn load() -> Manifests {
                 "ServiceMonitor" => m.service_monitors.push(strict(&what, doc)),
                 "PrometheusRule" => m.rules.push(strict(&what, doc)),
                 "CustomResourceDefinition" => m.crds.push(strict(&what, doc)),
+                "NetworkPolicy" => m.network_policies.push(strict(&what, doc)),
                 "Kustomization" => {
                     let k: Kustomization = strict(&what, doc);
                     assert_eq!(k.api_version, "kustomize.config.k8s.io/v1beta1");
@@ -763,4 +766,51 @@ fn the_threeport_workload_crd_declares_what_the_manager_writes() {
         }
     }
     assert_eq!(spec_props["workloadType"]["enum"][0], "WorkloadInstance");
+}
+
+#[test]
+fn the_network_policy_opens_only_the_admin_port_of_the_manager_pods() {
+    let m = load();
+    let [policy] = m.network_policies.as_slice() else {
+        panic!("one NetworkPolicy in the base");
+    };
+    let spec = policy.spec.as_ref().expect("spec");
+    let pod_labels = manager_deployment(&m)
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|md| md.labels.clone())
+        .expect("pod labels");
+    let selected = spec
+        .pod_selector
+        .as_ref()
+        .and_then(|s| s.match_labels.clone())
+        .unwrap_or_default();
+    assert!(!selected.is_empty());
+    assert!(
+        selected.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+        "the policy selects the manager's pods: {selected:?} vs {pod_labels:?}"
+    );
+    assert_eq!(
+        spec.policy_types.as_deref(),
+        Some(&["Ingress".to_string()][..])
+    );
+    let rules = spec.ingress.as_deref().unwrap_or_default();
+    assert_eq!(rules.len(), 1);
+    let ports: Vec<String> = rules[0]
+        .ports
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| p.port.as_ref())
+        .map(|p| match p {
+            IntOrString::String(s) => s.clone(),
+            IntOrString::Int(i) => i.to_string(),
+        })
+        .collect();
+    assert_eq!(ports, vec!["admin".to_string()], "only the admin port");
+    assert!(
+        rules[0].from.as_deref().is_some_and(|f| !f.is_empty()),
+        "ingress is limited to chosen peers"
+    );
 }
