@@ -17,7 +17,7 @@
 #                                   # (scripts/upstream.sh; builds it first, cached)
 #
 # Binaries are built into ${CARGO_TARGET_DIR:-target}/release.
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 keep=0
 upstream=0
@@ -47,6 +47,22 @@ cleanup() { # newest first (manager, sandbox, nats-server), each stopped before 
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+# Every HTTP call is bounded: a wedged endpoint fails the demo instead of hanging it.
+curl() { command curl --max-time 10 "$@"; }
+
+# A free loopback port (the kernel picks one; fixed ports collide with whatever else runs).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# On any failure, show what the manager said before the cleanup removes its log.
+on_error() {
+  local status=$?
+  if [[ -f "$work/manager.log" ]]; then
+    echo "== the demo failed (exit $status); the manager's last log lines:" >&2
+    tail -30 "$work/manager.log" >&2
+  fi
+}
+trap on_error ERR
 
 wait_for() { # wait_for <seconds> <command...>
   local limit=$1; shift
@@ -113,7 +129,7 @@ show_cluster() { # show_cluster <workload instance id>
   kget "/apis/control-plane.threeport.io/v1alpha1/threeportworkloads" | json '"\n".join("   ThreeportWorkload %s  resources=%s" % (o["metadata"]["name"], [(r.get("kind"), r.get("namespace", ""), r.get("name"), r.get("threeportID")) for r in o["spec"].get("workloadResourceInstances", [])]) for o in d["items"]) or "   (no ThreeportWorkload)"'
 }
 
-admin="127.0.0.1:18081"
+admin="127.0.0.1:$(free_port)"
 enable=()
 if [[ "$workload_implemented" == "True" ]]; then
   enable=(--enable workload)
