@@ -161,6 +161,7 @@ async fn reconcile_spans_are_exported_as_a_tree_under_the_remote_parent() {
         otlp_endpoint: Some(endpoint),
         service_name: "threeport-manager-test".into(),
         sampling_ratio: 1.0,
+        ca_file: None,
     };
     let guard = telemetry::init(&log, &tel).expect("install the subscriber");
     assert!(guard.is_exporting());

@@ -236,6 +236,10 @@ section! {
         pub service_name: String = "threeport-manager".into(),
         /// Fraction of traces sampled, 0.0..=1.0.
         pub sampling_ratio: f64 = 1.0,
+        /// CA certificates (PEM) an `https` endpoint must chain to, instead of the platform's
+        /// (the `scratch` image has none).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub ca_file: Option<PathBuf> = None,
     }
 }
 

@@ -225,7 +225,7 @@ fn build_provider(
     telemetry: &TelemetryConfig,
 ) -> Result<SdkTracerProvider, String> {
     let https = endpoint.starts_with("https://");
-    let client = ExportClient::new(https)?;
+    let client = ExportClient::new(https, telemetry.ca_file.as_deref())?;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_http_client(client)
@@ -247,8 +247,8 @@ fn build_provider(
         .build())
 }
 
-/// The exporter's HTTP client: hyper + rustls (ring, the platform's CA certificates for
-/// `https`), driven by a dedicated one-worker runtime so that the SDK's batch thread can
+/// The exporter's HTTP client: hyper + rustls (ring; for `https`, the CA certificates of
+/// `telemetry.ca_file`, else the platform's), driven by a dedicated one-worker runtime so that the SDK's batch thread can
 /// await it and exports never compete with reconciles for the manager's runtime.
 struct ExportClient {
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
@@ -277,13 +277,30 @@ impl Drop for ExportRuntime {
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 impl ExportClient {
-    fn new(https: bool) -> Result<Self, String> {
+    fn new(https: bool, ca_file: Option<&std::path::Path>) -> Result<Self, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = if https {
+        let builder = if let (true, Some(ca_file)) = (https, ca_file) {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in crate::threeport::client::load_certs(ca_file, "telemetry.ca_file")
+                .map_err(|e| e.to_string())?
+            {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("telemetry.ca_file {}: {e}", ca_file.display()))?;
+            }
+            let tls = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("TLS setup: {e}"))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            builder.with_tls_config(tls)
+        } else if https {
             builder
                 .with_provider_and_native_roots(provider)
-                .map_err(|e| format!("loading the platform's CA certificates: {e}"))?
+                .map_err(|e| {
+                    format!("loading the platform's CA certificates (set telemetry.ca_file): {e}")
+                })?
         } else {
             let tls = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
@@ -348,6 +365,27 @@ impl HttpClient for ExportClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_export_client_trusts_telemetry_ca_file_and_names_it_when_unusable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = rcgen::generate_simple_self_signed(vec!["collector".into()]).expect("CA");
+        let good = dir.path().join("ca.crt");
+        std::fs::write(&good, ca.cert.pem()).expect("write");
+        assert!(ExportClient::new(true, Some(&good)).is_ok());
+
+        let missing = dir.path().join("missing.crt");
+        let err = ExportClient::new(true, Some(&missing)).expect_err("missing file");
+        assert!(
+            err.contains("telemetry.ca_file") && err.contains("missing.crt"),
+            "{err}"
+        );
+
+        let empty = dir.path().join("empty.crt");
+        std::fs::write(&empty, "not a certificate").expect("write");
+        let err = ExportClient::new(true, Some(&empty)).expect_err("no certificate");
+        assert!(err.contains("no PEM CERTIFICATE block"), "{err}");
+    }
 
     #[test]
     fn traces_url_appends_the_otlp_path_once() {
