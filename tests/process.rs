@@ -22,24 +22,40 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn_manager(nats_port: u16, admin_port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
+fn spawn_manager(nats_port: u16, admin_port: u16) -> KillOnDrop {
+    let port = nats_port.to_string();
+    spawn_with_flags(
+        admin_port,
+        &[
+            ("MSG_BROKER_HOST", "127.0.0.1"),
+            ("MSG_BROKER_PORT", &port),
+            ("MSG_BROKER_USER", "threeport"),
+            ("MSG_BROKER_PASSWORD", PASSWORD),
+            ("ENCRYPTION_KEY", ENCRYPTION_KEY),
+            ("VERBOSE", "true"),
+        ],
+        &[],
+    )
+}
+
+/// The manager against a local API address with `AUTH_ENABLED=false`, an otherwise empty
+/// environment plus `env`, the admin server on `admin_port`, output piped. Killed when
+/// dropped, so a failing test does not leave it running.
+fn spawn_with_flags(admin_port: u16, env: &[(&str, &str)], args: &[&str]) -> KillOnDrop {
+    let child = Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("API_SERVER", "127.0.0.1:9")
         .env("AUTH_ENABLED", "false")
-        .env("MSG_BROKER_HOST", "127.0.0.1")
-        .env("MSG_BROKER_PORT", nats_port.to_string())
-        .env("MSG_BROKER_USER", "threeport")
-        .env("MSG_BROKER_PASSWORD", PASSWORD)
-        .env("ENCRYPTION_KEY", ENCRYPTION_KEY)
-        .env("VERBOSE", "true")
+        .envs(env.iter().copied())
+        .args(args)
         .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn threeport-manager")
+        .expect("spawn threeport-manager");
+    KillOnDrop(child)
 }
 
 /// A child process killed when dropped (a panicking test must not leave it running).
@@ -132,10 +148,10 @@ async fn runs_with_threeport_env_names_serves_admin_endpoints_and_exits_0_on_sig
         "VERBOSE=true means debug logs"
     );
 
-    sigterm(&child);
-    let status = wait_exit(&mut child, Duration::from_secs(15));
+    sigterm(&child.0);
+    let status = wait_exit(&mut child.0, Duration::from_secs(15));
     assert_eq!(status.code(), Some(0), "clean shutdown exits 0");
-    let out = output(&mut child);
+    let out = output(&mut child.0);
     assert!(out.contains("shutdown complete"), "{out}");
     for secret in [PASSWORD, ENCRYPTION_KEY] {
         assert!(!out.contains(secret), "a secret reached the logs:\n{out}");
@@ -163,26 +179,11 @@ async fn credentials_in_the_nats_url_are_used_and_never_logged_at_trace() {
     .expect("sandbox API creates the streams");
     let admin_port = free_port();
     let url = format!("nats://threeport:{CANARY}@127.0.0.1:{}", nats.port());
-    let child = Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("API_SERVER", "127.0.0.1:9")
-        .env("AUTH_ENABLED", "false")
-        .args([
-            "--nats-url",
-            &url,
-            "--log-level",
-            "trace",
-            "--admin-listen",
-            &format!("127.0.0.1:{admin_port}"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn threeport-manager");
-    // Killed if an assertion fails first, so a failing run ends instead of leaving it behind.
-    let mut child = KillOnDrop(child);
+    let mut child = spawn_with_flags(
+        admin_port,
+        &[],
+        &["--nats-url", &url, "--log-level", "trace"],
+    );
     let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
     wait_until(
         Duration::from_secs(30),
@@ -216,23 +217,8 @@ async fn credentials_in_the_nats_url_are_used_and_never_logged_at_trace() {
 async fn sigterm_before_nats_was_ever_reachable_exits_at_once() {
     let nats_port = free_port(); // nothing listens there
     let admin_port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("API_SERVER", "127.0.0.1:9")
-        .env("AUTH_ENABLED", "false")
-        .args([
-            "--nats-url",
-            &format!("nats://127.0.0.1:{nats_port}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin_port}"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn threeport-manager");
-    let mut child = KillOnDrop(child);
+    let nats_url = format!("nats://127.0.0.1:{nats_port}");
+    let mut child = spawn_with_flags(admin_port, &[], &["--nats-url", &nats_url]);
     let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
     wait_until(
         Duration::from_secs(30),
