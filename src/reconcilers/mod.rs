@@ -60,9 +60,14 @@ impl Registered {
     }
 }
 
+/// The registration of the controller with this `--enable` name, if the manager implements it.
+pub fn implementation(controller: &str) -> Option<&'static Implementation> {
+    IMPLEMENTATIONS.iter().find(|i| i.controller == controller)
+}
+
 /// Whether the manager implements the controller with this `--enable` name.
 pub fn is_implemented(controller: &str) -> bool {
-    IMPLEMENTATIONS.iter().any(|i| i.controller == controller)
+    implementation(controller).is_some()
 }
 
 /// What reconcilers share in one process, built once from the config: one Kubernetes client
@@ -89,10 +94,7 @@ impl ReconcilerDeps {
 /// not implemented.
 pub fn handler_for(reconciler_name: &str, deps: &ReconcilerDeps) -> Option<Arc<dyn DynReconciler>> {
     let (controller, _) = crate::registry::reconciler(reconciler_name)?;
-    let implementation = IMPLEMENTATIONS
-        .iter()
-        .find(|i| i.controller == controller.name)?;
-    (implementation.reconcilers)(deps)
+    (implementation(controller.name)?.reconcilers)(deps)
         .into_iter()
         .find(|r| r.name == reconciler_name)
         .map(|r| r.handler)

@@ -104,10 +104,8 @@ pub fn configured_bindings(config: &Config) -> Result<Vec<Binding>, RuntimeError
     let deps =
         crate::reconcilers::ReconcilerDeps::from_config(config).map_err(RuntimeError::Startup)?;
     for controller in controllers {
-        let implementation = crate::reconcilers::IMPLEMENTATIONS
-            .iter()
-            .find(|i| i.controller == controller.name)
-            .ok_or_else(|| {
+        let implementation =
+            crate::reconcilers::implementation(controller.name).ok_or_else(|| {
                 RuntimeError::Startup(format!("controller {} is not implemented", controller.name))
             })?;
         // One handler per registry reconciler, in the registry's order (a unit test of

@@ -280,34 +280,30 @@ impl ExportClient {
     fn new(https: bool, ca_file: Option<&std::path::Path>) -> Result<Self, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = if let (true, Some(ca_file)) = (https, ca_file) {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in crate::threeport::client::load_certs(ca_file, "telemetry.ca_file")
-                .map_err(|e| e.to_string())?
-            {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("telemetry.ca_file {}: {e}", ca_file.display()))?;
-            }
-            let tls = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("TLS setup: {e}"))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            builder.with_tls_config(tls)
-        } else if https {
-            builder
+        // The roots an https endpoint must chain to: telemetry.ca_file, else the platform's
+        // (None here). Plain http gets an empty store: it never does a TLS handshake.
+        let roots = match (https, ca_file) {
+            (true, Some(ca_file)) => Some(
+                crate::threeport::client::load_roots(ca_file)
+                    .map_err(|e| format!("telemetry.ca_file: {e}"))?,
+            ),
+            (true, None) => None,
+            (false, _) => Some(rustls::RootCertStore::empty()),
+        };
+        let builder = match roots {
+            None => builder
                 .with_provider_and_native_roots(provider)
                 .map_err(|e| {
                     format!("loading the platform's CA certificates (set telemetry.ca_file): {e}")
-                })?
-        } else {
-            let tls = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("TLS setup: {e}"))?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            builder.with_tls_config(tls)
+                })?,
+            Some(roots) => {
+                let tls = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| format!("TLS setup: {e}"))?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                builder.with_tls_config(tls)
+            }
         };
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);

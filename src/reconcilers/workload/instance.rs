@@ -296,14 +296,15 @@ async fn delete_object(handle: &dyn Cluster, obj: &Value) -> Result<(), Reconcil
         // Nothing that could have been created from it.
         return Ok(());
     };
-    handle
-        .delete(av, kind, str_of(obj, "/metadata/namespace"), name)
-        .await?;
-    Ok(())
+    gone(
+        handle
+            .delete(av, kind, str_of(obj, "/metadata/namespace"), name)
+            .await,
+    )
 }
 
-/// A delete whose "already gone" is success.
-fn gone(r: Result<bool, ApiError>) -> Result<(), ReconcileError> {
+/// A delete (API or cluster) whose "already gone" (`Ok(false)`) is success too.
+fn gone<E: Into<ReconcileError>>(r: Result<bool, E>) -> Result<(), ReconcileError> {
     r.map(|_| ()).map_err(Into::into)
 }
 
@@ -637,11 +638,7 @@ impl Reconciler for WorkloadInstanceReconciler {
                     &threeport_workload_name(WorkloadType::WorkloadInstance, id),
                 )
                 .await;
-            keep(
-                &mut first,
-                "delete ThreeportWorkload",
-                r.map(|_| ()).map_err(Into::into),
-            );
+            keep(&mut first, "delete ThreeportWorkload", gone(r));
             // 6. Namespaces the manager created for this instance, even one whose WRI was
             //    never recorded (a failure between applying it and POSTing its WRI).
             match h
@@ -653,11 +650,7 @@ impl Reconciler for WorkloadInstanceReconciler {
                     for ns in namespaces {
                         if let Some(name) = ns.metadata.name.as_deref() {
                             let r = h.delete("v1", "Namespace", None, name).await;
-                            keep(
-                                &mut first,
-                                "delete managed namespace",
-                                r.map(|_| ()).map_err(Into::into),
-                            );
+                            keep(&mut first, "delete managed namespace", gone(r));
                         }
                     }
                 }

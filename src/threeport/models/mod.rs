@@ -430,10 +430,17 @@ pub fn decode<T: ApiObject>(value: Value) -> Result<T, ApiError> {
 /// gorm model keys: any of them in a body is a 400 (spec 2.4).
 pub const GORM_MODEL_FIELDS: [&str; 4] = ["ID", "CreatedAt", "UpdatedAt", "DeletedAt"];
 
+/// `object` as a request body's JSON object, without the gorm model keys: the API rejects
+/// them in every body (spec 2.4).
 fn encode<T: ApiObject>(object: &T, what: &str) -> Result<Map<String, Value>, ApiError> {
     let ty = T::OBJECT_TYPE;
     match serde_json::to_value(object) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(mut map)) => {
+            for key in GORM_MODEL_FIELDS {
+                map.remove(key);
+            }
+            Ok(map)
+        }
         Ok(_) => Err(ApiError::Decode {
             route: ty.collection_path(),
             reason: format!("{} {what} body is not a JSON object", ty.name),
@@ -449,11 +456,7 @@ fn encode<T: ApiObject>(object: &T, what: &str) -> Result<Map<String, Value>, Ap
 /// removed because the API rejects them on POST too (spec 2.4), which matters when an object
 /// read from the API is reused as a template.
 pub fn create_body<T: ApiObject>(object: &T) -> Result<Value, ApiError> {
-    let mut map = encode(object, "POST")?;
-    for key in GORM_MODEL_FIELDS {
-        map.remove(key);
-    }
-    Ok(Value::Object(map))
+    encode(object, "POST").map(Value::Object)
 }
 
 /// Serialise a PATCH (see [`Patch`] for the two kinds): gorm keys are always dropped; an
@@ -467,9 +470,6 @@ pub fn patch_body<T: ApiObject>(patch: &Patch<'_, T>) -> Result<Value, ApiError>
         Patch::Object(object) => (*object, true),
     };
     let mut map = encode(object, "PATCH")?;
-    for key in GORM_MODEL_FIELDS {
-        map.remove(key);
-    }
     for field in ty.fields() {
         if field.association && map.contains_key(field.json) {
             if whole {
