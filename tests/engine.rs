@@ -13,9 +13,12 @@ use async_nats::jetstream::kv;
 use common::*;
 use futures::StreamExt;
 use serde_json::json;
+use threeport_manager::engine::liveness::Heartbeats;
+use threeport_manager::engine::lock::LockClient;
 use threeport_manager::engine::{binding_for, Operation, ShutdownOutcome};
 use threeport_manager::runtime::{Manager, ManagerOptions};
 use threeport_manager::threeport::ThreeportApi;
+use tokio_util::sync::CancellationToken;
 
 const RECONCILER: &str = "WorkloadDefinitionReconciler";
 const CONSUMER: &str = "WorkloadDefinitionReconcilerConsumer";
@@ -309,12 +312,212 @@ async fn a_lost_lock_cancels_the_reconcile_and_the_message_comes_back() {
     m.shutdown().await;
 }
 
-const TAKEOVERS: &str = "threeport_lock_takeovers_total{controller=\"workload\",reconciler=\"WorkloadDefinitionReconciler\"}";
+/// `threeport_lock_takeovers_total` of the test reconciler, for one kind of holder.
+fn takeovers(holder: &str) -> String {
+    format!("threeport_lock_takeovers_total{{controller=\"workload\",holder=\"{holder}\",reconciler=\"{RECONCILER}\"}}")
+}
+
+const CONFLICTS: &str = "threeport_lock_conflicts_total{controller=\"workload\",reconciler=\"WorkloadDefinitionReconciler\"}";
+
+/// The lock bucket as another process that uses it sees it, writing `owner` as lock value.
+async fn locks_as(cp: &ControlPlane, owner: &str) -> LockClient {
+    LockClient::open_or_create(
+        &cp.jetstream().await,
+        "workloadLock",
+        "contains locks on workload objects",
+        owner,
+    )
+    .await
+    .expect("lock bucket")
+}
+
+/// Another manager replica as NATS sees it: its heartbeat, written every 300 ms until it is
+/// killed (the task aborted: no more writes, no "stopped" mark, which is all a SIGKILL looks
+/// like from NATS) or stopped cleanly.
+struct OtherReplica {
+    id: uuid::Uuid,
+    beating: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl OtherReplica {
+    async fn start(cp: &ControlPlane) -> Self {
+        let id = uuid::Uuid::new_v4();
+        let hb = Heartbeats::open_or_create(&cp.jetstream().await, id)
+            .await
+            .expect("heartbeat bucket");
+        hb.beat().await.expect("first heartbeat");
+        let stop = CancellationToken::new();
+        let failures = prometheus::IntCounter::new("failures", "failures").expect("counter");
+        let beating = tokio::spawn(hb.run(Duration::from_millis(300), failures, stop.clone()));
+        OtherReplica { id, beating, stop }
+    }
+
+    async fn lock(&self, cp: &ControlPlane, wd: u64) {
+        locks_as(cp, &self.id.to_string())
+            .await
+            .acquire(&format!("{RECONCILER}.{wd}"))
+            .await
+            .expect("lock taken by the other replica");
+    }
+
+    fn kill(&self) {
+        self.beating.abort();
+    }
+
+    async fn stop_cleanly(self) {
+        self.stop.cancel();
+        self.beating.await.expect("heartbeat task");
+    }
+}
+
+/// Short reclaim timings: a replica is dead after 2 s of heartbeat silence.
+fn short_reclaim(c: &mut threeport_manager::config::Config) {
+    c.engine.lock_reclaim_after = Duration::from_secs(2);
+    c.engine.heartbeat_interval = Duration::from_millis(500);
+    c.engine.lock_renew_interval = Duration::from_millis(500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replicas_lock_is_reclaimed_once_its_heartbeat_is_silent_and_a_go_lock_is_not() {
+    let cp = ControlPlane::start().await;
+    let replica = OtherReplica::start(&cp).await;
+    let by_replica = cp.create_wd("held-by-a-replica").await;
+    replica.lock(&cp, by_replica).await;
+    // A Go controller's lock has no heartbeat behind it: Threeport's 20 min rule applies.
+    let by_go = cp.create_wd("held-by-go").await;
+    locks_as(&cp, "5d0c9a4e-7b1f-4a8e-9d5c-3e2f1a0b9c8d")
+        .await
+        .acquire(&format!("{RECONCILER}.{by_go}"))
+        .await
+        .expect("Go-style lock");
+    let r = TestReconciler::succeeding();
+    let m = start_manager(&cp, &r, 2, short_reclaim).await;
+    // While the replica lives its lock is never taken, though nobody renews the lock itself:
+    // at least 12 conflicts (capped at 1 s apart, so more than 3 reclaim ages).
+    wait_until(LIMIT, "a dozen lock conflicts", || async {
+        metric(&m, CONFLICTS) >= 12.0
+    })
+    .await;
+    assert_eq!(
+        r.call_count(),
+        0,
+        "nothing reconciled under a live replica's lock"
+    );
+    assert_eq!(metric(&m, &takeovers("dead_replica")), 0.0);
+
+    let killed = Instant::now();
+    replica.kill();
+    cp.wait_reconciled(by_replica, LIMIT).await;
+    let took = killed.elapsed();
+    println!("reclaimed and reconciled {took:?} after the replica was killed (reclaim age 2 s)");
+    // Its last heartbeat was at most 300 ms before the kill.
+    assert!(
+        took >= Duration::from_millis(1700),
+        "reclaimed before the heartbeat was 2 s old: {took:?}"
+    );
+    assert_eq!(metric(&m, &takeovers("dead_replica")), 1.0);
+    assert_eq!(r.call_count(), 1, "reconciled exactly once");
+    // The Go-held object is still waiting, and nothing was taken from an owner without
+    // heartbeat.
+    assert_eq!(metric(&m, &takeovers("no_heartbeat")), 0.0);
+    let go_key = format!("{RECONCILER}.{by_go}");
+    assert!(lock_bucket(&cp)
+        .await
+        .get(&go_key)
+        .await
+        .expect("get")
+        .is_some());
+    assert!(r.calls().iter().all(|c| c.id != by_go));
+    // Once Go releases it, it is reconciled.
+    lock_bucket(&cp)
+        .await
+        .delete(&go_key)
+        .await
+        .expect("release");
+    cp.wait_reconciled(by_go, LIMIT).await;
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_left_by_a_cleanly_stopped_replica_or_by_this_process_is_reclaimed_at_once() {
+    let cp = ControlPlane::start().await;
+    let replica = OtherReplica::start(&cp).await;
+    let left_by_replica = cp.create_wd("left-by-a-stopped-replica").await;
+    replica.lock(&cp, left_by_replica).await;
+    replica.stop_cleanly().await;
+    let r = TestReconciler::succeeding();
+    let m = start_manager(&cp, &r, 2, |_| {}).await;
+    cp.wait_reconciled(left_by_replica, LIMIT).await;
+    assert_eq!(metric(&m, &takeovers("dead_replica")), 1.0);
+
+    // This process's own value on a lock none of its tasks holds: a release that failed.
+    let own = cp.create_wd("left-by-this-process").await;
+    cp.wait_reconciled(own, LIMIT).await;
+    locks_as(&cp, &m.instance_id.to_string())
+        .await
+        .acquire(&format!("{RECONCILER}.{own}"))
+        .await
+        .expect("leftover");
+    publish(
+        &cp.jetstream().await,
+        "workloadDefinition.update",
+        notification("Updated", own),
+    )
+    .await;
+    wait_until(LIMIT, "the update reconciled", || async {
+        r.calls().iter().filter(|c| c.id == own).count() == 2
+    })
+    .await;
+    assert_eq!(metric(&m, &takeovers("own_leftover")), 1.0);
+    // Both on the first delivery: no conflict, no waiting for a reclaim age.
+    assert_eq!(metric(&m, CONFLICTS), 0.0);
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_cannot_heartbeat_gives_its_locks_up_before_they_could_be_reclaimed() {
+    let cp = ControlPlane::start().await;
+    let r = TestReconciler::new(|_, _| Act::BlockUntilCancelled);
+    let m = start_manager(&cp, &r, 1, |c| {
+        short_reclaim(c);
+        c.engine.lock_reclaim_after = Duration::from_secs(3);
+    })
+    .await;
+    let _wd = cp.create_wd("heartbeat-cut-off").await;
+    wait_until(LIMIT, "reconcile started", || async { r.call_count() == 1 }).await;
+    // The heartbeat bucket disappears: every heartbeat fails, lock renewals still succeed.
+    let cut = Instant::now();
+    cp.jetstream()
+        .await
+        .delete_key_value(threeport_manager::engine::liveness::HEARTBEAT_BUCKET)
+        .await
+        .expect("delete the heartbeat bucket");
+    wait_until(LIMIT, "reconcile cancelled", || async {
+        r.cancelled.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // The safety property: given up before the others could reclaim (3 s after the last
+    // heartbeat); by design at the reclaim age minus one renew interval after the last
+    // heartbeat, which was at most 0.5 s before the cut.
+    let gave_up = cut.elapsed();
+    assert!(
+        gave_up < Duration::from_secs(3),
+        "gave up only after {gave_up:?}"
+    );
+    assert!(
+        gave_up >= Duration::from_millis(1500),
+        "gave up too early: {gave_up:?}"
+    );
+    assert!(metric(&m, "threeport_heartbeat_failures_total") >= 1.0);
+    m.shutdown().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_its_holder_stopped_writing_is_taken_over_at_the_takeover_age() {
     let cp = ControlPlane::start().await;
-    // A Go controller took the lock and died: the lock is never renewed nor released.
+    // A Go controller took the lock and died: the lock is never renewed nor released. With the
+    // takeover age shortened (as for a migration), it is taken over at that age.
     let wd = cp.create_wd("orphaned").await;
     let key = format!("{RECONCILER}.{wd}");
     let js = cp.jetstream().await;
@@ -340,7 +543,7 @@ async fn a_lock_its_holder_stopped_writing_is_taken_over_at_the_takeover_age() {
         "taken over before the lock was 2 s old: {:?}",
         locked_at.elapsed()
     );
-    assert_eq!(metric(&m, TAKEOVERS), 1.0);
+    assert_eq!(metric(&m, &takeovers("no_heartbeat")), 1.0);
     assert_eq!(r.call_count(), 1, "reconciled exactly once");
     assert_eq!(
         lock_bucket(&cp).await.get(&key).await.expect("get"),
@@ -386,7 +589,9 @@ async fn a_holder_that_renews_is_never_taken_over_however_long_it_works() {
         r.call_count() == 3
     })
     .await;
-    assert_eq!(metric(&m, TAKEOVERS), 0.0);
+    for holder in ["dead_replica", "own_leftover", "no_heartbeat"] {
+        assert_eq!(metric(&m, &takeovers(holder)), 0.0, "{holder}");
+    }
     assert_eq!(r.max_in_flight_per_object.load(Ordering::SeqCst), 1);
     assert_eq!(
         r.cancelled.load(Ordering::SeqCst),

@@ -11,7 +11,9 @@
 //! - migration: the Go controller is stopped mid-run while it holds a lock (SIGTERM then SIGKILL
 //!   after a grace period, as the kubelet does; or SIGKILL alone). The manager finishes every
 //!   instance, taking over the dead controller's lock once nobody has written it for
-//!   `engine.lock_takeover_after` (1 min by default) instead of the bucket's 20 min.
+//!   `engine.lock_takeover_after`, set to 1 min here as docs/operating.md recommends for a
+//!   migration (the default is Threeport's own 20 min: a Go controller has no heartbeat, so
+//!   nothing tells a dead one from one in a long reconcile).
 //! - rollback: the manager is stopped (SIGTERM) mid-run; it hands its work back and releases its
 //!   locks, and the Go controller finishes.
 //!
@@ -61,8 +63,13 @@ impl Fleet {
             &stack.process_env(),
             logs.path().join("workload-controller.log"),
         );
+        let mut vars = stack.process_env();
+        vars.push((
+            "THREEPORT_MANAGER__ENGINE__LOCK_TAKEOVER_AFTER".into(),
+            "1m".into(),
+        ));
         let mut manager = ManagerProcess::spawn(
-            &stack.process_env(),
+            &vars,
             &ManagerSpec {
                 bin: Path::new(env!("CARGO_BIN_EXE_threeport-manager")),
                 concurrency: 4,

@@ -193,18 +193,30 @@ section! {
         pub max_poison_attempts: u32 = 5,
         /// Deliveries of a failing reconcile before it is terminated; 0 = unlimited (Threeport).
         pub max_reconcile_attempts: u32 = 0,
-        /// How often a held lock is renewed; at most a third of `lock_takeover_after`.
+        /// How often a held lock is renewed; at most a third of `lock_reclaim_after` and of
+        /// `lock_takeover_after`.
         #[serde(with = "duration_str")]
         pub lock_renew_interval: Duration = Duration::from_secs(10),
-        /// First NAK delay when another process holds the object's lock (doubles per delivery).
+        /// First NAK delay when another process holds the object's lock (doubles per delivery,
+        /// up to half of `lock_reclaim_after`).
         #[serde(with = "duration_str")]
         pub lock_conflict_delay: Duration = Duration::from_secs(1),
-        /// A lock nobody has written for this long is taken over: its holder is gone (Go
-        /// controllers never renew, so without this a crashed one blocks its objects for the
-        /// lock bucket's 20 min). Longer than any reconcile a Go controller still running could
-        /// be in; `20m` (the bucket max age) turns takeovers off.
+        /// How often this replica writes its heartbeat (KV bucket `threeportManagerHeartbeats`);
+        /// at most a third of `lock_reclaim_after`.
         #[serde(with = "duration_str")]
-        pub lock_takeover_after: Duration = Duration::from_secs(60),
+        pub heartbeat_interval: Duration = Duration::from_secs(5),
+        /// A manager replica whose heartbeat has been silent this long is dead: its locks are
+        /// reclaimed by the others. A live replica stops reconciling before its own heartbeat
+        /// is this old, so it is never overtaken.
+        #[serde(with = "duration_str")]
+        pub lock_reclaim_after: Duration = Duration::from_secs(30),
+        /// A lock of an owner without heartbeat (a Go controller, which never renews) that
+        /// nobody has written for this long is taken over. The default, the lock bucket's
+        /// 20 min max age, is Threeport's own rule; shorter (e.g. `1m`, well above the
+        /// longest Go reconcile) frees a crashed Go controller's objects sooner, at the risk of
+        /// overtaking a Go reconcile that runs longer.
+        #[serde(with = "duration_str")]
+        pub lock_takeover_after: Duration = Duration::from_secs(20 * 60),
         /// How often a `Progress` ack is sent while reconciling; must be under the 30 s AckWait.
         #[serde(with = "duration_str")]
         pub progress_interval: Duration = Duration::from_secs(10),

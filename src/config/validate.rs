@@ -238,15 +238,41 @@ fn engine(e: &EngineConfig) -> Result<(), ConfigError> {
             ),
         ));
     }
-    // A holder gives its lock up after failing to renew for `lock_takeover_after` minus
-    // one interval, so at least one renewal must be allowed to fail before that.
-    if e.lock_renew_interval * 3 > e.lock_takeover_after {
+    if e.lock_reclaim_after > LOCK_BUCKET_MAX_AGE {
+        return Err(ConfigError::invalid(
+            "engine.lock_reclaim_after",
+            format!(
+                "must not exceed the lock bucket max age ({})",
+                fmt_duration(LOCK_BUCKET_MAX_AGE)
+            ),
+        ));
+    }
+    // A holder gives its lock up once renewals (or its heartbeat) have failed for the age at
+    // which others may take it, minus one interval; at least one renewal and one heartbeat
+    // must be allowed to fail before that.
+    let renew_limit = e.lock_takeover_after.min(e.lock_reclaim_after);
+    if e.lock_renew_interval * 3 > renew_limit {
+        let limit_field = if e.lock_reclaim_after <= e.lock_takeover_after {
+            "engine.lock_reclaim_after"
+        } else {
+            "engine.lock_takeover_after"
+        };
         return Err(ConfigError::invalid(
             "engine.lock_renew_interval",
             format!(
-                "must be at most a third of engine.lock_takeover_after ({}), i.e. at most {}",
-                fmt_duration(e.lock_takeover_after),
-                fmt_duration(e.lock_takeover_after / 3)
+                "must be at most a third of {limit_field} ({}), i.e. at most {}",
+                fmt_duration(renew_limit),
+                fmt_duration(renew_limit / 3)
+            ),
+        ));
+    }
+    if e.heartbeat_interval * 3 > e.lock_reclaim_after {
+        return Err(ConfigError::invalid(
+            "engine.heartbeat_interval",
+            format!(
+                "must be at most a third of engine.lock_reclaim_after ({}), i.e. at most {}",
+                fmt_duration(e.lock_reclaim_after),
+                fmt_duration(e.lock_reclaim_after / 3)
             ),
         ));
     }

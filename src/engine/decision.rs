@@ -35,7 +35,11 @@ pub struct RetryPolicy {
     /// First NAK delay when another owner holds the object's lock; doubles per delivery (see
     /// [`plan_lock_conflict`]).
     pub lock_conflict_delay: Duration,
-    /// Age after which another owner's lock is taken over (see [`plan_lock_conflict`]).
+    /// Heartbeat silence after which a manager replica counts as dead and its locks are
+    /// reclaimed (see [`plan_lock_conflict`]).
+    pub lock_reclaim_after: Duration,
+    /// Age after which a lock of an owner without heartbeat (a Go controller) is taken over;
+    /// 20 min, the bucket's max age, keeps Threeport's rule (see [`plan_lock_conflict`]).
     pub lock_takeover_after: Duration,
 }
 
@@ -137,45 +141,75 @@ pub fn failure_delay(
     }
 }
 
+/// Who holds a lock this process could not take, as far as the heartbeats tell (see
+/// [`super::liveness`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockHolder {
+    /// This process's own ID on a lock none of its tasks holds: an earlier release failed (NATS
+    /// unreachable at the time). Reclaimed at once.
+    OwnLeftover,
+    /// A manager replica whose last heartbeat is `silent_for` old on the server's clock
+    /// (`Duration::MAX` once it marked itself stopped). This process's own tasks count as a
+    /// live replica.
+    Replica {
+        /// Time since the replica's last heartbeat.
+        silent_for: Duration,
+    },
+    /// No heartbeat: a Go controller (which never renews its locks) or something else that
+    /// speaks Threeport's lock protocol. Only Threeport's own age rule applies.
+    Unknown,
+}
+
 /// What to do about a lock another owner holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockConflictPlan {
-    /// The holder has not written the lock for `lock_takeover_after`: it is gone. Take the lock
-    /// over (on its revision, so a holder that renews or releases meanwhile keeps it).
+    /// The holder is gone: take the lock over (on its revision, so a holder that renews or
+    /// releases meanwhile keeps it).
     TakeOver,
     /// Hand the message back and try again after the delay.
     Wait(Duration),
 }
 
-/// Decide about a held lock from its age (time since its holder last wrote it), on the
-/// message's `delivered`-th delivery.
+/// Decide about a held lock from who holds it and its age (time since its holder last wrote
+/// it), on the message's `delivered`-th delivery.
 ///
-/// A live manager renews its locks every `lock_renew_interval`, so its locks never reach the
-/// takeover age; a Go controller never renews, and a crashed one would otherwise block the
-/// object for the bucket's 20 min max age (spec 4.1 #6). Until the takeover age, the delay
-/// grows like the retry backoff, from `lock_conflict_delay`, capped at a quarter of the takeover
-/// age and at the time left until the lock turns stale, so a dead holder's objects are taken
-/// over within a few deliveries of that moment:
+/// The time left before the holder counts as gone depends on who it is:
 ///
 /// ```text
-/// left     = lock_takeover_after - age
-/// delay(n) = min(left, lock_takeover_after / 4, lock_conflict_delay * 2^(n-1)) * (1 - jitter/2)
+/// own leftover   left = 0
+/// replica        left = lock_reclaim_after  - silent_for     (heartbeat silence)
+/// unknown        left = lock_takeover_after - age            (20 min by default: Threeport's rule)
 /// ```
 ///
-/// With the defaults (1 s, 60 s) and a lock held from the first delivery on, the nominal
-/// schedule is 1, 2, 4, 8, 15, 15, 15, then whatever is left: takeover about 60 s after the
-/// holder's last write, in 7 or 8 deliveries.
+/// A live replica heartbeats every few seconds, so its silence never reaches
+/// `lock_reclaim_after`, however long its reconcile runs (and it stops reconciling itself before
+/// that if its heartbeat fails). Until the holder is gone, the delay grows like the retry
+/// backoff from `lock_conflict_delay`, capped at half of `lock_reclaim_after` and at the time
+/// left, so a dead holder's objects are taken over within a few deliveries of that moment:
+///
+/// ```text
+/// delay(n) = min(left, lock_reclaim_after / 2, lock_conflict_delay * 2^(n-1)) * (1 - jitter/2)
+/// ```
+///
+/// With the defaults (1 s, 30 s) and a replica killed while holding the lock, the nominal
+/// schedule is 1, 2, 4, 8, 15, then whatever is left: reclaimed about 30 s after its last
+/// heartbeat. A Go controller's lock is retried every 15 s until it is released or expires.
 pub fn plan_lock_conflict(
     policy: &RetryPolicy,
+    holder: LockHolder,
     age: Duration,
     delivered: u64,
     jitter: f64,
 ) -> LockConflictPlan {
-    let left = policy.lock_takeover_after.saturating_sub(age);
+    let left = match holder {
+        LockHolder::OwnLeftover => Duration::ZERO,
+        LockHolder::Replica { silent_for } => policy.lock_reclaim_after.saturating_sub(silent_for),
+        LockHolder::Unknown => policy.lock_takeover_after.saturating_sub(age),
+    };
     if left.is_zero() {
         return LockConflictPlan::TakeOver;
     }
-    let cap = (policy.lock_takeover_after / 4).min(left);
+    let cap = (policy.lock_reclaim_after / 2).min(left);
     let delay = Backoff::new(policy.lock_conflict_delay.min(cap), cap).delay(delivered, jitter);
     // Never zero (an immediate redelivery): at the end it is the remainder, at least 1 ms.
     LockConflictPlan::Wait(delay.max(Duration::from_millis(1)))
@@ -235,7 +269,8 @@ mod tests {
             max_poison_attempts: 5,
             max_reconcile_attempts: 0,
             lock_conflict_delay: Duration::from_millis(1500),
-            lock_takeover_after: Duration::from_secs(60),
+            lock_reclaim_after: Duration::from_secs(30),
+            lock_takeover_after: Duration::from_secs(20 * 60),
         }
     }
 
@@ -393,86 +428,129 @@ mod tests {
         Duration::from_secs(s)
     }
 
-    #[test]
-    fn a_lock_not_written_for_the_takeover_age_is_taken_over() {
-        let p = policy();
-        assert_eq!(
-            plan_lock_conflict(&p, secs(60), 1, 0.0),
-            LockConflictPlan::TakeOver
-        );
-        assert_eq!(
-            plan_lock_conflict(&p, secs(19 * 60), 1, 0.5),
-            LockConflictPlan::TakeOver
-        );
-        assert!(matches!(
-            plan_lock_conflict(&p, secs(59), 1, 0.0),
-            LockConflictPlan::Wait(_)
-        ));
+    const GO: LockHolder = LockHolder::Unknown;
+
+    fn replica(silent: Duration) -> LockHolder {
+        LockHolder::Replica { silent_for: silent }
     }
 
     #[test]
-    fn a_fresh_lock_waits_with_backoff_capped_at_a_quarter_of_the_takeover_age() {
+    fn a_go_controllers_lock_is_taken_over_only_at_the_takeover_age() {
+        let mut p = policy();
+        p.lock_takeover_after = secs(20 * 60);
+        assert_eq!(
+            plan_lock_conflict(&p, GO, secs(20 * 60), 1, 0.0),
+            LockConflictPlan::TakeOver
+        );
+        for age in [0, 60, 600, 19 * 60 + 59] {
+            assert!(matches!(
+                plan_lock_conflict(&p, GO, secs(age), 1, 0.0),
+                LockConflictPlan::Wait(_)
+            ));
+        }
+        // Its lock age is all that counts: a (meaningless) replica silence plays no part.
+        p.lock_takeover_after = secs(60);
+        assert_eq!(
+            plan_lock_conflict(&p, GO, secs(60), 1, 0.0),
+            LockConflictPlan::TakeOver
+        );
+    }
+
+    #[test]
+    fn a_dead_replicas_lock_is_reclaimed_by_heartbeat_silence_whatever_the_lock_age() {
         let p = policy();
-        let wait = |age, n| match plan_lock_conflict(&p, age, n, 0.0) {
+        for age in [0, 5, 600] {
+            assert_eq!(
+                plan_lock_conflict(&p, replica(secs(30)), secs(age), 1, 0.0),
+                LockConflictPlan::TakeOver
+            );
+            assert_eq!(
+                plan_lock_conflict(&p, replica(Duration::MAX), secs(age), 1, 0.0),
+                LockConflictPlan::TakeOver,
+                "a replica that marked itself stopped"
+            );
+            assert!(matches!(
+                plan_lock_conflict(&p, replica(secs(29)), secs(age), 1, 0.0),
+                LockConflictPlan::Wait(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn a_leftover_of_this_process_is_reclaimed_at_once() {
+        assert_eq!(
+            plan_lock_conflict(&policy(), LockHolder::OwnLeftover, secs(0), 1, 0.5),
+            LockConflictPlan::TakeOver
+        );
+    }
+
+    #[test]
+    fn a_wait_backs_off_capped_at_half_the_reclaim_age() {
+        let p = policy();
+        for holder in [GO, replica(secs(0))] {
+            let wait = |n| match plan_lock_conflict(&p, holder, secs(0), n, 0.0) {
+                LockConflictPlan::Wait(d) => d,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(wait(1), Duration::from_millis(1500));
+            assert_eq!(wait(2), secs(3));
+            assert_eq!(wait(4), secs(12));
+            assert_eq!(wait(5), secs(15));
+            assert_eq!(wait(50), secs(15));
+        }
+    }
+
+    #[test]
+    fn the_wait_ends_when_the_holder_turns_dead_and_is_never_zero() {
+        let p = policy();
+        let wait = |silent| match plan_lock_conflict(&p, replica(silent), secs(0), 9, 0.0) {
             LockConflictPlan::Wait(d) => d,
             other => panic!("{other:?}"),
         };
-        assert_eq!(wait(secs(0), 1), Duration::from_millis(1500));
-        assert_eq!(wait(secs(0), 2), secs(3));
-        assert_eq!(wait(secs(0), 4), secs(12));
-        assert_eq!(wait(secs(0), 5), secs(15));
-        assert_eq!(wait(secs(0), 50), secs(15));
-    }
-
-    #[test]
-    fn the_wait_ends_when_the_lock_turns_stale_and_is_never_zero() {
-        let p = policy();
-        let wait = |age| match plan_lock_conflict(&p, age, 9, 0.0) {
-            LockConflictPlan::Wait(d) => d,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(wait(secs(50)), secs(10));
+        assert_eq!(wait(secs(25)), secs(5));
         assert_eq!(
-            wait(Duration::from_millis(59_999)),
+            wait(Duration::from_millis(29_999)),
             Duration::from_millis(1)
         );
         assert_eq!(
-            wait(Duration::from_nanos(59_999_999_999)),
+            wait(Duration::from_nanos(29_999_999_999)),
             Duration::from_millis(1)
         );
     }
 
     #[test]
-    fn a_holder_kept_alive_by_renewals_is_never_taken_over() {
-        // A live manager's lock is at most one renew interval old whatever the delivery count.
+    fn a_live_replica_is_never_taken_over_however_old_its_lock() {
+        // A live replica heartbeats every few seconds: its silence stays under one interval.
         let p = policy();
         for n in 1..100 {
             for jitter in [0.0, 0.5, 0.999] {
-                assert_ne!(
-                    plan_lock_conflict(&p, secs(20), n, jitter),
-                    LockConflictPlan::TakeOver
-                );
+                for age in [secs(1), secs(20 * 60)] {
+                    assert_ne!(
+                        plan_lock_conflict(&p, replica(secs(5)), age, n, jitter),
+                        LockConflictPlan::TakeOver
+                    );
+                }
             }
         }
     }
 
-    /// A dead holder's lock (age 0 at the first delivery): the deliveries until takeover, with
-    /// the slowest (no jitter) schedule, stay few and the takeover comes within a second of
-    /// the lock turning stale.
+    /// A replica killed while holding the lock (silent 0 at the first delivery): the
+    /// deliveries until the reclaim, with the slowest (no jitter) schedule, stay few and the
+    /// reclaim comes within a second of the heartbeat turning stale.
     #[test]
-    fn a_dead_holder_is_taken_over_in_a_few_deliveries() {
+    fn a_dead_replica_is_reclaimed_in_a_few_deliveries() {
         let p = policy();
-        let mut age = Duration::ZERO;
+        let mut silent = Duration::ZERO;
         let mut n = 1;
         loop {
-            match plan_lock_conflict(&p, age, n, 0.0) {
+            match plan_lock_conflict(&p, replica(silent), secs(0), n, 0.0) {
                 LockConflictPlan::TakeOver => break,
-                LockConflictPlan::Wait(d) => age += d,
+                LockConflictPlan::Wait(d) => silent += d,
             }
             n += 1;
         }
-        assert!(n <= 9, "{n} deliveries");
-        assert!(age < secs(61), "{age:?}");
+        assert!(n <= 7, "{n} deliveries");
+        assert!(silent < secs(31), "{silent:?}");
     }
 
     #[test]

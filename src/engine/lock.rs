@@ -11,14 +11,19 @@
 //! - Release: delete with the expected revision, so we never delete another owner's lock
 //!   (Go deletes unconditionally).
 //!
-//! - Take over: a lock whose last write is older than the takeover age belongs to an owner that
-//!   is gone (a Go controller never renews, so a crashed one leaves its lock for the full 20 min;
-//!   a live manager renews far more often). It is replaced with `update(key, value, revision)`
-//!   on the stale revision, so two contenders cannot both win, and an owner that released or
-//!   renewed in between keeps its lock.
+//! - Take over: a lock whose owner is gone (a dead replica, this process's own leftover, or an
+//!   owner without heartbeat past the takeover age; the decision is
+//!   [`plan_lock_conflict`](super::decision::plan_lock_conflict), the liveness
+//!   [`super::liveness`]) is replaced with `update(key, value, revision)` on the stale revision,
+//!   so two contenders cannot both win, and an owner that released or renewed in between keeps
+//!   its lock.
+//! - Every key this process holds is tracked in memory, so a lock with this process's own value
+//!   that none of its tasks holds is recognised as a leftover of a release that failed.
 //!
 //! A Go controller and this manager exclude each other: both use `create` on the same key.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
@@ -91,6 +96,8 @@ pub struct LockClient {
     kv: kv::Store,
     bucket: String,
     owner: Bytes,
+    /// Keys this process holds now (taken, not yet released or lost), shared by the clones.
+    held: Arc<Mutex<HashSet<String>>>,
 }
 
 impl LockClient {
@@ -126,7 +133,23 @@ impl LockClient {
             kv,
             bucket: bucket.to_string(),
             owner: Bytes::from(owner.to_string()),
+            held: Arc::default(),
         })
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `holder` (a lock's value) is this process and none of its tasks holds `key`: a
+    /// leftover of a release that failed, safe to take back.
+    pub fn is_own_leftover(&self, key: &str, holder: &Holder) -> bool {
+        holder.owner.as_bytes() == self.owner.as_ref() && !self.held().contains(key)
+    }
+
+    /// Stop tracking `key` as held (its lease was lost to another owner).
+    pub fn forget(&self, key: &str) {
+        self.held().remove(key);
     }
 
     /// The KV bucket's name, e.g. `workloadLock`.
@@ -137,10 +160,13 @@ impl LockClient {
     /// Take the lock, or fail with [`LockError::Held`].
     pub async fn acquire(&self, key: &str) -> Result<Lease, LockError> {
         match self.kv.create(key, self.owner.clone()).await {
-            Ok(revision) => Ok(Lease {
-                key: key.to_string(),
-                revision,
-            }),
+            Ok(revision) => {
+                self.held().insert(key.to_string());
+                Ok(Lease {
+                    key: key.to_string(),
+                    revision,
+                })
+            }
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Err(LockError::Held {
                 key: key.to_string(),
             }),
@@ -174,8 +200,11 @@ impl LockClient {
     }
 
     /// Release the lock if it is still ours (revision-checked delete). A lock that is no longer
-    /// ours is left alone and reported as [`LockError::Lost`].
+    /// ours is left alone and reported as [`LockError::Lost`]. Either way no task of this
+    /// process holds it any more: if the delete failed, the key is a leftover that the next
+    /// attempt on the object takes back.
     pub async fn release(&self, lease: &Lease) -> Result<(), LockError> {
+        self.forget(&lease.key);
         match self
             .kv
             .delete_expect_revision(&lease.key, Some(lease.revision))
@@ -238,7 +267,10 @@ impl LockClient {
             revision,
         };
         match self.renew(&mut lease).await {
-            Ok(()) => Ok(lease),
+            Ok(()) => {
+                self.held().insert(key.to_string());
+                Ok(lease)
+            }
             Err(LockError::Lost { key, .. }) => Err(LockError::Held { key }),
             Err(e) => Err(e),
         }

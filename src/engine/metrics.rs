@@ -14,6 +14,10 @@ use super::notification::PoisonReason;
 pub const RESULTS: [&str; 4] = ["success", "error", "requeue", "not_found"];
 /// Termination reasons: the poison reasons plus giving up on a failing reconcile.
 pub const TERMINATION_MAX_ATTEMPTS: &str = "max_attempts";
+/// The `holder` label values of `threeport_lock_takeovers_total`: a manager replica whose
+/// heartbeat went silent, this process's own leftover of a failed release, an owner without
+/// heartbeat (a Go controller) past `engine.lock_takeover_after`.
+pub const TAKEOVER_HOLDERS: [&str; 3] = ["dead_replica", "own_leftover", "no_heartbeat"];
 
 /// Every metric of the manager, registered in one registry.
 #[derive(Clone)]
@@ -40,8 +44,11 @@ pub struct Metrics {
     /// `threeport_lock_lost_total{controller,reconciler}`: reconciles cancelled because their
     /// lock was taken over.
     pub lock_lost_total: IntCounterVec,
-    /// `threeport_lock_takeovers_total{controller,reconciler}`: stale locks taken over.
+    /// `threeport_lock_takeovers_total{controller,reconciler,holder}`: locks taken from an
+    /// owner that is gone, by kind of owner (see [`TAKEOVER_HOLDERS`]).
     pub lock_takeovers_total: IntCounterVec,
+    /// `threeport_heartbeat_failures_total`: heartbeat writes that failed.
+    pub heartbeat_failures_total: IntCounter,
     /// `threeport_notifications_terminated_total{controller,reconciler,reason}`: notifications
     /// terminated (`+TERM`), by poison reason or `max_attempts`.
     pub notifications_terminated_total: IntCounterVec,
@@ -131,14 +138,21 @@ impl Metrics {
         registry
             .register(Box::new(nats_connected.clone()))
             .expect("metric registered once");
-        let event_record_failures_total = IntCounter::new(
+        let plain_counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("static metric definition");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
+            c
+        };
+        let event_record_failures_total = plain_counter(
             "threeport_event_record_failures_total",
             "Threeport events that could not be recorded in the API (logged, not retried)",
-        )
-        .expect("static metric definition");
-        registry
-            .register(Box::new(event_record_failures_total.clone()))
-            .expect("metric registered once");
+        );
+        let heartbeat_failures_total = plain_counter(
+            "threeport_heartbeat_failures_total",
+            "Replica heartbeat writes that failed (reconciles stop when none succeeds for lock_reclaim_after minus a renew interval)",
+        );
         Self {
             reconcile_total: counter(
                 r,
@@ -191,9 +205,10 @@ impl Metrics {
             lock_takeovers_total: counter(
                 r,
                 "threeport_lock_takeovers_total",
-                "Locks taken over because their holder had not renewed them for the takeover age",
-                &RECONCILER_LABELS,
+                "Locks taken from an owner that is gone (dead replica, own leftover, or no heartbeat past the takeover age)",
+                &["controller", "reconciler", "holder"],
             ),
+            heartbeat_failures_total,
             notifications_terminated_total: counter(
                 r,
                 "threeport_notifications_terminated_total",
@@ -262,7 +277,10 @@ impl Metrics {
         self.active_workers.with_label_values(&l);
         self.lock_conflicts_total.with_label_values(&l);
         self.lock_lost_total.with_label_values(&l);
-        self.lock_takeovers_total.with_label_values(&l);
+        for holder in TAKEOVER_HOLDERS {
+            self.lock_takeovers_total
+                .with_label_values(&[controller, reconciler, holder]);
+        }
         self.consumer_pending.with_label_values(&l);
         self.consumer_ack_pending.with_label_values(&l);
         self.max_concurrent_reconciles
@@ -320,8 +338,8 @@ pub struct ReconcilerMetrics {
     pub lock_conflicts: IntCounter,
     /// `threeport_lock_lost_total`.
     pub lock_lost: IntCounter,
-    /// `threeport_lock_takeovers_total`.
-    pub lock_takeovers: IntCounter,
+    /// `threeport_lock_takeovers_total`, all `holder` values (see [`Self::takeover`]).
+    lock_takeovers: IntCounterVec,
     /// `threeport_consumer_pending`.
     pub pending: IntGauge,
     /// `threeport_consumer_ack_pending`.
@@ -350,7 +368,7 @@ impl ReconcilerMetrics {
             active: m.active_workers.with_label_values(&l),
             lock_conflicts: m.lock_conflicts_total.with_label_values(&l),
             lock_lost: m.lock_lost_total.with_label_values(&l),
-            lock_takeovers: m.lock_takeovers_total.with_label_values(&l),
+            lock_takeovers: m.lock_takeovers_total.clone(),
             pending: m.consumer_pending.with_label_values(&l),
             ack_pending: m.consumer_ack_pending.with_label_values(&l),
             terminated: m.notifications_terminated_total.clone(),
@@ -367,6 +385,13 @@ impl ReconcilerMetrics {
             "not_found" => self.not_found.inc(),
             _ => {}
         }
+    }
+
+    /// Count one lock taken over from a `holder` (one of [`TAKEOVER_HOLDERS`]).
+    pub fn takeover(&self, holder: &str) {
+        self.lock_takeovers
+            .with_label_values(&[&self.labels[0], &self.labels[1], holder])
+            .inc();
     }
 
     /// Count one terminated notification under `reason` (a poison reason or
@@ -403,7 +428,8 @@ mod tests {
         for name in [
             "threeport_lock_conflicts_total",
             "threeport_lock_lost_total",
-            "threeport_lock_takeovers_total",
+            "threeport_lock_takeovers_total{controller=\"workload\",holder=\"dead_replica\",reconciler=\"WorkloadInstanceReconciler\"} 0",
+            "threeport_heartbeat_failures_total 0",
             "threeport_active_workers",
             "threeport_consumer_pending",
             "threeport_consumer_ack_pending",

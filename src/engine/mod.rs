@@ -5,12 +5,14 @@
 //! - [`decision`]: every ack / NAK / term decision as a pure function.
 //! - [`backoff`]: the per-delivery retry schedule.
 //! - [`lock`]: KV locks compatible with Threeport's, plus renewal and owner-checked release.
+//! - [`liveness`]: replica heartbeats, to reclaim the locks of a replica that died.
 //! - [`reconciler`]: the trait a Threeport reconciler implements.
 //! - [`worker`]: the pull loop and the per-message pipeline.
 //! - [`metrics`]: Prometheus metrics.
 
 pub mod backoff;
 pub mod decision;
+pub mod liveness;
 pub mod lock;
 pub mod metrics;
 pub mod notification;
@@ -18,11 +20,13 @@ pub mod reconciler;
 pub mod trace_context;
 pub mod worker;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
@@ -35,6 +39,7 @@ pub use worker::Shutdown;
 use crate::health::Readiness;
 use crate::registry::{ControllerSpec, ReconcilerSpec};
 use crate::threeport::{ObjectType, ThreeportApi};
+use liveness::Heartbeats;
 use lock::LockClient;
 use metrics::{Metrics, ReconcilerMetrics};
 use worker::ReconcilerRuntime;
@@ -45,8 +50,12 @@ pub struct EngineSettings {
     /// Backoff, give-up limits and lock-conflict timing of the ack / NAK / term decisions.
     pub retry: RetryPolicy,
     /// How often a held lock is renewed (`update` with its revision). At most a third of
-    /// `retry.lock_takeover_after`, so a live holder's lock never looks stale.
+    /// `retry.lock_takeover_after` and of `retry.lock_reclaim_after`, so a live holder's lock
+    /// never looks stale.
     pub lock_renew_interval: Duration,
+    /// How often this replica writes its heartbeat. At most a third of
+    /// `retry.lock_reclaim_after`, so a live replica never looks dead.
+    pub heartbeat_interval: Duration,
     /// How often an in-progress ack (`+WPI`) is sent while reconciling. Must be under the
     /// consumer's AckWait (30 s by default).
     pub progress_interval: Duration,
@@ -62,9 +71,11 @@ impl Default for EngineSettings {
                 max_poison_attempts: 5,
                 max_reconcile_attempts: 0,
                 lock_conflict_delay: Duration::from_secs(1),
-                lock_takeover_after: Duration::from_secs(60),
+                lock_reclaim_after: Duration::from_secs(30),
+                lock_takeover_after: lock::LOCK_BUCKET_MAX_AGE,
             },
             lock_renew_interval: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(5),
             progress_interval: Duration::from_secs(10),
             fetch_expires: Duration::from_secs(5),
         }
@@ -119,10 +130,14 @@ pub struct EngineDeps {
     pub instance_id: uuid::Uuid,
 }
 
-/// The running engine: every reconciler's pull loop and in-flight reconciles.
+/// The running engine: every reconciler's pull loop and in-flight reconciles, and the
+/// replica's heartbeat.
 pub struct Engine {
     tracker: TaskTracker,
     shutdown: Shutdown,
+    /// Stops the heartbeat, last: it must go on while reconciles drain.
+    heartbeat_stop: CancellationToken,
+    heartbeat: tokio::task::JoinHandle<()>,
 }
 
 /// How a shutdown ended.
@@ -142,6 +157,28 @@ impl Engine {
     pub fn start(deps: EngineDeps, bindings: Vec<Binding>, readiness: &Readiness) -> Engine {
         let tracker = TaskTracker::new();
         let shutdown = Shutdown::default();
+        // The heartbeat is written before any lock is taken: a live replica's locks must never
+        // look like those of a dead one or of an unknown owner.
+        let (heartbeats_tx, heartbeats_rx) = tokio::sync::watch::channel(None::<Heartbeats>);
+        let heartbeat_stop = CancellationToken::new();
+        let heartbeat = tokio::spawn({
+            let deps = deps.clone();
+            let (stop, heartbeat_stop) = (shutdown.stop.clone(), heartbeat_stop.clone());
+            async move {
+                let opened = until_ready("heartbeat bucket", &stop, || async {
+                    let hb = Heartbeats::open_or_create(&deps.js, deps.instance_id).await?;
+                    hb.beat().await?;
+                    Ok::<_, liveness::HeartbeatError>(hb)
+                })
+                .await;
+                let Some(hb) = opened else { return };
+                info!(bucket = liveness::HEARTBEAT_BUCKET, "heartbeat written");
+                let _ = heartbeats_tx.send(Some(hb.clone()));
+                let failures = deps.metrics.heartbeat_failures_total.clone();
+                hb.run(deps.settings.heartbeat_interval, failures, heartbeat_stop)
+                    .await;
+            }
+        });
         // Group by controller: one lock bucket each.
         let mut by_controller: Vec<(&'static ControllerSpec, Vec<Binding>)> = Vec::new();
         for b in bindings {
@@ -161,17 +198,30 @@ impl Engine {
             let deps = deps.clone();
             let shutdown = shutdown.clone();
             let inner_tracker = tracker.clone();
+            let mut heartbeats_rx = heartbeats_rx.clone();
             tracker.spawn(async move {
-                let Some(locks) = open_lock_bucket(
-                    &deps.js,
-                    controller,
-                    &deps.instance_id.to_string(),
-                    &shutdown,
-                )
+                let heartbeats = tokio::select! {
+                    _ = shutdown.stop.cancelled() => return,
+                    hb = heartbeats_rx.wait_for(Option::is_some) => match hb {
+                        Ok(hb) => hb.clone().expect("waited for Some"),
+                        // The heartbeat task ended without a heartbeat: shutting down.
+                        Err(_) => return,
+                    },
+                };
+                let owner = deps.instance_id.to_string();
+                let Some(locks) = until_ready("lock bucket", &shutdown.stop, || {
+                    LockClient::open_or_create(
+                        &deps.js,
+                        controller.lock_bucket,
+                        controller.lock_bucket_description,
+                        &owner,
+                    )
+                })
                 .await
                 else {
                     return;
                 };
+                info!(bucket = controller.lock_bucket, "lock bucket ready");
                 for (b, ready) in bindings.into_iter().zip(handles) {
                     deps.metrics
                         .init_reconciler(controller.name, b.reconciler.name, b.workers);
@@ -184,6 +234,7 @@ impl Engine {
                         api: deps.api.clone(),
                         events: deps.events.clone(),
                         locks: locks.clone(),
+                        heartbeats: heartbeats.clone(),
                         metrics: ReconcilerMetrics::new(
                             &deps.metrics,
                             controller.name,
@@ -202,7 +253,12 @@ impl Engine {
                 }
             });
         }
-        Engine { tracker, shutdown }
+        Engine {
+            tracker,
+            shutdown,
+            heartbeat_stop,
+            heartbeat,
+        }
     }
 
     /// Stop pulling new notifications (first step of shutdown).
@@ -215,6 +271,15 @@ impl Engine {
     pub async fn shutdown(self, timeout: Duration, grace: Duration) -> ShutdownOutcome {
         self.shutdown.stop.cancel();
         self.tracker.close();
+        let outcome = self.drain(timeout, grace).await;
+        // Last: the heartbeat had to go on while reconciles drained (their locks stay safe).
+        // Marking it stopped is bounded inside `Heartbeats::run`.
+        self.heartbeat_stop.cancel();
+        let _ = self.heartbeat.await;
+        outcome
+    }
+
+    async fn drain(&self, timeout: Duration, grace: Duration) -> ShutdownOutcome {
         if tokio::time::timeout(timeout, self.tracker.wait())
             .await
             .is_ok()
@@ -237,38 +302,35 @@ impl Engine {
     }
 }
 
-async fn open_lock_bucket(
-    js: &jetstream::Context,
-    controller: &ControllerSpec,
-    owner: &str,
-    shutdown: &Shutdown,
-) -> Option<LockClient> {
+/// Try `attempt` every second until it succeeds (logging the first failure) or `stop` fires.
+/// Cancellable, like every wait at start-up: while NATS is unreachable a JetStream request
+/// waits for its own timeout (seconds), which must not hold up shutdown.
+async fn until_ready<T, E, F, Fut>(
+    what: &str,
+    stop: &CancellationToken,
+    mut attempt: F,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
     let mut logged = false;
     loop {
-        // Cancellable: while NATS is unreachable a JetStream request waits for its own timeout
-        // (seconds), which must not hold up shutdown.
-        let opened = tokio::select! {
-            _ = shutdown.stop.cancelled() => return None,
-            r = LockClient::open_or_create(
-                js,
-                controller.lock_bucket,
-                controller.lock_bucket_description,
-                owner,
-            ) => r,
+        let result = tokio::select! {
+            _ = stop.cancelled() => return None,
+            r = attempt() => r,
         };
-        match opened {
-            Ok(l) => {
-                info!(bucket = controller.lock_bucket, "lock bucket ready");
-                return Some(l);
-            }
+        match result {
+            Ok(value) => return Some(value),
             Err(e) if !logged => {
-                warn!(error = %e, "cannot open lock bucket yet; retrying");
+                warn!(error = %e, "cannot open the {what} yet; retrying");
                 logged = true;
             }
             Err(_) => {}
         }
         tokio::select! {
-            _ = shutdown.stop.cancelled() => return None,
+            _ = stop.cancelled() => return None,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }

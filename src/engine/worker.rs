@@ -20,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn, Instrument};
 
+use super::decision::LockHolder;
 use super::decision::{self, AttemptResult, Completion, Dispatch, Settle};
-use super::lock::{Lease, LockClient, LockError};
+use super::liveness::Heartbeats;
+use super::lock::{Holder, Lease, LockClient, LockError};
 use super::metrics::{ReconcilerMetrics, TERMINATION_MAX_ATTEMPTS};
 use super::notification::{self, Notification};
 use super::reconciler::{DynReconciler, ReconcileContext, ReconcileError};
@@ -49,6 +51,9 @@ pub struct ReconcilerRuntime {
     pub events: Arc<dyn EventSink>,
     /// The controller's lock bucket, opened as this process's owner.
     pub locks: LockClient,
+    /// The replicas' heartbeats: whether another owner of a lock is alive, and whether this
+    /// process's own heartbeat is current enough to keep reconciling.
+    pub heartbeats: Heartbeats,
     /// The metrics with this reconciler's labels bound.
     pub metrics: ReconcilerMetrics,
     /// Retry and timing settings.
@@ -78,7 +83,7 @@ pub async fn bind_consumer(
     let durable = reconciler.durable_name();
     let mut logged = false;
     loop {
-        // Cancellable, like every wait at start-up (see `open_lock_bucket`).
+        // Cancellable, like every wait at start-up (see `until_ready` in the engine module).
         let bound = tokio::select! {
             _ = stop.cancelled() => return None,
             r = try_bind(js, controller, reconciler, &durable) => r,
@@ -457,9 +462,13 @@ async fn attempt(
                 warn!(key = %lease.key, "lock was no longer ours at release; left it alone");
             }
             Err(e) => {
-                warn!(error = %e, "could not release lock; it expires with the bucket max age");
+                warn!(error = %e, "could not release lock; the next attempt on this object takes it back");
             }
         }
+    } else {
+        // Not released: either another owner has it, or our own value stays behind as a
+        // leftover that the next attempt here takes back (or another replica reclaims).
+        rt.locks.forget(&key);
     }
     result
 }
@@ -480,22 +489,42 @@ async fn resolve_conflict(
             return Err(AttemptResult::LockUnavailable);
         }
     };
-    match decision::plan_lock_conflict(policy, holder.age, delivered, rand::random()) {
+    let kind = match classify_holder(rt, key, &holder).await {
+        Ok(kind) => kind,
+        Err(e) => {
+            warn!(error = %e, "cannot read the lock holder's heartbeat");
+            return Err(AttemptResult::LockUnavailable);
+        }
+    };
+    match decision::plan_lock_conflict(policy, kind, holder.age, delivered, rand::random()) {
         decision::LockConflictPlan::Wait(delay) => {
-            debug!(key, owner = %holder.owner, age_ms = holder.age.as_millis() as u64,
+            debug!(key, owner = %holder.owner, holder = ?kind, age_ms = holder.age.as_millis() as u64,
                 delay_ms = delay.as_millis() as u64, "object locked by another owner; deferring");
             Err(AttemptResult::LockConflict(delay))
         }
         decision::LockConflictPlan::TakeOver => {
             match rt.locks.take_over(key, holder.revision).await {
                 Ok(lease) => {
-                    rt.metrics.lock_takeovers.inc();
+                    let (label, why) = match kind {
+                        LockHolder::OwnLeftover => (
+                            "own_leftover",
+                            "this process's lock left by a release that failed",
+                        ),
+                        LockHolder::Replica { .. } => {
+                            ("dead_replica", "its replica stopped heartbeating")
+                        }
+                        LockHolder::Unknown => (
+                            "no_heartbeat",
+                            "an owner without heartbeat had not renewed it for the takeover age",
+                        ),
+                    };
+                    rt.metrics.takeover(label);
                     warn!(key, previous_owner = %holder.owner, age_s = holder.age.as_secs(),
-                    "took over a lock its holder had not renewed; the holder is presumed gone");
+                        holder = label, "took over a lock: {why}");
                     Ok(lease)
                 }
                 Err(LockError::Held { .. }) => {
-                    debug!(key, "the stale lock changed before the takeover; deferring");
+                    debug!(key, "the lock changed before the takeover; deferring");
                     Err(AttemptResult::LockConflict(policy.lock_conflict_delay))
                 }
                 Err(e) => {
@@ -507,12 +536,34 @@ async fn resolve_conflict(
     }
 }
 
+/// Who `holder` is: this process (a leftover, or another of its tasks at work), or another
+/// owner classified by its heartbeat.
+async fn classify_holder(
+    rt: &ReconcilerRuntime,
+    key: &str,
+    holder: &Holder,
+) -> Result<LockHolder, super::liveness::HeartbeatError> {
+    if rt.locks.is_own_leftover(key, holder) {
+        return Ok(LockHolder::OwnLeftover);
+    }
+    if holder.owner == rt.instance_id.to_string() {
+        return Ok(LockHolder::Replica {
+            silent_for: Duration::ZERO,
+        });
+    }
+    rt.heartbeats.holder(&holder.owner).await
+}
+
 /// Renew the lease and send in-progress acks until stopped; cancel `lost` if the lease is lost.
 ///
-/// The lease is also given up when no renewal has succeeded for `lock_takeover_after` minus one
-/// renew interval: by then another process may take the lock over (it sees no write for the
-/// takeover age), so this one must stop first. The renew interval is the margin, for clock
-/// differences between this host and the NATS server.
+/// The lease is also given up, before anyone may take it:
+/// - when no renewal has succeeded for the shorter of `lock_takeover_after` and
+///   `lock_reclaim_after`, minus one renew interval (an owner whose heartbeat is unknown to the
+///   others is judged by its lock's age);
+/// - when this process's heartbeat has not been written for `lock_reclaim_after` minus one
+///   renew interval (the others judge a replica by its heartbeat).
+///
+/// The renew interval is the margin: the checks run once per interval.
 async fn keep_alive(
     rt: Arc<ReconcilerRuntime>,
     lease: Arc<Mutex<Lease>>,
@@ -530,11 +581,12 @@ async fn keep_alive(
         rt.settings.progress_interval,
     );
     let renew_interval = rt.settings.lock_renew_interval;
-    let fence = rt
-        .settings
-        .retry
+    let retry = &rt.settings.retry;
+    let fence = retry
         .lock_takeover_after
+        .min(retry.lock_reclaim_after)
         .saturating_sub(renew_interval);
+    let heartbeat_fence = retry.lock_reclaim_after.saturating_sub(renew_interval);
     // Time of the last write known to have succeeded (sent no earlier than this).
     let mut written = start;
     loop {
@@ -549,6 +601,11 @@ async fn keep_alive(
                 }
             }
             _ = renew.tick() => {
+                if !rt.heartbeats.written_within(heartbeat_fence) {
+                    warn!("heartbeat not written for too long; giving the lock up before it can be reclaimed");
+                    lost.cancel();
+                    return;
+                }
                 let mut current = match lease.lock() {
                     Ok(l) => l.clone(),
                     Err(p) => p.into_inner().clone(),

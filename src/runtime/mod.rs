@@ -86,9 +86,11 @@ pub fn engine_settings(config: &Config) -> EngineSettings {
             max_poison_attempts: u64::from(e.max_poison_attempts),
             max_reconcile_attempts: u64::from(e.max_reconcile_attempts),
             lock_conflict_delay: e.lock_conflict_delay,
+            lock_reclaim_after: e.lock_reclaim_after,
             lock_takeover_after: e.lock_takeover_after,
         },
         lock_renew_interval: e.lock_renew_interval,
+        heartbeat_interval: e.heartbeat_interval,
         progress_interval: e.progress_interval,
         fetch_expires: e.fetch_expires,
     }

@@ -106,7 +106,9 @@ fn defaults_load_and_validate() {
     assert_eq!(c.engine.max_poison_attempts, 5);
     assert_eq!(c.engine.max_reconcile_attempts, 0);
     assert_eq!(c.engine.lock_renew_interval, Duration::from_secs(10));
-    assert_eq!(c.engine.lock_takeover_after, Duration::from_secs(60));
+    assert_eq!(c.engine.heartbeat_interval, Duration::from_secs(5));
+    assert_eq!(c.engine.lock_reclaim_after, Duration::from_secs(30));
+    assert_eq!(c.engine.lock_takeover_after, Duration::from_secs(20 * 60));
     assert_eq!(c.engine.progress_interval, Duration::from_secs(10));
     assert_eq!(c.shutdown_timeout, Duration::from_secs(25));
     assert_eq!(c.log.format, LogFormat::Json);

@@ -50,13 +50,34 @@ fn validation_errors_name_the_field() {
         "",
     );
     assert_invalid(
-        toml("[engine]\nlock_renew_interval = \"21s\""),
+        toml("[engine]\nlock_renew_interval = \"11s\""),
         "engine.lock_renew_interval",
-        "third of engine.lock_takeover_after (1m)",
+        "third of engine.lock_reclaim_after (30s), i.e. at most 10s",
     );
-    assert!(toml("[engine]\nlock_renew_interval = \"20s\"").is_ok());
-    assert!(
-        toml("[engine]\nlock_renew_interval = \"6m 40s\"\nlock_takeover_after = \"20m\"").is_ok()
+    assert_invalid(
+        toml("[engine]\nlock_renew_interval = \"10s\"\nlock_takeover_after = \"29s\""),
+        "engine.lock_renew_interval",
+        "third of engine.lock_takeover_after (29s)",
+    );
+    assert!(toml("[engine]\nlock_renew_interval = \"20s\"\nlock_reclaim_after = \"1m\"").is_ok());
+    assert!(toml(
+        "[engine]\nlock_renew_interval = \"6m 40s\"\nlock_reclaim_after = \"20m\"\nheartbeat_interval = \"1m\""
+    )
+    .is_ok());
+    assert_invalid(
+        toml("[engine]\nlock_reclaim_after = \"21m\""),
+        "engine.lock_reclaim_after",
+        "must not exceed the lock bucket max age (20m)",
+    );
+    assert_invalid(
+        toml("[engine]\nheartbeat_interval = \"11s\""),
+        "engine.heartbeat_interval",
+        "at most a third of engine.lock_reclaim_after (30s), i.e. at most 10s",
+    );
+    assert_invalid(
+        toml("[engine]\nheartbeat_interval = \"0s\""),
+        "engine.heartbeat_interval",
+        "greater than 0",
     );
     assert_invalid(
         toml("[engine]\nlock_takeover_after = \"20m 1s\""),
