@@ -53,6 +53,7 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     store_dir: PathBuf,
+    user_password: Option<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
     _ports_dir: tempfile::TempDir,
     log_path: PathBuf,
@@ -80,8 +81,7 @@ impl NatsServer {
 
     /// Start a JetStream server with `opts`, waiting until its client port accepts connections.
     pub fn start_with(opts: NatsServerOptions) -> Result<Self, NatsServerError> {
-        let binary = nats_server_binary();
-        let (tmp, store_dir) = match opts.store_dir {
+        let (tmp, store_dir) = match opts.store_dir.clone() {
             Some(d) => (None, d),
             None => {
                 let t = tempfile::Builder::new().prefix("tpm-nats-").tempdir()?;
@@ -93,45 +93,77 @@ impl NatsServer {
             .prefix("tpm-nats-ports-")
             .tempdir()?;
         let log_path = ports_dir.path().join("nats.log");
-        let port_arg = opts
-            .port
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "-1".into());
+        let mut server = Self {
+            child: None,
+            port: opts.port.unwrap_or(0),
+            store_dir,
+            user_password: opts.user_password,
+            _tmp: tmp,
+            _ports_dir: ports_dir,
+            log_path,
+        };
+        server.spawn(opts.port)?;
+        Ok(server)
+    }
+
+    /// Run the binary on `port` (`None`: a free one) and wait for its client port.
+    fn spawn(&mut self, port: Option<u16>) -> Result<(), NatsServerError> {
+        let binary = nats_server_binary();
+        let ports_dir = self._ports_dir.path().to_path_buf();
+        // A ports file of an earlier run would name the old process.
+        for entry in std::fs::read_dir(&ports_dir)?.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".ports") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        let port_arg = port.map(|p| p.to_string()).unwrap_or_else(|| "-1".into());
         let mut cmd = Command::new(&binary);
         cmd.arg("-js")
             .args(["-a", "127.0.0.1", "-p", &port_arg])
             .arg("-sd")
-            .arg(&store_dir)
+            .arg(&self.store_dir)
             .arg("--ports_file_dir")
-            .arg(ports_dir.path())
+            .arg(&ports_dir)
             .arg("-l")
-            .arg(&log_path)
+            .arg(&self.log_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if let Some((user, pass)) = &opts.user_password {
+        if let Some((user, pass)) = &self.user_password {
             cmd.args(["--user", user, "--pass", pass]);
         }
         let mut child = cmd.spawn().map_err(|source| NatsServerError::Spawn {
             binary: binary.display().to_string(),
             source,
         })?;
-        let port = match wait_for_port(&mut child, ports_dir.path(), &log_path) {
-            Ok(p) => p,
+        match wait_for_port(&mut child, &ports_dir, &self.log_path) {
+            Ok(p) => {
+                self.port = p;
+                self.child = Some(child);
+                Ok(())
+            }
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(e);
+                Err(e)
             }
-        };
-        Ok(Self {
-            child: Some(child),
-            port,
-            store_dir,
-            _tmp: tmp,
-            _ports_dir: ports_dir,
-            log_path,
-        })
+        }
+    }
+
+    /// Kill the server (SIGKILL) and start it again on the same port with the same store, as
+    /// a crash and restart of the NATS pod would. Clients reconnect by themselves.
+    pub fn restart(&mut self) -> Result<(), NatsServerError> {
+        self.stop();
+        // The port was just freed by our own process; retry briefly if the OS holds it.
+        let start = Instant::now();
+        loop {
+            match self.spawn(Some(self.port)) {
+                Err(NatsServerError::Exited { .. }) if start.elapsed() < Duration::from_secs(5) => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The client port on 127.0.0.1.

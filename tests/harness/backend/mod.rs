@@ -46,7 +46,7 @@ pub const REQUIRE_UPSTREAM_ENV: &str = "THREEPORT_UPSTREAM_REQUIRED";
 
 /// The sandbox servers of a stack (boxed: they are much larger than the upstream handle).
 struct SandboxParts {
-    _nats: NatsServer,
+    nats: NatsServer,
     api: SandboxHandle,
     kube: KubeSandboxHandle,
 }
@@ -128,11 +128,7 @@ impl Stack {
             runtime_id,
             kube: kube_client,
             api_tls: None,
-            parts: Parts::Sandbox(Box::new(SandboxParts {
-                _nats: nats,
-                api,
-                kube,
-            })),
+            parts: Parts::Sandbox(Box::new(SandboxParts { nats, api, kube })),
         }
     }
 
@@ -201,7 +197,16 @@ impl Stack {
         }
     }
 
-    /// The sandbox Kubernetes API (sandbox backend only).
+    /// Kill the sandbox's nats-server and start it again on the same port and store (the
+    /// real stack's is not restarted here).
+    pub fn restart_nats(&mut self) -> Result<(), String> {
+        match &mut self.parts {
+            Parts::Sandbox(p) => p.nats.restart().map_err(|e| e.to_string()),
+            Parts::Upstream { .. } => Err("the real stack's NATS is not restarted here".into()),
+        }
+    }
+
+    /// The sandbox's Kubernetes API (`None` on the real stack).
     pub fn sandbox_kube(&self) -> Option<&KubeSandboxHandle> {
         match &self.parts {
             Parts::Sandbox(p) => Some(&p.kube),
