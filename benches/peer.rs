@@ -308,6 +308,7 @@ fn start(
                 log: dir.join("manager.log"),
                 enable,
                 test_timings: false,
+                nats_urls: &[],
             },
         )?),
     })
@@ -605,6 +606,7 @@ async fn idle_memory(args: &Args) -> anyhow::Result<(BTreeMap<String, Option<u64
             log: dir.path().join("manager.log"),
             enable: "*",
             test_timings: false,
+            nats_urls: &[],
         },
     )?;
     manager.wait_ready(Duration::from_secs(30)).await?;

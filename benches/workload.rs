@@ -90,6 +90,7 @@ async fn run_row(args: &Args, workers: usize) -> anyhow::Result<Row> {
             log: dir.path().join("manager.log"),
             enable: "workload",
             test_timings: true,
+            nats_urls: &[],
         },
     )?;
     manager.wait_ready(Duration::from_secs(30)).await?;

@@ -76,6 +76,7 @@ impl Fleet {
                 log: logs.path().join("manager.log"),
                 enable: "workload",
                 test_timings: true,
+                nats_urls: &[],
             },
         )
         .expect("spawn threeport-manager");

@@ -63,6 +63,7 @@ async fn mtls_to_the_real_api_with_threeports_certificate_layout() {
             log: logs.path().join("manager.log"),
             enable: "workload",
             test_timings: true,
+            nats_urls: &[],
         },
     )
     .expect("spawn threeport-manager");

@@ -119,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
         tls: args.tls,
         tls_dir: args.tls_dir.clone(),
         encryption_key: args.encryption_key.clone().filter(|k| !k.is_empty()),
+        stream_replicas: 1,
     })
     .await?;
     let kube = if args.kube {

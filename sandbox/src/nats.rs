@@ -46,6 +46,21 @@ pub struct NatsServerOptions {
     pub user_password: Option<(String, String)>,
     /// Reuse this store directory (to restart a server with its streams); default: a fresh one.
     pub store_dir: Option<PathBuf>,
+    /// Run as one member of a cluster (see [`NatsCluster`]).
+    pub cluster: Option<ClusterMember>,
+}
+
+/// One server's place in a cluster: its names, its route port and its peers' route ports.
+#[derive(Debug, Clone)]
+pub struct ClusterMember {
+    /// The cluster's name (the same on every member).
+    pub cluster_name: String,
+    /// This server's name (unique in the cluster; JetStream needs it).
+    pub server_name: String,
+    /// The port this server listens on for routes, on 127.0.0.1.
+    pub route_port: u16,
+    /// The route ports of the other members.
+    pub peers: Vec<u16>,
 }
 
 /// A running nats-server; killed (by PID) on drop.
@@ -54,6 +69,7 @@ pub struct NatsServer {
     port: u16,
     store_dir: PathBuf,
     user_password: Option<(String, String)>,
+    cluster: Option<ClusterMember>,
     _tmp: Option<tempfile::TempDir>,
     _ports_dir: tempfile::TempDir,
     log_path: PathBuf,
@@ -98,6 +114,7 @@ impl NatsServer {
             port: opts.port.unwrap_or(0),
             store_dir,
             user_password: opts.user_password,
+            cluster: opts.cluster,
             _tmp: tmp,
             _ports_dir: ports_dir,
             log_path,
@@ -131,6 +148,17 @@ impl NatsServer {
             .stderr(Stdio::null());
         if let Some((user, pass)) = &self.user_password {
             cmd.args(["--user", user, "--pass", pass]);
+        }
+        if let Some(c) = &self.cluster {
+            let routes: Vec<String> = c
+                .peers
+                .iter()
+                .map(|p| format!("nats://127.0.0.1:{p}"))
+                .collect();
+            cmd.args(["--server_name", &c.server_name])
+                .args(["--cluster_name", &c.cluster_name])
+                .args(["--cluster", &format!("nats://127.0.0.1:{}", c.route_port)])
+                .args(["--routes", &routes.join(",")]);
         }
         let mut child = cmd.spawn().map_err(|source| NatsServerError::Spawn {
             binary: binary.display().to_string(),
@@ -197,6 +225,43 @@ impl NatsServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// A JetStream cluster of nats-servers on loopback, routed to each other.
+pub struct NatsCluster {
+    /// The members, in start order.
+    pub servers: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Start `size` members (client and route ports picked free on 127.0.0.1). JetStream
+    /// becomes usable once the members have elected a meta leader, a few seconds later.
+    pub fn start(size: usize) -> Result<Self, NatsServerError> {
+        let free = || -> Result<u16, NatsServerError> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
+        };
+        let routes: Vec<u16> = (0..size).map(|_| free()).collect::<Result<_, _>>()?;
+        let mut servers = Vec::new();
+        for (i, route_port) in routes.iter().enumerate() {
+            servers.push(NatsServer::start_with(NatsServerOptions {
+                cluster: Some(ClusterMember {
+                    cluster_name: "tpm-test".into(),
+                    server_name: format!("n{i}"),
+                    route_port: *route_port,
+                    peers: routes.iter().copied().filter(|p| p != route_port).collect(),
+                }),
+                ..Default::default()
+            })?);
+        }
+        Ok(NatsCluster { servers })
+    }
+
+    /// Every member's client URL.
+    pub fn urls(&self) -> Vec<String> {
+        self.servers.iter().map(NatsServer::url).collect()
     }
 }
 

@@ -32,7 +32,8 @@ pub struct SandboxOptions {
     /// Where to listen; default `127.0.0.1:0` (a free port).
     pub listen: SocketAddr,
     /// If set: connect, create the streams at start (as the API does) and publish
-    /// notifications. If unset, no notifications are published.
+    /// notifications. If unset, no notifications are published. Several URLs (a cluster's
+    /// members) are separated by commas.
     pub nats_url: Option<String>,
     /// NATS user and password (Threeport's `NATS_USER`/`NATS_PASSWORD`).
     pub nats_user_password: Option<(String, String)>,
@@ -44,6 +45,10 @@ pub struct SandboxOptions {
     /// `CertificateKey` and `ConnectionToken` of KubernetesRuntimeInstance are encrypted on
     /// create, and on update when the value changed.
     pub encryption_key: Option<String>,
+    /// Replicas of the streams it creates (Threeport sets none: 1). More than one is a
+    /// JetStream cluster deployment; the streams are then created as soon as the cluster has
+    /// elected its meta leader (waited for, 30 s at most).
+    pub stream_replicas: usize,
 }
 
 impl Default for SandboxOptions {
@@ -55,6 +60,7 @@ impl Default for SandboxOptions {
             tls: false,
             tls_dir: None,
             encryption_key: None,
+            stream_replicas: 1,
         }
     }
 }
@@ -76,9 +82,14 @@ impl SandboxApi {
                 if let Some((u, p)) = &opts.nats_user_password {
                     co = co.user_and_password(u.clone(), p.clone());
                 }
-                let client = co.connect(url.as_str()).await?;
+                // A comma-separated list names every member of a cluster.
+                let servers = url
+                    .split(',')
+                    .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+                    .collect::<Result<Vec<_>, _>>()?;
+                let client = co.connect(servers).await?;
                 let js = async_nats::jetstream::new(client.clone());
-                server::create_streams(&js).await?;
+                server::create_streams(&js, opts.stream_replicas.max(1)).await?;
                 (Some(js), Some(client))
             }
             None => (None, None),

@@ -14,19 +14,36 @@ use super::api::{self, App};
 use super::types::{stream_subjects, STREAMS};
 
 /// Create the nine streams exactly as `util.InitJetStream` does (spec 1.4): in order, only
-/// name and subjects set; an existing stream is left as it is.
-pub(crate) async fn create_streams(js: &async_nats::jetstream::Context) -> anyhow::Result<()> {
+/// name and subjects set (and `replicas` when more than 1); an existing stream is left as it
+/// is. A cluster that has not elected its meta leader yet answers with an error: retried for
+/// 30 s.
+pub(crate) async fn create_streams(
+    js: &async_nats::jetstream::Context,
+    replicas: usize,
+) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
     for (name, types) in STREAMS {
-        if js.get_stream(*name).await.is_ok() {
-            continue;
+        loop {
+            if js.get_stream(*name).await.is_ok() {
+                break;
+            }
+            let created = js
+                .create_stream(async_nats::jetstream::stream::Config {
+                    name: (*name).to_string(),
+                    subjects: stream_subjects(types),
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await;
+            match created {
+                Ok(_) => break,
+                Err(e) if replicas > 1 && start.elapsed() < std::time::Duration::from_secs(30) => {
+                    tracing::debug!(stream = name, error = %e, "cannot create stream yet");
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                Err(e) => anyhow::bail!("creating stream {name}: {e}"),
+            }
         }
-        js.create_stream(async_nats::jetstream::stream::Config {
-            name: (*name).to_string(),
-            subjects: stream_subjects(types),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("creating stream {name}: {e}"))?;
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
 use sandbox::kube::{KubeSandbox, KubeSandboxHandle, KubeSandboxOptions, RuntimeAuth};
-use sandbox::nats::NatsServer;
+use sandbox::nats::{NatsCluster, NatsServer};
 use sandbox::threeport::{SandboxApi, SandboxHandle, SandboxOptions};
 use serde_json::Value;
 use threeport_manager::config::{Config, Secret};
@@ -45,8 +45,25 @@ pub const SYSTEM_NAMESPACES: [&str; 4] =
 pub const REQUIRE_UPSTREAM_ENV: &str = "THREEPORT_UPSTREAM_REQUIRED";
 
 /// The sandbox servers of a stack (boxed: they are much larger than the upstream handle).
+/// The NATS under a sandbox stack: one server, or a JetStream cluster.
+pub enum SandboxNats {
+    /// One nats-server (what Threeport deploys).
+    Single(Box<NatsServer>),
+    /// A JetStream cluster; the streams are created with 3 replicas.
+    Cluster(NatsCluster),
+}
+
+impl SandboxNats {
+    fn urls(&self) -> Vec<String> {
+        match self {
+            SandboxNats::Single(s) => vec![s.url()],
+            SandboxNats::Cluster(c) => c.urls(),
+        }
+    }
+}
+
 struct SandboxParts {
-    nats: NatsServer,
+    nats: SandboxNats,
     api: SandboxHandle,
     kube: KubeSandboxHandle,
 }
@@ -65,6 +82,8 @@ enum Parts {
 pub struct Stack {
     parts: Parts,
     pub nats_url: String,
+    /// Every NATS server's URL (one, unless the stack runs on a cluster).
+    pub nats_urls: Vec<String>,
     /// `host:port` as Threeport's `API_SERVER`.
     pub api_server: String,
     pub encryption_key: String,
@@ -98,10 +117,27 @@ impl Stack {
     pub async fn sandbox() -> Self {
         let nats =
             NatsServer::start().expect("start nats-server (run scripts/install-nats-server.sh)");
+        Self::sandbox_on(SandboxNats::Single(Box::new(nats))).await
+    }
+
+    /// [`Stack::sandbox`] on a JetStream cluster of `size` nats-servers (R3 streams).
+    pub async fn sandbox_cluster(size: usize) -> Self {
+        let cluster = NatsCluster::start(size)
+            .expect("start a nats-server cluster (run scripts/install-nats-server.sh)");
+        Self::sandbox_on(SandboxNats::Cluster(cluster)).await
+    }
+
+    async fn sandbox_on(nats: SandboxNats) -> Self {
+        let urls = nats.urls();
+        let stream_replicas = match &nats {
+            SandboxNats::Single(_) => 1,
+            SandboxNats::Cluster(c) => c.servers.len().min(3),
+        };
         let (_, key_b64) = EncryptionKey::generate();
         let api = SandboxApi::start(SandboxOptions {
-            nats_url: Some(nats.url()),
+            nats_url: Some(urls.join(",")),
             encryption_key: Some(key_b64.clone()),
+            stream_replicas,
             ..Default::default()
         })
         .await
@@ -121,7 +157,8 @@ impl Stack {
         .await;
         let api_server = api.api_server();
         Stack {
-            nats_url: nats.url(),
+            nats_url: urls[0].clone(),
+            nats_urls: urls,
             api: Arc::new(threeport_client(&api_server, None)),
             api_server,
             encryption_key: key_b64,
@@ -165,6 +202,7 @@ impl Stack {
         .await;
         Some(Stack {
             nats_url: var("NATS_URL"),
+            nats_urls: vec![var("NATS_URL")],
             api: Arc::new(threeport_client(&api_server, api_tls.as_ref())),
             api_server,
             encryption_key: var("ENCRYPTION_KEY"),
@@ -201,8 +239,29 @@ impl Stack {
     /// real stack's is not restarted here).
     pub fn restart_nats(&mut self) -> Result<(), String> {
         match &mut self.parts {
-            Parts::Sandbox(p) => p.nats.restart().map_err(|e| e.to_string()),
+            Parts::Sandbox(p) => match &mut p.nats {
+                SandboxNats::Single(s) => s.restart().map_err(|e| e.to_string()),
+                SandboxNats::Cluster(c) => c
+                    .servers
+                    .iter_mut()
+                    .try_for_each(|s| s.restart())
+                    .map_err(|e| e.to_string()),
+            },
             Parts::Upstream { .. } => Err("the real stack's NATS is not restarted here".into()),
+        }
+    }
+
+    /// Kill (SIGKILL) member `i` of the sandbox's NATS cluster, for good.
+    pub fn kill_nats_member(&mut self, i: usize) -> Result<(), String> {
+        match &mut self.parts {
+            Parts::Sandbox(p) => match &mut p.nats {
+                SandboxNats::Cluster(c) if i < c.servers.len() => {
+                    c.servers[i].stop();
+                    Ok(())
+                }
+                _ => Err(format!("no NATS cluster member {i}")),
+            },
+            Parts::Upstream { .. } => Err("the real stack has no NATS cluster".into()),
         }
     }
 

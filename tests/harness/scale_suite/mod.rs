@@ -422,6 +422,7 @@ pub async fn two_managers_reconcile_instances_exactly_once(stack: &Stack, instan
                 log: dir.path().join(format!("manager-{i}.log")),
                 enable: "workload",
                 test_timings: true,
+                nats_urls: &[],
             },
         )
         .expect("spawn threeport-manager");

@@ -185,6 +185,9 @@ pub struct ManagerSpec<'a> {
     pub enable: &'a str,
     /// Short retry timings as the tests use in-process (else the shipped defaults).
     pub test_timings: bool,
+    /// `--nats-url` for each (e.g. every member of a cluster); empty: the environment's
+    /// MSG_BROKER_HOST and MSG_BROKER_PORT.
+    pub nats_urls: &'a [String],
 }
 
 /// `threeport-manager --enable workload` as a child process, killed on drop if still running.
@@ -224,6 +227,9 @@ impl ManagerProcess {
                 .env("THREEPORT_MANAGER__ENGINE__BACKOFF_CAP", "2s")
                 .env("THREEPORT_MANAGER__ENGINE__LOCK_CONFLICT_DELAY", "200ms")
                 .env("THREEPORT_MANAGER__ENGINE__FETCH_EXPIRES", "1s");
+        }
+        for url in spec.nats_urls {
+            cmd.args(["--nats-url", url]);
         }
         let child = cmd
             .args([
