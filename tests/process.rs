@@ -254,3 +254,183 @@ async fn enabling_an_unimplemented_controller_exits_2() {
         "{err}"
     );
 }
+
+/// Secrets given in the config file (the NATS password, the encryption key) reach neither the
+/// output at the most verbose level nor `/configz`, while the password is really used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_from_the_config_file_are_used_and_never_logged_at_trace() {
+    const CANARY: &str = "canary-file-password-92be";
+    // A valid AES-256 key that is a canary too (its base64 text is searched for).
+    const KEY_CANARY: &str = "Y2FuYXJ5LWZpbGUta2V5LTBiNzdjYW5hcnktZmlsZS0=";
+    let nats = NatsServer::start_with(NatsServerOptions {
+        user_password: Some(("threeport".into(), CANARY.into())),
+        ..Default::default()
+    })
+    .expect("nats with a password");
+    let _api = sandbox::threeport::SandboxApi::start(sandbox::threeport::SandboxOptions {
+        nats_url: Some(nats.url()),
+        nats_user_password: Some(("threeport".into(), CANARY.into())),
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox API creates the streams");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("manager.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "encryption_key = \"{KEY_CANARY}\"\n[nats]\nurls = [\"{}\"]\nuser = \"threeport\"\npassword = \"{CANARY}\"\n",
+            nats.url()
+        ),
+    )
+    .expect("write config");
+    let admin_port = free_port();
+    let mut child = spawn_with_flags(
+        admin_port,
+        &[],
+        &[
+            "--config",
+            &file.display().to_string(),
+            "--log-level",
+            "trace",
+        ],
+    );
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
+    wait_until(
+        Duration::from_secs(30),
+        "readyz 200 (NATS connected with the file's password)",
+        || async {
+            let probe = tokio::time::timeout(Duration::from_secs(2), http_get(admin, "/readyz"));
+            tokio::net::TcpStream::connect(admin).await.is_ok()
+                && matches!(probe.await, Ok((200, _)))
+        },
+    )
+    .await;
+    let (_, configz) = tokio::time::timeout(Duration::from_secs(5), http_get(admin, "/configz"))
+        .await
+        .expect("configz answers");
+    let (_, metrics) = tokio::time::timeout(Duration::from_secs(5), http_get(admin, "/metrics"))
+        .await
+        .expect("metrics answer");
+    sigterm(&child.0);
+    let status = wait_exit(&mut child.0, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+    let out = output(&mut child.0);
+    assert!(out.contains("NATS connected"), "trace logs are on: {out}");
+    for secret in [CANARY, KEY_CANARY] {
+        for (place, text) in [
+            ("output", &out),
+            ("/configz", &configz),
+            ("/metrics", &metrics),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "a secret reached the {place}:\n{text}"
+            );
+        }
+    }
+}
+
+/// SIGTERM while NATS is gone after having been connected (the client reconnecting): the
+/// manager exits promptly with exit 0 and says the connection was reconnecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_reconnecting_to_nats_exits_at_once() {
+    let mut nats = NatsServer::start().expect("nats");
+    let _api = sandbox::threeport::SandboxApi::start(sandbox::threeport::SandboxOptions {
+        nats_url: Some(nats.url()),
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox API creates the streams");
+    let admin_port = free_port();
+    let mut child = spawn_with_flags(admin_port, &[], &["--nats-url", &nats.url()]);
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
+    let probe = || async {
+        if tokio::net::TcpStream::connect(admin).await.is_err() {
+            return 0;
+        }
+        tokio::time::timeout(Duration::from_secs(2), http_get(admin, "/readyz"))
+            .await
+            .map(|(code, _)| code)
+            .unwrap_or(0)
+    };
+    wait_until(Duration::from_secs(30), "ready", || async {
+        probe().await == 200
+    })
+    .await;
+    nats.stop();
+    wait_until(Duration::from_secs(30), "not ready: NATS lost", || async {
+        probe().await == 503
+    })
+    .await;
+    let signalled = std::time::Instant::now();
+    sigterm(&child.0);
+    let status = wait_exit(&mut child.0, Duration::from_secs(5));
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(0));
+    let out = output(&mut child.0);
+    let last = out
+        .lines()
+        .find(|l| l.contains("shutdown complete"))
+        .unwrap_or_else(|| panic!("no shutdown line:\n{out}"));
+    assert!(last.contains(r#""nats":"reconnecting""#), "{last}");
+    eprintln!("exited {took:?} after SIGTERM while reconnecting");
+}
+
+/// A NATS failure is one log line from the manager that names the server and the cause (not
+/// also an anonymous one from async-nats), and the wrong password is not in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_failure_is_one_line_naming_the_server_and_the_cause() {
+    const WRONG: &str = "wrong-password-canary-3c1f";
+    let nats = NatsServer::start_with(NatsServerOptions {
+        user_password: Some(("threeport".into(), PASSWORD.into())),
+        ..Default::default()
+    })
+    .expect("nats with a password");
+    let admin_port = free_port();
+    let url = format!("nats://threeport:{WRONG}@127.0.0.1:{}", nats.port());
+    let mut child = spawn_with_flags(admin_port, &[], &["--nats-url", &url]);
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
+    wait_until(
+        Duration::from_secs(30),
+        "the admin server is up",
+        || async { tokio::net::TcpStream::connect(admin).await.is_ok() },
+    )
+    .await;
+    // A few rounds of refused connections (the client retries every 0.1 s to 5 s).
+    wait_until(
+        Duration::from_secs(30),
+        "NATS refused us at least twice",
+        || async {
+            let (_, m) = tokio::time::timeout(Duration::from_secs(2), http_get(admin, "/metrics"))
+                .await
+                .unwrap_or_default();
+            m.lines().any(|l| {
+                l.starts_with("threeport_nats_events_total{event=\"client_error\"} ")
+                    && !l.ends_with(" 0")
+                    && !l.ends_with(" 1")
+            })
+        },
+    )
+    .await;
+    sigterm(&child.0);
+    let status = wait_exit(&mut child.0, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+    let out = output(&mut child.0);
+    assert!(
+        !out.contains(WRONG),
+        "the password reached the logs:\n{out}"
+    );
+    let failures: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("authorization violation"))
+        .collect();
+    assert!(failures.len() >= 2, "{out}");
+    let server = format!("127.0.0.1:{}", nats.port());
+    for line in failures {
+        assert!(
+            line.contains("cannot connect to NATS") && line.contains(&server),
+            "a failure line without the manager's context or the server: {line}"
+        );
+    }
+}

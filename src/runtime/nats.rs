@@ -96,9 +96,20 @@ pub async fn connect_options(
     ] {
         metrics.nats_events_total.with_label_values(&[ev]);
     }
+    // Every line about the connection names the servers (credentials stripped): the events
+    // do not say which one failed, and async-nats's own lines about it are filtered out
+    // (see `telemetry`), so this is the one line per failure.
+    let servers: std::sync::Arc<str> = cfg
+        .urls
+        .iter()
+        .map(|u| crate::config::redact_url(u))
+        .collect::<Vec<_>>()
+        .join(",")
+        .into();
     Ok(opts.event_callback(move |event| {
         let metrics = metrics.clone();
         let ready = ready.clone();
+        let servers = servers.clone();
         async move {
             let label = match &event {
                 Event::Connected => "connected",
@@ -115,22 +126,26 @@ pub async fn connect_options(
                 Event::Connected => {
                     metrics.nats_connected.set(1);
                     ready.set(true);
-                    info!("NATS connected");
+                    info!(%servers, "NATS connected");
                 }
                 Event::Disconnected => {
                     metrics.nats_connected.set(0);
                     ready.set(false);
-                    warn!("NATS connection lost; reconnecting");
+                    warn!(%servers, "NATS connection lost; reconnecting");
                 }
                 // Only after a drain or close on our side (we reconnect forever otherwise).
                 Event::Closed => {
                     metrics.nats_connected.set(0);
                     ready.set(false);
-                    info!("NATS connection closed");
+                    info!(%servers, "NATS connection closed");
                 }
-                Event::ServerError(e) => error!(error = %e, "NATS server error"),
-                Event::ClientError(e) => error!(error = %e, "NATS client error"),
-                other => warn!(event = %other, "NATS event"),
+                Event::ServerError(e) => error!(%servers, error = %e, "NATS server error"),
+                // Sent after each round of failed connection attempts, with the cause
+                // (authorization violation, timed out, io error, ...).
+                Event::ClientError(e) => {
+                    error!(%servers, error = %e, "cannot connect to NATS; retrying");
+                }
+                other => warn!(%servers, event = %other, "NATS event"),
             }
         }
     }))

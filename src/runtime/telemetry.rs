@@ -178,13 +178,17 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<TelemetryGua
 /// The manager's own debug logs carry no secrets by construction (`Secret`, `SecretString`
 /// and redacted URLs).
 ///
-/// async-nats is held to warnings: its info lines repeat each connection event that the
-/// manager logs itself with context (one line per failure, not two).
+/// async-nats is held to warnings, and its connector (which logs a failed connection attempt
+/// without naming the server, right before the connection event the manager logs with the
+/// servers and the cause) is silent: one line per failure, not two.
 fn dependencies_at_info_at_most() -> FilterFn<impl Fn(&Metadata<'_>) -> bool> {
     filter_fn(|meta| {
         let target = meta.target();
         if target.starts_with("threeport_manager") || target.starts_with("sandbox") {
             return true;
+        }
+        if target.starts_with("async_nats::connector") {
+            return false;
         }
         let most_verbose = if target.starts_with("async_nats") {
             tracing::Level::WARN
