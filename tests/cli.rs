@@ -268,6 +268,15 @@ fn invalid_configuration_exits_2_naming_the_field() {
         stderr(&o)
     );
 
+    // Credentials in a NATS URL and in the environment at once: exit 2 before running,
+    // naming the URL's position, never its password.
+    let o = manager(
+        &["--nats-url", "nats://u:url-secret-5e@127.0.0.1:4222"],
+        &[("MSG_BROKER_USER", "u"), ("MSG_BROKER_PASSWORD", "p")],
+    );
+    assert_invalid(&o, "nats.urls[0]");
+    assert!(!stderr(&o).contains("url-secret-5e"), "{}", stderr(&o));
+
     let o = manager(&["--config", "does-not-exist.toml", "check-config"], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("does-not-exist.toml"), "{}", stderr(&o));

@@ -36,6 +36,7 @@
 //! `config/threeport-manager.example.toml` documents every option; add the setting there too.
 
 mod error;
+mod nats_url;
 mod redact;
 mod render;
 mod schema;
@@ -47,6 +48,7 @@ mod validate;
 mod tests;
 
 pub use error::ConfigError;
+pub use nats_url::{url_credentials, NatsUrl, UrlCredentials};
 pub use redact::{redact_url, Secret};
 pub use schema::{
     AdminConfig, ApiConfig, Config, EngineConfig, LogConfig, LogFormat, NatsConfig, NatsTlsConfig,

@@ -44,12 +44,6 @@ impl Serialize for Secret {
     }
 }
 
-/// NATS URLs with any password in the user-info replaced by `<redacted>`.
-pub(super) fn ser_redacted_urls<S: Serializer>(urls: &[String], s: S) -> Result<S::Ok, S::Error> {
-    let redacted: Vec<String> = urls.iter().map(|u| redact_url(u)).collect();
-    redacted.serialize(s)
-}
-
 /// `nats://user:pass@host` -> `nats://user:<redacted>@host`; a lone user-info (a token) is
 /// redacted whole.
 pub fn redact_url(u: &str) -> String {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::ConfigError;
-use super::redact::{ser_redacted_urls, Secret};
+use super::nats_url::NatsUrl;
+use super::redact::Secret;
 use super::serde_helpers::{de_socket_addr, de_string_or_list, duration_str};
 use super::validate::{field_path, FieldCheck};
 
@@ -115,11 +116,8 @@ section! {
     pub struct NatsConfig {
         /// Server URLs (`nats://`, `tls://`, `ws://`, `wss://`). A password inside a URL is
         /// redacted in serialized output.
-        #[serde(
-            deserialize_with = "de_string_or_list",
-            serialize_with = "ser_redacted_urls"
-        )]
-        pub urls: Vec<String> = vec!["nats://127.0.0.1:4222".into()],
+        #[serde(deserialize_with = "de_string_or_list")]
+        pub urls: Vec<NatsUrl> = vec!["nats://127.0.0.1:4222".into()],
         /// User name (Threeport's `MSG_BROKER_USER`); sent with `password`.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub user: Option<String> = None,

@@ -49,7 +49,11 @@ pub(super) fn de_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAd
 }
 
 /// A list of strings, or one comma-separated string (as environment variables give it).
-pub(super) fn de_string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(super) fn de_string_or_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: From<String>,
+{
     struct V;
     impl<'de> serde::de::Visitor<'de> for V {
         type Value = Vec<String>;
@@ -73,5 +77,5 @@ pub(super) fn de_string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<S
             Ok(out)
         }
     }
-    d.deserialize_any(V)
+    Ok(d.deserialize_any(V)?.into_iter().map(T::from).collect())
 }

@@ -59,6 +59,7 @@ impl FieldCheck for f64 {}
 impl FieldCheck for PathBuf {}
 impl FieldCheck for SocketAddr {}
 impl FieldCheck for Vec<String> {}
+impl FieldCheck for Vec<super::nats_url::NatsUrl> {}
 impl FieldCheck for BTreeMap<String, usize> {}
 impl FieldCheck for Secret {}
 impl FieldCheck for LogFormat {}
@@ -153,6 +154,9 @@ fn nats(nats: &NatsConfig) -> Result<(), ConfigError> {
     for (i, u) in nats.urls.iter().enumerate() {
         validate_nats_url(u).map_err(|m| ConfigError::invalid(format!("nats.urls[{i}]"), m))?;
     }
+    let other_auth = nats.user.is_some() || nats.token.is_some() || nats.creds_file.is_some();
+    super::nats_url::url_credentials(&nats.urls, other_auth)
+        .map_err(|(i, m)| ConfigError::invalid(format!("nats.urls[{i}]"), m))?;
     if nats.password.is_some() && nats.user.is_none() {
         return Err(ConfigError::invalid(
             "nats.password",

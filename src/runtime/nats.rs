@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_nats::{ConnectOptions, Event, ServerAddr};
 use tracing::{error, info, warn};
 
-use crate::config::NatsConfig;
+use crate::config::{NatsConfig, UrlCredentials};
 use crate::engine::metrics::Metrics;
 use crate::health::ReadyHandle;
 
@@ -151,79 +151,29 @@ pub async fn connect_options(
     }))
 }
 
-/// Credentials written into a server URL (`nats://user:password@host`, or `nats://token@host`).
-#[derive(Clone, PartialEq, Eq)]
-pub enum UrlCredentials {
-    /// `user:password@`.
-    UserPassword(String, String),
-    /// A lone user-info part: a token.
-    Token(String),
-}
-
-impl std::fmt::Debug for UrlCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            UrlCredentials::UserPassword(user, _) => {
-                write!(f, "UserPassword({user:?}, <redacted>)")
-            }
-            UrlCredentials::Token(_) => f.write_str("Token(<redacted>)"),
-        }
-    }
-}
-
 /// Parse the configured URLs into server addresses without credentials, and the credentials
-/// the URLs carry. The credentials are handed to the client as options rather than left in
-/// the addresses, so they are actually used (the client does not authenticate with a URL's
-/// user-info on its own) and no address the client logs can contain them. All URLs must
-/// carry the same credentials, or none; `nats.user`/`nats.token` and URL credentials are
-/// exclusive.
+/// the URLs carry (see [`crate::config::url_credentials`]: the same in every URL, or none, and
+/// not together with `nats.user`/`nats.token`/`nats.creds_file`; config validation already
+/// refuses that, this is the same rule for a config built in code). The credentials are handed
+/// to the client as options, so they are actually used and no address the client logs can
+/// contain them.
 pub fn server_addrs(
     cfg: &NatsConfig,
 ) -> Result<(Vec<ServerAddr>, Option<UrlCredentials>), NatsError> {
+    let other_auth = cfg.user.is_some() || cfg.token.is_some() || cfg.creds_file.is_some();
+    let creds = crate::config::url_credentials(&cfg.urls, other_auth)
+        .map_err(|(index, reason)| NatsError::BadUrl { index, reason })?;
     let mut addrs = Vec::with_capacity(cfg.urls.len());
-    let mut found: Option<UrlCredentials> = None;
     for (index, raw) in cfg.urls.iter().enumerate() {
         let bad = |reason: String| NatsError::BadUrl { index, reason };
-        let mut url = url::Url::parse(raw).map_err(|e| bad(e.to_string()))?;
-        let creds = match (url.username(), url.password()) {
-            ("", None) => None,
-            (user, Some(pass)) => Some(UrlCredentials::UserPassword(
-                percent_decode(user),
-                percent_decode(pass),
-            )),
-            (token, None) => Some(UrlCredentials::Token(percent_decode(token))),
-        };
-        if let Some(creds) = creds {
-            if cfg.user.is_some() || cfg.token.is_some() || cfg.creds_file.is_some() {
-                return Err(bad(
-                    "carries credentials while nats.user, nats.token or nats.creds_file is also set; use one".into(),
-                ));
-            }
-            match &found {
-                Some(other) if *other != creds => {
-                    return Err(bad(
-                        "carries credentials different from an earlier URL's".into()
-                    ))
-                }
-                _ => found = Some(creds),
-            }
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-        }
+        let (url, _) = raw.split_credentials().map_err(bad)?;
         addrs.push(
             url.as_str()
                 .parse::<ServerAddr>()
                 .map_err(|e| bad(e.to_string()))?,
         );
     }
-    Ok((addrs, found))
-}
-
-/// A URL's user-info is percent-encoded (`p%40ss` for `p@ss`).
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
+    Ok((addrs, creds))
 }
 
 /// Connect (returns at once; the connection is made and remade in the background).

@@ -171,6 +171,21 @@ fn validation_errors_name_the_field() {
         "nats.urls[1]",
         "must start with nats://, tls://, ws:// or wss://",
     );
+    assert_invalid(
+        toml("[nats]\nurls = [\"nats://u:url-pass@a:4222\"]\nuser = \"u\"\npassword = \"p\""),
+        "nats.urls[0]",
+        "carries credentials while nats.user, nats.token or nats.creds_file is also set; use one",
+    );
+    assert_invalid(
+        toml("[nats]\nurls = [\"nats://u:one@a:4222\", \"nats://u:two@b:4222\"]"),
+        "nats.urls[1]",
+        "carries credentials different from an earlier URL's",
+    );
+    assert!(toml("[nats]\nurls = [\"nats://u:same@a:4222\", \"nats://u:same@b:4222\"]").is_ok());
+    // The message names the field, never the URL's password.
+    let err = toml("[nats]\nurls = [\"nats://u:secret-9@a:4222\"]\ntoken = \"t\"")
+        .expect_err("URL and token");
+    assert!(!err.to_string().contains("secret-9"), "{err}");
     assert_invalid(toml("[nats]\nurls = []"), "nats.urls", "at least one");
     assert_invalid(toml("[nats]\nurls = [\"nats://\"]"), "nats.urls[0]", "");
     assert_invalid(

@@ -276,7 +276,7 @@ impl Stack {
     /// A manager config for this stack: Threeport's settings, short retry timings.
     pub fn config(&self) -> Config {
         let mut c = Config::default();
-        c.nats.urls = vec![self.nats_url.clone()];
+        c.nats.urls = vec![self.nats_url.as_str().into()];
         c.admin.listen = "127.0.0.1:0".parse().expect("addr");
         c.api.server = self.api_server.clone();
         c.api.auth_enabled = self.api_tls.is_some();

@@ -125,7 +125,7 @@ pub fn fast_config(nats_url: &str, api_server: &str) -> Config {
 /// Defaults, plus: this NATS, admin on a random loopback port, plain-http API.
 pub fn local_config(nats_url: &str) -> Config {
     let mut c = Config::default();
-    c.nats.urls = vec![nats_url.to_string()];
+    c.nats.urls = vec![nats_url.into()];
     c.admin.listen = "127.0.0.1:0".parse().expect("addr");
     c.api.auth_enabled = false;
     c
