@@ -367,3 +367,120 @@ async fn the_binary_runs_and_stops_cleanly_with_an_unreachable_collector() {
         "a secret reached the logs:\n{out}"
     );
 }
+
+/// An OTLP/HTTP receiver over HTTPS (a certificate for 127.0.0.1 from a fresh CA, whose PEM is
+/// written to `ca_path`), on a random loopback port; its `https://` URL.
+async fn start_tls_receiver(ca_path: &std::path::Path) -> (String, Receiver) {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    std::fs::write(ca_path, ca.pem()).expect("write the CA");
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .expect("leaf");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(leaf.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+
+    let rx = Receiver::default();
+    let app = axum::Router::new()
+        .route("/v1/traces", post(accept_traces))
+        .with_state(rx.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind receiver");
+    let addr = listener.local_addr().expect("receiver addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, svc) = (acceptor.clone(), TowerToHyperService::new(app.clone()));
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                }
+            });
+        }
+    });
+    (format!("https://{addr}"), rx)
+}
+
+/// The binary exports its spans to an `https` collector whose certificate chains to
+/// `telemetry.ca_file` (what the scratch image, which has no CA bundle, needs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_exports_spans_over_https_trusting_telemetry_ca_file() {
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_path = dir.path().join("otel-ca.crt");
+    let (endpoint, rx) = start_tls_receiver(&ca_path).await;
+    let cp = ControlPlane::start().await;
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("API_SERVER", cp.sandbox.api_server())
+        .env("AUTH_ENABLED", "false")
+        .env("THREEPORT_MANAGER__TELEMETRY__OTLP_ENDPOINT", &endpoint)
+        .env("THREEPORT_MANAGER__TELEMETRY__CA_FILE", &ca_path)
+        .env(
+            "THREEPORT_MANAGER__TELEMETRY__SERVICE_NAME",
+            "threeport-manager-https",
+        )
+        .args([
+            "--nats-url",
+            &cp.nats.url(),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn threeport-manager");
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
+    wait_until(LIMIT, "readyz 200", || async {
+        tokio::net::TcpStream::connect(admin).await.is_ok()
+            && http_get(admin, "/readyz").await.0 == 200
+    })
+    .await;
+    // A WorkloadDefinition to reconcile: its spans go out on the next batch (and at the
+    // latest with the final flush on SIGTERM).
+    let wd = cp.create_wd("traced-over-https").await;
+    cp.wait_reconciled(wd, LIMIT).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exited = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join");
+    assert_eq!(exited.expect("wait").code(), Some(0));
+    let span = wait_for_span(&rx, "a reconcile span over https", |r| {
+        r.span.name == "reconcile"
+    })
+    .await;
+    assert_eq!(
+        span.service_name.as_deref(),
+        Some("threeport-manager-https")
+    );
+}
