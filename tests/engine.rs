@@ -487,28 +487,13 @@ async fn a_replica_that_cannot_heartbeat_gives_its_locks_up_before_they_could_be
     let _wd = cp.create_wd("heartbeat-cut-off").await;
     wait_until(LIMIT, "reconcile started", || async { r.call_count() == 1 }).await;
     // The heartbeat bucket disappears: every heartbeat fails, lock renewals still succeed.
-    let cut = Instant::now();
-    cp.jetstream()
-        .await
-        .delete_key_value(threeport_manager::engine::liveness::HEARTBEAT_BUCKET)
-        .await
-        .expect("delete the heartbeat bucket");
-    wait_until(LIMIT, "reconcile cancelled", || async {
-        r.cancelled.load(Ordering::SeqCst) == 1
-    })
+    // The others could reclaim 3 s after the last heartbeat.
+    gives_up_in_time_without(
+        &cp,
+        &r,
+        threeport_manager::engine::liveness::HEARTBEAT_BUCKET,
+    )
     .await;
-    // The safety property: given up before the others could reclaim (3 s after the last
-    // heartbeat); by design at the reclaim age minus one renew interval after the last
-    // heartbeat, which was at most 0.5 s before the cut.
-    let gave_up = cut.elapsed();
-    assert!(
-        gave_up < Duration::from_secs(3),
-        "gave up only after {gave_up:?}"
-    );
-    assert!(
-        gave_up >= Duration::from_millis(1500),
-        "gave up too early: {gave_up:?}"
-    );
     assert!(metric(&m, "threeport_heartbeat_failures_total") >= 1.0);
     m.shutdown().await;
 }
@@ -602,6 +587,33 @@ async fn a_holder_that_renews_is_never_taken_over_however_long_it_works() {
     m.shutdown().await;
 }
 
+/// Delete `bucket` under a blocked reconcile and wait until the reconcile is cancelled,
+/// asserting the safety window: given up before another process could take the lock (3 s
+/// after the last write there, which was at most 0.5 s before the cut: the tests using this
+/// renew and heartbeat every 0.5 s with a 3 s limit), by design at that limit minus one renew
+/// interval, and not at the first failure.
+async fn gives_up_in_time_without(cp: &ControlPlane, r: &TestReconciler, bucket: &str) {
+    let cut = Instant::now();
+    cp.jetstream()
+        .await
+        .delete_key_value(bucket)
+        .await
+        .expect("delete the bucket");
+    wait_until(LIMIT, "reconcile cancelled", || async {
+        r.cancelled.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let gave_up = cut.elapsed();
+    assert!(
+        gave_up < Duration::from_secs(3),
+        "gave up only after {gave_up:?}"
+    );
+    assert!(
+        gave_up >= Duration::from_millis(1500),
+        "gave up too early: {gave_up:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_that_cannot_renew_gives_the_lock_up_before_it_could_be_taken_over() {
     let cp = ControlPlane::start().await;
@@ -613,29 +625,9 @@ async fn a_holder_that_cannot_renew_gives_the_lock_up_before_it_could_be_taken_o
     .await;
     let wd = cp.create_wd("cut-off").await;
     wait_until(LIMIT, "reconcile started", || async { r.call_count() == 1 }).await;
-    // The lock bucket disappears: every renewal fails (not with another revision).
-    let cut = Instant::now();
-    cp.jetstream()
-        .await
-        .delete_key_value("workloadLock")
-        .await
-        .expect("delete the bucket");
-    wait_until(LIMIT, "reconcile cancelled", || async {
-        r.cancelled.load(Ordering::SeqCst) == 1
-    })
-    .await;
-    // The safety property: given up before the lock could be taken over (3 s after its last
-    // write). By design at the takeover age minus one renew interval, 2.5 s after the last
-    // write, which was at most 0.5 s before the cut; and not at the first failed renewal.
-    let gave_up = cut.elapsed();
-    assert!(
-        gave_up < Duration::from_secs(3),
-        "gave up only after {gave_up:?}"
-    );
-    assert!(
-        gave_up >= Duration::from_millis(1500),
-        "gave up too early: {gave_up:?}"
-    );
+    // The lock bucket disappears: every renewal fails (not with another revision). The lock
+    // could be taken over 3 s after its last write.
+    gives_up_in_time_without(&cp, &r, "workloadLock").await;
     assert_eq!(metric(&m, "threeport_lock_lost_total{controller=\"workload\",reconciler=\"WorkloadDefinitionReconciler\"}"), 1.0);
     let _ = wd;
     m.shutdown().await;

@@ -101,6 +101,23 @@ fn output(child: &mut Child) -> String {
     text
 }
 
+/// Wait (30 s at most) until the manager's `/readyz` on `admin` answers 200.
+async fn wait_ready(admin: std::net::SocketAddr, what: &str) {
+    wait_until(Duration::from_secs(30), what, || async {
+        let probe = tokio::time::timeout(Duration::from_secs(2), http_get(admin, "/readyz"));
+        tokio::net::TcpStream::connect(admin).await.is_ok() && matches!(probe.await, Ok((200, _)))
+    })
+    .await;
+}
+
+/// The body of an admin endpoint (bounded).
+async fn admin_body(admin: std::net::SocketAddr, path: &str) -> String {
+    tokio::time::timeout(Duration::from_secs(5), http_get(admin, path))
+        .await
+        .unwrap_or_else(|_| panic!("{path} answers"))
+        .1
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_with_threeport_env_names_serves_admin_endpoints_and_exits_0_on_sigterm() {
     let nats = NatsServer::start_with(NatsServerOptions {
@@ -185,19 +202,12 @@ async fn credentials_in_the_nats_url_are_used_and_never_logged_at_trace() {
         &["--nats-url", &url, "--log-level", "trace"],
     );
     let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
-    wait_until(
-        Duration::from_secs(30),
+    wait_ready(
+        admin,
         "readyz 200 (NATS connected with the URL's user and password)",
-        || async {
-            let probe = tokio::time::timeout(Duration::from_secs(2), http_get(admin, "/readyz"));
-            tokio::net::TcpStream::connect(admin).await.is_ok()
-                && matches!(probe.await, Ok((200, _)))
-        },
     )
     .await;
-    let (_, configz) = tokio::time::timeout(Duration::from_secs(5), http_get(admin, "/configz"))
-        .await
-        .expect("configz answers");
+    let configz = admin_body(admin, "/configz").await;
     assert!(!configz.contains(CANARY), "{configz}");
     sigterm(&child.0);
     let status = wait_exit(&mut child.0, Duration::from_secs(15));
@@ -296,22 +306,13 @@ async fn secrets_from_the_config_file_are_used_and_never_logged_at_trace() {
         ],
     );
     let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
-    wait_until(
-        Duration::from_secs(30),
+    wait_ready(
+        admin,
         "readyz 200 (NATS connected with the file's password)",
-        || async {
-            let probe = tokio::time::timeout(Duration::from_secs(2), http_get(admin, "/readyz"));
-            tokio::net::TcpStream::connect(admin).await.is_ok()
-                && matches!(probe.await, Ok((200, _)))
-        },
     )
     .await;
-    let (_, configz) = tokio::time::timeout(Duration::from_secs(5), http_get(admin, "/configz"))
-        .await
-        .expect("configz answers");
-    let (_, metrics) = tokio::time::timeout(Duration::from_secs(5), http_get(admin, "/metrics"))
-        .await
-        .expect("metrics answer");
+    let configz = admin_body(admin, "/configz").await;
+    let metrics = admin_body(admin, "/metrics").await;
     sigterm(&child.0);
     let status = wait_exit(&mut child.0, Duration::from_secs(15));
     assert_eq!(status.code(), Some(0));
