@@ -18,8 +18,11 @@
 //! the bucket's 20 min max age). Prints one summary line (`soak: created=... lost=...`) and the
 //! times from a kill to the reclaim of the killed replica's locks.
 //!
-//! `cargo test --test soak` runs both with `SOAK_INSTANCES` (60) instances, the size CI runs;
-//! `scripts/soak.sh` runs 500 with a release build.
+//! The same runs on the real stack (`scripts/upstream.sh`) where it is built, with the kills
+//! only (the real components take no injected faults, and its nats-server is left alone).
+//!
+//! `cargo test --test soak` runs all three with `SOAK_INSTANCES` (60) instances, the size CI
+//! runs; `scripts/soak.sh` runs 500 with a release build.
 
 mod harness;
 use harness::{backend, scale_suite, workload_env};
@@ -76,14 +79,18 @@ impl Profile {
     }
 }
 
-/// What NATS runs on, and what happens to it halfway through the creates.
+/// The control plane, and what happens to its NATS halfway through the creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Nats {
-    /// One nats-server, killed and restarted on the same port and store.
+    /// The sandbox on one nats-server, killed and restarted on the same port and store.
     Single,
-    /// Three clustered nats-servers (R3 streams and buckets); the workload stream's leader is
-    /// killed and stays down.
+    /// The sandbox on three clustered nats-servers (R3 streams and buckets); the workload
+    /// stream's leader is killed and stays down.
     Cluster,
+    /// The real stack (`scripts/upstream.sh`: kube-apiserver, Threeport's API on PostgreSQL,
+    /// its nats-server). Only the replicas are killed: the real components take no injected
+    /// faults and its nats-server is left alone.
+    RealStack,
 }
 
 /// One SIGKILL: when, whom, and how many locks the victim held at that moment (a kill inside
@@ -319,17 +326,12 @@ async fn wait_each(
     (times, missing)
 }
 
+/// Fail `rate` of the sandbox APIs' requests (nothing on the real stack).
 fn set_faults(stack: &Stack, rate: f64) {
-    stack
-        .sandbox_api()
-        .expect("sandbox")
-        .faults()
-        .set_error_rate(rate, 500);
-    stack
-        .sandbox_kube()
-        .expect("sandbox")
-        .faults()
-        .set_error_rate(rate, 500);
+    if let (Some(api), Some(kube)) = (stack.sandbox_api(), stack.sandbox_kube()) {
+        api.faults().set_error_rate(rate, 500);
+        kube.faults().set_error_rate(rate, 500);
+    }
 }
 
 /// Instances with more than one WRI of a kind, or more than one labelled namespace.
@@ -462,6 +464,11 @@ async fn chaos_soak_on_a_jetstream_cluster_losing_its_stream_leader() {
     soak(Nats::Cluster).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_soak_on_the_real_stack() {
+    soak(Nats::RealStack).await;
+}
+
 /// Kill the member of the cluster that leads the workload stream; its name.
 async fn kill_stream_leader(stack: &mut Stack, js: &jetstream::Context) -> String {
     let mut stream = js.get_stream("workloadStream").await.expect("stream");
@@ -509,6 +516,15 @@ async fn soak(mode: Nats) {
     let mut stack = match mode {
         Nats::Single => Stack::sandbox().await,
         Nats::Cluster => Stack::sandbox_cluster(3).await,
+        Nats::RealStack => match Stack::upstream(false).await {
+            Some(stack) => stack,
+            None => return,
+        },
+    };
+    let fault_rate = if mode == Nats::RealStack {
+        0.0
+    } else {
+        profile.fault_rate
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let servers: Vec<async_nats::ServerAddr> = stack
@@ -535,7 +551,7 @@ async fn soak(mode: Nats) {
         .await
         .expect("subscribe");
 
-    set_faults(&stack, profile.fault_rate);
+    set_faults(&stack, fault_rate);
     let mut chaos = Chaos {
         fleet: fleet.clone(),
         every: profile.kill_every,
@@ -560,6 +576,7 @@ async fn soak(mode: Nats) {
                     "stream_leader_killed={}",
                     kill_stream_leader(&mut stack, &js).await
                 ),
+                Nats::RealStack => "nats_untouched".to_string(),
             });
         }
         let posted: Vec<u64> = futures::stream::iter(batch.iter().copied())
@@ -615,7 +632,7 @@ async fn soak(mode: Nats) {
     }
 
     // Delete, with chaos and faults again.
-    set_faults(&stack, profile.fault_rate);
+    set_faults(&stack, fault_rate);
     chaos.resume();
     let mut deleted_at = BTreeMap::new();
     for &wi in &ids {
@@ -699,7 +716,7 @@ async fn soak(mode: Nats) {
         quantile(&create_times, 0.99),
         started.elapsed(),
         nats_event.unwrap_or_default(),
-        profile.fault_rate,
+        fault_rate,
         reclaims.len(),
         quantile(&reclaims, 0.5),
         reclaims.last().copied().unwrap_or_default(),
