@@ -89,6 +89,8 @@ const STOPPED: &str = "stopped";
 #[derive(Clone)]
 pub struct Heartbeats {
     kv: kv::Store,
+    /// The connection, to skip the final write when it is down (shutdown must not wait).
+    client: async_nats::Client,
     own_key: String,
     /// When the last heartbeat that succeeded was sent (the write landed no earlier).
     last_written: Arc<Mutex<Option<Instant>>>,
@@ -120,6 +122,7 @@ impl Heartbeats {
         };
         Ok(Self {
             kv,
+            client: js.client(),
             own_key: instance_id.to_string(),
             last_written: Arc::new(Mutex::new(None)),
         })
@@ -191,6 +194,10 @@ impl Heartbeats {
                 }
                 Err(e) => debug!(error = %e, "heartbeat still failing"),
             }
+        }
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            debug!("NATS is not connected; the heartbeat is left to go stale");
+            return;
         }
         let stopped = self.kv.put(&self.own_key, Self::beat_value(STOPPED));
         match tokio::time::timeout(STOP_WRITE_LIMIT, stopped).await {
