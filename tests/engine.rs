@@ -225,7 +225,11 @@ async fn a_lock_held_the_go_way_defers_the_message_until_it_is_released_and_vice
         "Go's Create must fail while the manager holds the lock"
     );
     cp.wait_reconciled(wd2, LIMIT).await;
-    assert_eq!(kv.get(&key2).await.expect("get"), None, "released");
+    // Released right after the completion PATCH that the line above observed.
+    wait_until(LIMIT, "lock released", || async {
+        matches!(kv.get(&key2).await, Ok(None))
+    })
+    .await;
     m.shutdown().await;
 }
 
@@ -495,6 +499,22 @@ async fn a_replica_that_cannot_heartbeat_gives_its_locks_up_before_they_could_be
     )
     .await;
     assert!(metric(&m, "threeport_heartbeat_failures_total") >= 1.0);
+    // While its heartbeat stays unwritten it takes no lock, not even its own leftover back:
+    // the handed-back notification comes again every few hundred ms (NAK delays of 0.1-0.2 s
+    // here) and is not reconciled.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(r.call_count(), 1, "reconciled with a stale heartbeat");
+    // Once the bucket can be created again, the heartbeat recreates it and work resumes.
+    let hb_stream = format!(
+        "KV_{}",
+        threeport_manager::engine::liveness::HEARTBEAT_BUCKET
+    );
+    cp.jetstream()
+        .await
+        .delete_stream(&hb_stream)
+        .await
+        .expect("free the name");
+    wait_until(LIMIT, "reconciling again", || async { r.call_count() == 2 }).await;
     m.shutdown().await;
 }
 
@@ -587,18 +607,26 @@ async fn a_holder_that_renews_is_never_taken_over_however_long_it_works() {
     m.shutdown().await;
 }
 
-/// Delete `bucket` under a blocked reconcile and wait until the reconcile is cancelled,
+/// Make `bucket` unwritable under a blocked reconcile (deleted, and its stream name taken by a
+/// stream of other subjects, so that it cannot be created again either) and wait until the
+/// reconcile is cancelled,
 /// asserting the safety window: given up before another process could take the lock (3 s
 /// after the last write there, which was at most 0.5 s before the cut: the tests using this
 /// renew and heartbeat every 0.5 s with a 3 s limit), by design at that limit minus one renew
 /// interval, and not at the first failure.
 async fn gives_up_in_time_without(cp: &ControlPlane, r: &TestReconciler, bucket: &str) {
     let cut = Instant::now();
-    cp.jetstream()
-        .await
-        .delete_key_value(bucket)
+    let js = cp.jetstream().await;
+    js.delete_key_value(bucket)
         .await
         .expect("delete the bucket");
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("unrelated.{bucket}")],
+        ..Default::default()
+    })
+    .await
+    .expect("take the bucket's stream name");
     wait_until(LIMIT, "reconcile cancelled", || async {
         r.cancelled.load(Ordering::SeqCst) == 1
     })

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize, Serializer};
 use super::redact::redact_url;
 
 /// A NATS server URL as configured. It may carry credentials in its user-info, so `Debug`
-/// and `Serialize` show it through [`redact_url`]; [`NatsUrl::expose`] (or deref) gives the URL
-/// itself to the code that connects.
+/// and `Serialize` show it through [`redact_url`]; [`NatsUrl::expose`] gives the URL itself to
+/// the code that connects (there is no `Display` or `Deref`, so it cannot be printed by
+/// accident).
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct NatsUrl(String);
@@ -19,13 +20,6 @@ pub struct NatsUrl(String);
 impl NatsUrl {
     /// The URL as configured, credentials included. Never log or format it.
     pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::ops::Deref for NatsUrl {
-    type Target = str;
-    fn deref(&self) -> &str {
         &self.0
     }
 }

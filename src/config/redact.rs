@@ -50,14 +50,15 @@ pub fn redact_url(u: &str) -> String {
     let Some((scheme, rest)) = u.split_once("://") else {
         return u.to_string();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+    // Everything up to the last `@` counts as user-info, even past a `/`: a URL parser would
+    // call `nats://tok/en@host` host `tok` with a path, but what it hides is a token someone
+    // typed, and NATS URLs have no `@` in their paths.
+    let Some((userinfo, host_and_path)) = rest.rsplit_once('@') else {
         return u.to_string();
     };
     let userinfo = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:{REDACTED}"),
-        None => REDACTED.to_string(),
+        Some((user, _)) if !user.contains('/') => format!("{user}:{REDACTED}"),
+        _ => REDACTED.to_string(),
     };
-    format!("{scheme}://{userinfo}@{host}{path}")
+    format!("{scheme}://{userinfo}@{host_and_path}")
 }

@@ -152,7 +152,8 @@ fn nats(nats: &NatsConfig) -> Result<(), ConfigError> {
         ));
     }
     for (i, u) in nats.urls.iter().enumerate() {
-        validate_nats_url(u).map_err(|m| ConfigError::invalid(format!("nats.urls[{i}]"), m))?;
+        validate_nats_url(u.expose())
+            .map_err(|m| ConfigError::invalid(format!("nats.urls[{i}]"), m))?;
     }
     let other_auth = nats.user.is_some() || nats.token.is_some() || nats.creds_file.is_some();
     super::nats_url::url_credentials(&nats.urls, other_auth)
@@ -255,7 +256,7 @@ fn engine(e: &EngineConfig) -> Result<(), ConfigError> {
     // which others may take it, minus one interval; at least one renewal and one heartbeat
     // must be allowed to fail before that.
     let renew_limit = e.lock_takeover_after.min(e.lock_reclaim_after);
-    if e.lock_renew_interval * 3 > renew_limit {
+    if e.lock_renew_interval > renew_limit / 3 {
         let limit_field = if e.lock_reclaim_after <= e.lock_takeover_after {
             "engine.lock_reclaim_after"
         } else {
@@ -270,7 +271,7 @@ fn engine(e: &EngineConfig) -> Result<(), ConfigError> {
             ),
         ));
     }
-    if e.heartbeat_interval * 3 > e.lock_reclaim_after {
+    if e.heartbeat_interval > e.lock_reclaim_after / 3 {
         return Err(ConfigError::invalid(
             "engine.heartbeat_interval",
             format!(

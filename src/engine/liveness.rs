@@ -8,8 +8,8 @@
 //! `engine.heartbeat_interval`. A lock whose owner
 //!
 //! - has a heartbeat silent for `engine.lock_reclaim_after` (or marked stopped) belonged to a
-//!   manager that died: it is reclaimed (revision-checked, so a holder that is alive after all
-//!   and renews in between keeps it);
+//!   manager that died: it is reclaimed (revision-checked, so the takeover never overwrites a
+//!   write it has not seen);
 //! - has a fresh heartbeat is a live replica's: never taken;
 //! - has no heartbeat at all is a Go controller's (or a manager's from before heartbeats):
 //!   Threeport's rule applies, it is taken at most after `engine.lock_takeover_after`, by
@@ -19,12 +19,16 @@
 //! is 20 minutes), so a dead replica is still known as such for as long as a lock of its can
 //! exist. Silence is measured on the NATS server's clock only: the owner's last heartbeat
 //! against this process's own last heartbeat, both stamped by the server, so clock differences
-//! between hosts do not matter, and the error (at most one heartbeat interval) makes a replica
-//! look younger, never older.
+//! between manager hosts do not matter. This replica's own entry is read first, so the
+//! measurement errs (by up to one heartbeat interval) towards a younger owner. What it does
+//! rely on: in a JetStream cluster, the servers' clocks agree (NTP) and a follower answering a
+//! read is not behind by more than `lock_reclaim_after` minus one heartbeat interval (25 s).
 //!
-//! The holder's side of the contract is in `worker::keep_alive`: a replica whose own heartbeat
-//! has not been written for `lock_reclaim_after` minus one renew interval cancels its
-//! reconciles and gives up their locks, before anyone may reclaim them.
+//! The holder's side of the contract is in `worker`: a replica whose own heartbeat has not been
+//! written for `lock_reclaim_after` minus one renew interval takes no lock, and cancels the
+//! reconciles it has, before anyone may reclaim their locks. (Like every lease without fencing
+//! tokens, this assumes the process is not frozen, e.g. a stopped VM, for longer than that
+//! margin in the middle of a reconcile.)
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -89,8 +93,8 @@ const STOPPED: &str = "stopped";
 #[derive(Clone)]
 pub struct Heartbeats {
     kv: kv::Store,
-    /// The connection, to skip the final write when it is down (shutdown must not wait).
-    client: async_nats::Client,
+    /// To re-create the bucket if someone deletes it, and to see whether the connection is up.
+    js: jetstream::Context,
     own_key: String,
     /// When the last heartbeat that succeeded was sent (the write landed no earlier).
     last_written: Arc<Mutex<Option<Instant>>>,
@@ -105,15 +109,7 @@ impl Heartbeats {
         let kv = match js.get_key_value(HEARTBEAT_BUCKET).await {
             Ok(kv) => kv,
             Err(open) => js
-                .create_key_value(kv::Config {
-                    bucket: HEARTBEAT_BUCKET.to_string(),
-                    description: "threeport-manager replica heartbeats (lock owner liveness)"
-                        .to_string(),
-                    history: 1,
-                    max_age: HEARTBEAT_MAX_AGE,
-                    storage: jetstream::stream::StorageType::File,
-                    ..Default::default()
-                })
+                .create_key_value(bucket_config())
                 .await
                 .map_err(|create| HeartbeatError::Bucket {
                     open: open.to_string(),
@@ -122,7 +118,7 @@ impl Heartbeats {
         };
         Ok(Self {
             kv,
-            client: js.client(),
+            js: js.clone(),
             own_key: instance_id.to_string(),
             last_written: Arc::new(Mutex::new(None)),
         })
@@ -152,10 +148,16 @@ impl Heartbeats {
     /// Whether a heartbeat was written within `limit`: while it is not, this replica may
     /// already look dead to the others and must not keep reconciling under its locks.
     pub fn written_within(&self, limit: Duration) -> bool {
-        self.last_written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|t| t.elapsed() <= limit)
+        self.last_written().is_some_and(|t| t.elapsed() <= limit)
+    }
+
+    /// When the last heartbeat written turns older than `limit` (now, if none was written).
+    pub fn deadline(&self, limit: Duration) -> Instant {
+        self.last_written().map_or_else(Instant::now, |t| t + limit)
+    }
+
+    fn last_written(&self) -> Option<Instant> {
+        *self.last_written.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Heartbeat every `interval` until `stop`, then mark this replica stopped (bounded: with
@@ -181,6 +183,9 @@ impl Heartbeats {
             };
             if written.is_err() {
                 failures.inc();
+                // A bucket deleted under us (or lost with its only server) would otherwise stop
+                // every replica's reconciles for good; creating it again is idempotent.
+                let _ = self.js.create_key_value(bucket_config()).await;
             }
             match written {
                 Ok(()) if failing => {
@@ -195,7 +200,7 @@ impl Heartbeats {
                 Err(e) => debug!(error = %e, "heartbeat still failing"),
             }
         }
-        if self.client.connection_state() != async_nats::connection::State::Connected {
+        if self.js.client().connection_state() != async_nats::connection::State::Connected {
             debug!("NATS is not connected; the heartbeat is left to go stale");
             return;
         }
@@ -215,6 +220,8 @@ impl Heartbeats {
                 .await
                 .map_err(|e| HeartbeatError::Unavailable(e.to_string()))
         };
+        // Ours first: theirs, read after it, can only look newer for that, never older.
+        let ours = read(self.own_key.clone()).await?;
         let Some(theirs) = read(owner.to_string())
             .await?
             .filter(|e| e.operation == kv::Operation::Put)
@@ -229,13 +236,26 @@ impl Heartbeats {
         }
         // Our own last heartbeat is the server's "now", give or take one interval (earlier,
         // never later). Without it we cannot judge: the owner counts as live.
-        let silent_for = match read(self.own_key.clone()).await? {
+        let silent_for = match ours {
             Some(ours) => (ours.created - theirs.created)
                 .try_into()
                 .unwrap_or(Duration::ZERO),
             None => Duration::ZERO,
         };
         Ok(LockHolder::Replica { silent_for })
+    }
+}
+
+/// The bucket as this manager creates it when missing (an operator may create it with more
+/// replicas; an existing bucket is used as it is).
+fn bucket_config() -> kv::Config {
+    kv::Config {
+        bucket: HEARTBEAT_BUCKET.to_string(),
+        description: "threeport-manager replica heartbeats (lock owner liveness)".to_string(),
+        history: 1,
+        max_age: HEARTBEAT_MAX_AGE,
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
     }
 }
 

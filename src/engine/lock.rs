@@ -17,12 +17,14 @@
 //!   [`super::liveness`]) is replaced with `update(key, value, revision)` on the stale revision,
 //!   so two contenders cannot both win, and an owner that released or renewed in between keeps
 //!   its lock.
-//! - Every key this process holds is tracked in memory, so a lock with this process's own value
-//!   that none of its tasks holds is recognised as a leftover of a release that failed.
+//! - Every task of this process that is about to take a key, or holds it, claims it in memory
+//!   first ([`LockClient::claim`]), so a lock with this process's own value that no other task
+//!   of it has claimed is recognised as a leftover of a release that failed, and a task that is
+//!   still between its `create` and its reconcile is never mistaken for one.
 //!
 //! A Go controller and this manager exclude each other: both use `create` on the same key.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -90,14 +92,39 @@ pub struct Holder {
     pub age: Duration,
 }
 
+/// A task's claim on a lock key in this process (see [`LockClient::claim`]); released on drop.
+pub struct Claim {
+    claims: Arc<Mutex<HashMap<String, usize>>>,
+    key: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut claims = lock_claims(&self.claims);
+        if let Some(n) = claims.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                claims.remove(&self.key);
+            }
+        }
+    }
+}
+
+fn lock_claims(
+    claims: &Mutex<HashMap<String, usize>>,
+) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    claims.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Lock operations on one controller's bucket, as one owner.
 #[derive(Clone)]
 pub struct LockClient {
     kv: kv::Store,
     bucket: String,
     owner: Bytes,
-    /// Keys this process holds now (taken, not yet released or lost), shared by the clones.
-    held: Arc<Mutex<HashSet<String>>>,
+    /// How many tasks of this process have claimed each key (see [`LockClient::claim`]),
+    /// shared by the clones.
+    claims: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl LockClient {
@@ -133,23 +160,28 @@ impl LockClient {
             kv,
             bucket: bucket.to_string(),
             owner: Bytes::from(owner.to_string()),
-            held: Arc::default(),
+            claims: Arc::default(),
         })
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    /// Claim `key` for the calling task until the returned guard is dropped: before taking
+    /// the lock, for as long as the task may hold it.
+    pub fn claim(&self, key: &str) -> Claim {
+        *lock_claims(&self.claims)
+            .entry(key.to_string())
+            .or_default() += 1;
+        Claim {
+            claims: self.claims.clone(),
+            key: key.to_string(),
+        }
     }
 
-    /// Whether `holder` (a lock's value) is this process and none of its tasks holds `key`: a
-    /// leftover of a release that failed, safe to take back.
+    /// Whether `holder` (a lock's value) is this process while no task of it but the caller
+    /// (which has claimed `key`) has claimed the key: a leftover of a release that failed,
+    /// safe to take back.
     pub fn is_own_leftover(&self, key: &str, holder: &Holder) -> bool {
-        holder.owner.as_bytes() == self.owner.as_ref() && !self.held().contains(key)
-    }
-
-    /// Stop tracking `key` as held (its lease was lost to another owner).
-    pub fn forget(&self, key: &str) {
-        self.held().remove(key);
+        holder.owner.as_bytes() == self.owner.as_ref()
+            && lock_claims(&self.claims).get(key).copied().unwrap_or(0) <= 1
     }
 
     /// The KV bucket's name, e.g. `workloadLock`.
@@ -160,13 +192,10 @@ impl LockClient {
     /// Take the lock, or fail with [`LockError::Held`].
     pub async fn acquire(&self, key: &str) -> Result<Lease, LockError> {
         match self.kv.create(key, self.owner.clone()).await {
-            Ok(revision) => {
-                self.held().insert(key.to_string());
-                Ok(Lease {
-                    key: key.to_string(),
-                    revision,
-                })
-            }
+            Ok(revision) => Ok(Lease {
+                key: key.to_string(),
+                revision,
+            }),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Err(LockError::Held {
                 key: key.to_string(),
             }),
@@ -200,11 +229,10 @@ impl LockClient {
     }
 
     /// Release the lock if it is still ours (revision-checked delete). A lock that is no longer
-    /// ours is left alone and reported as [`LockError::Lost`]. Either way no task of this
-    /// process holds it any more: if the delete failed, the key is a leftover that the next
-    /// attempt on the object takes back.
+    /// ours is left alone and reported as [`LockError::Lost`]. If the delete failed, the key
+    /// is a leftover that the next attempt on the object here takes back (once the caller's
+    /// claim is dropped).
     pub async fn release(&self, lease: &Lease) -> Result<(), LockError> {
-        self.forget(&lease.key);
         match self
             .kv
             .delete_expect_revision(&lease.key, Some(lease.revision))
@@ -267,10 +295,7 @@ impl LockClient {
             revision,
         };
         match self.renew(&mut lease).await {
-            Ok(()) => {
-                self.held().insert(key.to_string());
-                Ok(lease)
-            }
+            Ok(()) => Ok(lease),
             Err(LockError::Lost { key, .. }) => Err(LockError::Held { key }),
             Err(e) => Err(e),
         }

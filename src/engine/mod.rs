@@ -273,8 +273,14 @@ impl Engine {
         self.tracker.close();
         let outcome = self.drain(timeout, grace).await;
         // Last: the heartbeat had to go on while reconciles drained (their locks stay safe).
-        // Marking it stopped is bounded inside `Heartbeats::run`.
-        self.heartbeat_stop.cancel();
+        // Marking it stopped (bounded inside `Heartbeats::run`) lets the others reclaim at once
+        // whatever was left; not if some reconcile never settled: its lock must wait for the
+        // heartbeat to go stale.
+        if outcome == ShutdownOutcome::TimedOut {
+            self.heartbeat.abort();
+        } else {
+            self.heartbeat_stop.cancel();
+        }
         let _ = self.heartbeat.await;
         outcome
     }

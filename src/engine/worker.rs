@@ -62,6 +62,17 @@ pub struct ReconcilerRuntime {
     pub instance_id: uuid::Uuid,
 }
 
+impl ReconcilerRuntime {
+    /// How long this replica may go without a heartbeat written before it must stop working
+    /// under its locks: `lock_reclaim_after` minus one renew interval (the margin).
+    fn heartbeat_fence(&self) -> Duration {
+        self.settings
+            .retry
+            .lock_reclaim_after
+            .saturating_sub(self.settings.lock_renew_interval)
+    }
+}
+
 /// Stop signals: `stop` ends pulling; `abort` cancels in-flight reconciles (shutdown timeout).
 #[derive(Clone, Default)]
 pub struct Shutdown {
@@ -408,6 +419,14 @@ async fn attempt(
     abort: &CancellationToken,
 ) -> AttemptResult {
     let key = rt.reconciler.lock_key(notif.object_id);
+    // Claimed for the whole attempt: another task here never takes this key for a leftover.
+    let _claim = rt.locks.claim(&key);
+    // A replica whose heartbeat is stale may look dead to the others, who may reclaim its
+    // locks: it takes none (and takes back none of its own) until its heartbeat is written.
+    if !rt.heartbeats.written_within(rt.heartbeat_fence()) {
+        debug!("this replica's heartbeat is stale; taking no lock until it is written again");
+        return AttemptResult::LockUnavailable;
+    }
     let lease = match rt.locks.acquire(&key).await {
         Ok(lease) => lease,
         Err(LockError::Held { .. }) => match resolve_conflict(rt, &key, delivered).await {
@@ -465,11 +484,10 @@ async fn attempt(
                 warn!(error = %e, "could not release lock; the next attempt on this object takes it back");
             }
         }
-    } else {
-        // Not released: either another owner has it, or our own value stays behind as a
-        // leftover that the next attempt here takes back (or another replica reclaims).
-        rt.locks.forget(&key);
     }
+    // Not released after a lost lease: either another owner has it, or our own value stays
+    // behind as a leftover that the next attempt here takes back (once this claim is dropped)
+    // or another replica reclaims.
     result
 }
 
@@ -551,19 +569,24 @@ async fn classify_holder(
             silent_for: Duration::ZERO,
         });
     }
+    // Managers write UUIDs; anything else cannot have a heartbeat (and may not even be a
+    // valid KV key to look up).
+    if uuid::Uuid::parse_str(&holder.owner).is_err() {
+        return Ok(LockHolder::Unknown);
+    }
     rt.heartbeats.holder(&holder.owner).await
 }
 
 /// Renew the lease and send in-progress acks until stopped; cancel `lost` if the lease is lost.
 ///
 /// The lease is also given up, before anyone may take it:
-/// - when no renewal has succeeded for the shorter of `lock_takeover_after` and
-///   `lock_reclaim_after`, minus one renew interval (an owner whose heartbeat is unknown to the
-///   others is judged by its lock's age);
-/// - when this process's heartbeat has not been written for `lock_reclaim_after` minus one
-///   renew interval (the others judge a replica by its heartbeat).
+/// - when this replica's heartbeat has not been written for `lock_reclaim_after` minus one
+///   renew interval (the other replicas judge it by its heartbeat): a timer fires at that
+///   moment, and no NATS call here is waited on past it;
+/// - when no renewal has succeeded for `lock_takeover_after` minus one renew interval (were its
+///   heartbeat entry gone, the others would judge it by its lock's age).
 ///
-/// The renew interval is the margin: the checks run once per interval.
+/// The renew interval is the margin.
 async fn keep_alive(
     rt: Arc<ReconcilerRuntime>,
     lease: Arc<Mutex<Lease>>,
@@ -581,37 +604,55 @@ async fn keep_alive(
         rt.settings.progress_interval,
     );
     let renew_interval = rt.settings.lock_renew_interval;
-    let retry = &rt.settings.retry;
-    let fence = retry
+    let fence = rt
+        .settings
+        .retry
         .lock_takeover_after
-        .min(retry.lock_reclaim_after)
         .saturating_sub(renew_interval);
-    let heartbeat_fence = retry.lock_reclaim_after.saturating_sub(renew_interval);
+    let heartbeat_fence = rt.heartbeat_fence();
     // Time of the last write known to have succeeded (sent no earlier than this).
     let mut written = start;
     loop {
+        // Recomputed every turn: each heartbeat written moves it on.
+        let heartbeat_deadline = rt.heartbeats.deadline(heartbeat_fence);
+        // No call below may outlast the heartbeat deadline or one renew interval.
+        let call_limit = || {
+            rt.heartbeats
+                .deadline(heartbeat_fence)
+                .min(tokio::time::Instant::now() + renew_interval)
+        };
         tokio::select! {
             biased;
             _ = stop.cancelled() => return,
-            _ = progress.tick() => {
-                // +WPI restarts AckWait so a long reconcile is not redelivered meanwhile
-                // (Threeport never sends it, spec 4.1 #5).
-                if let Err(e) = msg.ack_with(AckKind::Progress).await {
-                    debug!(error = %e, "in-progress ack failed");
-                }
-            }
-            _ = renew.tick() => {
+            _ = tokio::time::sleep_until(heartbeat_deadline) => {
                 if !rt.heartbeats.written_within(heartbeat_fence) {
                     warn!("heartbeat not written for too long; giving the lock up before it can be reclaimed");
                     lost.cancel();
                     return;
                 }
+            }
+            _ = progress.tick() => {
+                // +WPI restarts AckWait so a long reconcile is not redelivered meanwhile
+                // (Threeport never sends it, spec 4.1 #5).
+                match tokio::time::timeout_at(call_limit(), msg.ack_with(AckKind::Progress)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => debug!(error = %e, "in-progress ack failed"),
+                    Err(_) => debug!("in-progress ack timed out"),
+                }
+            }
+            _ = renew.tick() => {
                 let mut current = match lease.lock() {
                     Ok(l) => l.clone(),
                     Err(p) => p.into_inner().clone(),
                 };
                 let sent = tokio::time::Instant::now();
-                match rt.locks.renew(&mut current).await {
+                let renewed = tokio::time::timeout_at(call_limit(), rt.locks.renew(&mut current))
+                    .await
+                    .unwrap_or_else(|_| Err(LockError::Unavailable {
+                        key: current.key.clone(),
+                        reason: "renewal timed out".into(),
+                    }));
+                match renewed {
                     Ok(()) => {
                         written = sent;
                         if let Ok(mut l) = lease.lock() {

@@ -240,7 +240,7 @@ impl Manager {
                 .nats
                 .urls
                 .iter()
-                .map(|u| crate::config::redact_url(u))
+                .map(|u| crate::config::redact_url(u.expose()))
                 .collect::<Vec<_>>()
                 .join(","),
             api_server = %config.api.server,

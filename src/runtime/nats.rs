@@ -102,7 +102,7 @@ pub async fn connect_options(
     let servers: std::sync::Arc<str> = cfg
         .urls
         .iter()
-        .map(|u| crate::config::redact_url(u))
+        .map(|u| crate::config::redact_url(u.expose()))
         .collect::<Vec<_>>()
         .join(",")
         .into();

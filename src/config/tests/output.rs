@@ -32,6 +32,12 @@ fn secrets_are_redacted_everywhere() {
     assert_eq!(format!("{}", Secret::new("x")), "<redacted>");
     assert_eq!(redact_url("nats://token@h:1/p"), "nats://<redacted>@h:1/p");
     assert_eq!(redact_url("nats://h:1"), "nats://h:1");
+    // A `/` in the user-info does not end the redaction.
+    assert_eq!(redact_url("nats://tok/en@h:1"), "nats://<redacted>@h:1");
+    assert_eq!(
+        redact_url("nats://u:p/w@h:1/x"),
+        "nats://u:<redacted>@h:1/x"
+    );
 }
 
 #[test]
