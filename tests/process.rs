@@ -118,6 +118,58 @@ async fn admin_body(admin: std::net::SocketAddr, path: &str) -> String {
         .1
 }
 
+/// A nats-server requiring user `threeport` with `password`, and the sandbox API on it (which
+/// creates Threeport's streams, so the default controller can get ready).
+async fn nats_with_password(password: &str) -> (NatsServer, sandbox::threeport::SandboxHandle) {
+    let nats = NatsServer::start_with(NatsServerOptions {
+        user_password: Some(("threeport".into(), password.into())),
+        ..Default::default()
+    })
+    .expect("nats with a password");
+    let api = sandbox::threeport::SandboxApi::start(sandbox::threeport::SandboxOptions {
+        nats_url: Some(nats.url()),
+        nats_user_password: Some(("threeport".into(), password.into())),
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox API creates the streams");
+    (nats, api)
+}
+
+/// Wait until the manager is ready (so the secrets were used), read `/configz` and `/metrics`,
+/// SIGTERM it (exit 0), and assert that none of `secrets` is in its output (logged at trace),
+/// `/configz` or `/metrics`.
+async fn assert_secrets_used_and_never_shown(
+    mut child: KillOnDrop,
+    admin: std::net::SocketAddr,
+    secrets: &[&str],
+) {
+    wait_ready(
+        admin,
+        "readyz 200 (NATS connected with the canary password)",
+    )
+    .await;
+    let configz = admin_body(admin, "/configz").await;
+    let metrics = admin_body(admin, "/metrics").await;
+    sigterm(&child.0);
+    let status = wait_exit(&mut child.0, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+    let out = output(&mut child.0);
+    assert!(out.contains("NATS connected"), "trace logs are on: {out}");
+    for secret in secrets {
+        for (place, text) in [
+            ("output", &out),
+            ("/configz", &configz),
+            ("/metrics", &metrics),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "a secret reached the {place}:\n{text}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_with_threeport_env_names_serves_admin_endpoints_and_exits_0_on_sigterm() {
     let nats = NatsServer::start_with(NatsServerOptions {
@@ -187,50 +239,16 @@ async fn credentials_in_the_nats_url_are_used_and_never_logged_at_trace() {
     const CANARY: &str = "canary-url-password-7d41";
     // A valid AES-256 key whose base64 text is the canary.
     const ENV_KEY_CANARY: &str = "ZW52LWNhbmFyeS1rZXktMzJieXRlcy1sb25nLWFhYWE=";
-    let nats = NatsServer::start_with(NatsServerOptions {
-        user_password: Some(("threeport".into(), CANARY.into())),
-        ..Default::default()
-    })
-    .expect("nats with a password");
-    let _api = sandbox::threeport::SandboxApi::start(sandbox::threeport::SandboxOptions {
-        nats_url: Some(nats.url()),
-        nats_user_password: Some(("threeport".into(), CANARY.into())),
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox API creates the streams");
+    let (nats, _api) = nats_with_password(CANARY).await;
     let admin_port = free_port();
     let url = format!("nats://threeport:{CANARY}@127.0.0.1:{}", nats.port());
-    let mut child = spawn_with_flags(
+    let child = spawn_with_flags(
         admin_port,
         &[("ENCRYPTION_KEY", ENV_KEY_CANARY)],
         &["--nats-url", &url, "--log-level", "trace"],
     );
     let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
-    wait_ready(
-        admin,
-        "readyz 200 (NATS connected with the URL's user and password)",
-    )
-    .await;
-    let configz = admin_body(admin, "/configz").await;
-    let metrics = admin_body(admin, "/metrics").await;
-    sigterm(&child.0);
-    let status = wait_exit(&mut child.0, Duration::from_secs(15));
-    assert_eq!(status.code(), Some(0));
-    let out = output(&mut child.0);
-    assert!(out.contains("NATS connected"), "trace logs are on: {out}");
-    for secret in [CANARY, ENV_KEY_CANARY] {
-        for (place, text) in [
-            ("output", &out),
-            ("/configz", &configz),
-            ("/metrics", &metrics),
-        ] {
-            assert!(
-                !text.contains(secret),
-                "a secret reached the {place}:\n{text}"
-            );
-        }
-    }
+    assert_secrets_used_and_never_shown(child, admin, &[CANARY, ENV_KEY_CANARY]).await;
 }
 
 /// SIGTERM while NATS was never reachable: every start-up wait (the lock bucket, the
@@ -290,18 +308,7 @@ async fn secrets_from_the_config_file_are_used_and_never_logged_at_trace() {
     const CANARY: &str = "canary-file-password-92be";
     // A valid AES-256 key that is a canary too (its base64 text is searched for).
     const KEY_CANARY: &str = "Y2FuYXJ5LWZpbGUta2V5LTBiNzdjYW5hcnktZmlsZS0=";
-    let nats = NatsServer::start_with(NatsServerOptions {
-        user_password: Some(("threeport".into(), CANARY.into())),
-        ..Default::default()
-    })
-    .expect("nats with a password");
-    let _api = sandbox::threeport::SandboxApi::start(sandbox::threeport::SandboxOptions {
-        nats_url: Some(nats.url()),
-        nats_user_password: Some(("threeport".into(), CANARY.into())),
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox API creates the streams");
+    let (nats, _api) = nats_with_password(CANARY).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("manager.toml");
     std::fs::write(
@@ -313,7 +320,7 @@ async fn secrets_from_the_config_file_are_used_and_never_logged_at_trace() {
     )
     .expect("write config");
     let admin_port = free_port();
-    let mut child = spawn_with_flags(
+    let child = spawn_with_flags(
         admin_port,
         &[],
         &[
@@ -324,30 +331,7 @@ async fn secrets_from_the_config_file_are_used_and_never_logged_at_trace() {
         ],
     );
     let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
-    wait_ready(
-        admin,
-        "readyz 200 (NATS connected with the file's password)",
-    )
-    .await;
-    let configz = admin_body(admin, "/configz").await;
-    let metrics = admin_body(admin, "/metrics").await;
-    sigterm(&child.0);
-    let status = wait_exit(&mut child.0, Duration::from_secs(15));
-    assert_eq!(status.code(), Some(0));
-    let out = output(&mut child.0);
-    assert!(out.contains("NATS connected"), "trace logs are on: {out}");
-    for secret in [CANARY, KEY_CANARY] {
-        for (place, text) in [
-            ("output", &out),
-            ("/configz", &configz),
-            ("/metrics", &metrics),
-        ] {
-            assert!(
-                !text.contains(secret),
-                "a secret reached the {place}:\n{text}"
-            );
-        }
-    }
+    assert_secrets_used_and_never_shown(child, admin, &[CANARY, KEY_CANARY]).await;
 }
 
 /// SIGTERM while NATS is gone after having been connected (the client reconnecting): the

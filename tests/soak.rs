@@ -509,7 +509,12 @@ async fn kill_stream_leader(stack: &mut Stack, js: &jetstream::Context) -> Strin
     leader
 }
 
+/// One soak at a time: each starts three managers and is sized for the whole machine (cargo
+/// runs the tests of a binary in parallel).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn soak(mode: Nats) {
+    let _one = ONE_AT_A_TIME.lock().await;
     let profile = Profile::from_env();
     let limit = profile.phase_limit();
     let started = Instant::now();
