@@ -5,6 +5,7 @@
 //! is not implemented is a start-up error rather than a silent no-op. The walk-through is in
 //! docs/adding-a-controller.md.
 
+pub mod gateway;
 pub mod workload;
 
 #[cfg(test)]
