@@ -2,10 +2,12 @@
 //! WorkloadDefinition, GatewayInstances add gloo and cert-manager objects to the user's
 //! WorkloadInstance, DomainNameInstances deploy external-dns.
 //!
-//! In progress (issue 12): the names and template documents ([`manifests`]) and the support
-//! services' resources and GlooEdge port list ([`support`]) are built and tested; the
-//! reconcilers are not written yet, so the controller is not registered and `--enable gateway`
-//! still exits 2.
+//! In progress (issue 12): the names and template documents ([`manifests`]), the support
+//! services' resources and GlooEdge port list ([`support`]), and what an instance adds to the
+//! user's WorkloadInstance with the plan from the WRIs there to it, for any number of ports
+//! ([`instance_plan`]), are built and unit-tested. The reconcilers (the IO around these) are
+//! not written yet, so the controller is not registered and `--enable gateway` still exits 2.
 
+pub mod instance_plan;
 pub mod manifests;
 pub mod support;
