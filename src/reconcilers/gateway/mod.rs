@@ -3,11 +3,13 @@
 //! WorkloadInstance, DomainNameInstances deploy external-dns.
 //!
 //! In progress (issue 12): the names and template documents ([`manifests`]), the support
-//! services' resources and GlooEdge port list ([`support`]), and what an instance adds to the
+//! services' resources and GlooEdge port list ([`support`]), what an instance adds to the
 //! user's WorkloadInstance with the plan from the WRIs there to it, for any number of ports
-//! ([`instance_plan`]), are built and unit-tested. The reconcilers (the IO around these) are
+//! ([`instance_plan`]), and the GatewayDefinitionReconciler ([`definition`]) are built and
+//! tested against the in-memory API. The GatewayInstance and DomainNameInstance reconcilers are
 //! not written yet, so the controller is not registered and `--enable gateway` still exits 2.
 
+pub mod definition;
 pub mod instance_plan;
 pub mod manifests;
 pub mod support;
