@@ -13,3 +13,5 @@ pub mod definition;
 pub mod instance_plan;
 pub mod manifests;
 pub mod support;
+#[cfg(test)]
+mod test_ports;

@@ -199,22 +199,7 @@ pub fn exposed_ports(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn http(port: i64, tls: bool) -> GatewayHttpPort {
-        GatewayHttpPort {
-            port: Some(port),
-            tls_enabled: Some(tls),
-            ..Default::default()
-        }
-    }
-
-    fn tcp(port: i64) -> GatewayTcpPort {
-        GatewayTcpPort {
-            port: Some(port),
-            tls_enabled: Some(false),
-            ..Default::default()
-        }
-    }
+    use crate::reconcilers::gateway::test_ports::{http, tcp};
 
     #[test]
     fn gloo_edge_has_cert_manager_for_kind_and_eks_only() {
@@ -276,7 +261,7 @@ mod tests {
 
     #[test]
     fn ports_are_added_once_and_nothing_is_written_when_all_are_exposed() {
-        let http_ports = [http(80, false), http(443, true)];
+        let http_ports = [http(80, "/", false, false), http(443, "/", true, false)];
         let tcp_ports = [tcp(5432)];
         let first = exposed_ports(1, &[], &http_ports, &tcp_ports)
             .expect("ports")
@@ -292,13 +277,13 @@ mod tests {
         // Validation without side effects: the same ports again change nothing.
         assert_eq!(exposed_ports(1, &first, &http_ports, &tcp_ports), Ok(None));
         // A new port is appended; the entries of other gateways stay.
-        let more = exposed_ports(1, &first, &[http(8080, false)], &[])
+        let more = exposed_ports(1, &first, &[http(8080, "/", false, false)], &[])
             .expect("ports")
             .expect("changed");
         assert_eq!(more.len(), 4);
         assert_eq!(more[3]["port"], 8080);
         // Same port, other ssl: a different entry.
-        assert!(exposed_ports(1, &first, &[http(80, true)], &[])
+        assert!(exposed_ports(1, &first, &[http(80, "/", true, false)], &[])
             .expect("ports")
             .is_some());
     }

@@ -2,6 +2,7 @@ use serde_json::json;
 
 use super::super::manifests::{gateway_domain, template_documents, TemplateSettings};
 use super::*;
+use crate::reconcilers::gateway::test_ports::{http, tcp};
 use crate::threeport::models::{Common, Definition};
 
 fn dnd() -> DomainNameDefinition {
@@ -12,24 +13,6 @@ fn dnd() -> DomainNameDefinition {
         },
         domain: Some("example.com".into()),
         admin_email: Some("ops@example.com".into()),
-        ..Default::default()
-    }
-}
-
-fn http(port: i64, tls: bool, redirect: bool) -> GatewayHttpPort {
-    GatewayHttpPort {
-        port: Some(port),
-        path: Some("/".into()),
-        tls_enabled: Some(tls),
-        https_redirect: Some(redirect),
-        ..Default::default()
-    }
-}
-
-fn tcp(port: i64) -> GatewayTcpPort {
-    GatewayTcpPort {
-        port: Some(port),
-        tls_enabled: Some(false),
         ..Default::default()
     }
 }
@@ -90,9 +73,9 @@ fn routes_point_at_the_users_service_through_glooss_upstreams() {
     let f = Fixture::new();
     let docs = f.documents(
         &[
-            http(443, true, false),
-            http(8080, false, false),
-            http(80, false, true),
+            http(443, "/", true, false),
+            http(8080, "/", false, false),
+            http(80, "/", false, true),
         ],
         &[tcp(5432)],
     );
@@ -135,12 +118,12 @@ fn a_port_missing_from_the_template_is_a_clear_error() {
     let template = template_documents(
         "web",
         &f.domain,
-        &[http(80, false, false)],
+        &[http(80, "/", false, false)],
         &[],
         &TemplateSettings::default(),
     )
     .expect("template");
-    let err = instance_documents(&template, &f.inputs(), &[http(81, false, false)], &[])
+    let err = instance_documents(&template, &f.inputs(), &[http(81, "/", false, false)], &[])
         .expect_err("port 81 not in the template");
     assert!(
         err.to_string()
@@ -153,7 +136,7 @@ fn a_port_missing_from_the_template_is_a_clear_error() {
 fn the_plan_creates_updates_and_deletes_so_any_number_of_ports_converges() {
     let f = Fixture::new();
     let before = f.documents(
-        &[http(80, false, false), http(8080, false, false)],
+        &[http(80, "/", false, false), http(8080, "/", false, false)],
         &[tcp(5432), tcp(6379)],
     );
     // A user resource and another controller's object on the same instance.
@@ -172,7 +155,7 @@ fn the_plan_creates_updates_and_deletes_so_any_number_of_ports_converges() {
     assert!(plan_wris(&existing, &before, &f.inputs()).is_empty());
 
     // Port 8080 gone, a path changed on 80, TCP 6379 gone, TCP 7000 added.
-    let mut changed_80 = http(80, false, false);
+    let mut changed_80 = http(80, "/", false, false);
     changed_80.path = Some("/api".into());
     let after = f.documents(&[changed_80], &[tcp(5432), tcp(7000)]);
     let plan = plan_wris(&existing, &after, &f.inputs());
@@ -199,7 +182,7 @@ fn the_plan_creates_updates_and_deletes_so_any_number_of_ports_converges() {
 #[test]
 fn deleting_the_gateway_is_the_plan_to_nothing() {
     let f = Fixture::new();
-    let docs = f.documents(&[http(443, true, false)], &[tcp(5432)]);
+    let docs = f.documents(&[http(443, "/", true, false)], &[tcp(5432)]);
     let existing: Vec<WorkloadResourceInstance> = docs
         .iter()
         .enumerate()

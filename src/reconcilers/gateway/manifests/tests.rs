@@ -1,29 +1,12 @@
 use serde_json::json;
 
 use super::*;
+use crate::reconcilers::gateway::test_ports::{http, tcp};
 
 fn dnd(domain: &str, email: &str) -> DomainNameDefinition {
     DomainNameDefinition {
         domain: Some(domain.into()),
         admin_email: Some(email.into()),
-        ..Default::default()
-    }
-}
-
-fn http(port: i64, path: &str, tls: bool, redirect: bool) -> GatewayHttpPort {
-    GatewayHttpPort {
-        port: Some(port),
-        path: Some(path.into()),
-        tls_enabled: Some(tls),
-        https_redirect: Some(redirect),
-        ..Default::default()
-    }
-}
-
-fn tcp(port: i64) -> GatewayTcpPort {
-    GatewayTcpPort {
-        port: Some(port),
-        tls_enabled: Some(false),
         ..Default::default()
     }
 }
