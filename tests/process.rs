@@ -172,20 +172,9 @@ async fn assert_secrets_used_and_never_shown(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_with_threeport_env_names_serves_admin_endpoints_and_exits_0_on_sigterm() {
-    let nats = NatsServer::start_with(NatsServerOptions {
-        user_password: Some(("threeport".into(), PASSWORD.into())),
-        ..Default::default()
-    })
-    .expect("nats with a password");
     // The workload controller is enabled by default (`*`) and is ready only once its stream
     // exists; the sandbox API creates Threeport's streams at start, as the real API does.
-    let _api = sandbox::threeport::SandboxApi::start(sandbox::threeport::SandboxOptions {
-        nats_url: Some(nats.url()),
-        nats_user_password: Some(("threeport".into(), PASSWORD.into())),
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox API creates the streams");
+    let (nats, _api) = nats_with_password(PASSWORD).await;
     let admin_port = free_port();
     let mut child = spawn_manager(nats.port(), admin_port);
     let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");

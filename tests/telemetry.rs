@@ -287,6 +287,46 @@ async fn reconcile_spans_are_exported_as_a_tree_under_the_remote_parent() {
     assert!(*rx.requests.lock().expect("lock") > 0);
 }
 
+/// The binary with `env` added to a minimal environment (API on `api_server`, no auth), on
+/// `nats_url`, its admin server on a free port, stdout and stderr as `output`; returned once
+/// `/readyz` answers 200.
+async fn spawn_ready_manager(
+    api_server: &str,
+    nats_url: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+    output: fn() -> std::process::Stdio,
+) -> std::process::Child {
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("API_SERVER", api_server)
+        .env("AUTH_ENABLED", "false")
+        .envs(env.iter().copied())
+        .args([
+            "--nats-url",
+            nats_url,
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .expect("spawn threeport-manager");
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
+    wait_until(LIMIT, "readyz 200", || async {
+        tokio::net::TcpStream::connect(admin).await.is_ok()
+            && http_get(admin, "/readyz").await.0 == 200
+    })
+    .await;
+    child
+}
+
 /// The binary with an unreachable collector (credentials in its URL): it runs, says where
 /// traces go without the password, and still exits 0 promptly on SIGTERM after its bounded
 /// final flush.
@@ -312,31 +352,17 @@ async fn the_binary_runs_and_stops_cleanly_with_an_unreachable_collector() {
     })
     .await
     .expect("sandbox API creates the streams");
-    let admin_port = free_port();
     // Nothing listens there once the probe listener above is dropped.
     let collector = format!("http://otel:{OTLP_PASSWORD}@127.0.0.1:{}", free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("API_SERVER", "127.0.0.1:9")
-        .env("AUTH_ENABLED", "false")
-        .env("THREEPORT_MANAGER__TELEMETRY__OTLP_ENDPOINT", &collector)
-        .args([
-            "--nats-url",
-            &nats.url(),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin_port}"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn threeport-manager");
-    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
-    wait_until(LIMIT, "readyz 200", || async {
-        tokio::net::TcpStream::connect(admin).await.is_ok()
-            && http_get(admin, "/readyz").await.0 == 200
-    })
+    let mut child = spawn_ready_manager(
+        "127.0.0.1:9",
+        &nats.url(),
+        &[(
+            "THREEPORT_MANAGER__TELEMETRY__OTLP_ENDPOINT",
+            std::ffi::OsStr::new(&collector),
+        )],
+        Stdio::piped,
+    )
     .await;
 
     let status = Command::new("kill")
@@ -431,38 +457,22 @@ async fn the_binary_exports_spans_over_https_trusting_telemetry_ca_file() {
     let ca_path = dir.path().join("otel-ca.crt");
     let (endpoint, rx) = start_tls_receiver(&ca_path).await;
     let cp = ControlPlane::start().await;
-    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("API_SERVER", cp.sandbox.api_server())
-        .env("AUTH_ENABLED", "false")
-        .env("THREEPORT_MANAGER__TELEMETRY__OTLP_ENDPOINT", &endpoint)
-        .env("THREEPORT_MANAGER__TELEMETRY__CA_FILE", &ca_path)
-        .env(
-            "THREEPORT_MANAGER__TELEMETRY__SERVICE_NAME",
-            "threeport-manager-https",
-        )
-        .args([
-            "--nats-url",
-            &cp.nats.url(),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin_port}"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn threeport-manager");
-    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
-    wait_until(LIMIT, "readyz 200", || async {
-        tokio::net::TcpStream::connect(admin).await.is_ok()
-            && http_get(admin, "/readyz").await.0 == 200
-    })
+    let mut child = spawn_ready_manager(
+        &cp.sandbox.api_server(),
+        &cp.nats.url(),
+        &[
+            (
+                "THREEPORT_MANAGER__TELEMETRY__OTLP_ENDPOINT",
+                std::ffi::OsStr::new(&endpoint),
+            ),
+            ("THREEPORT_MANAGER__TELEMETRY__CA_FILE", ca_path.as_os_str()),
+            (
+                "THREEPORT_MANAGER__TELEMETRY__SERVICE_NAME",
+                std::ffi::OsStr::new("threeport-manager-https"),
+            ),
+        ],
+        Stdio::null,
+    )
     .await;
     // A WorkloadDefinition to reconcile: its spans go out on the next batch (and at the
     // latest with the final flush on SIGTERM).

@@ -184,8 +184,16 @@ impl Heartbeats {
             if written.is_err() {
                 failures.inc();
                 // A bucket deleted under us (or lost with its only server) would otherwise stop
-                // every replica's reconciles for good; creating it again is idempotent.
-                let _ = self.js.create_key_value(bucket_config()).await;
+                // every replica's reconciles for good; creating it again is idempotent. Only
+                // while connected (else it is the connection that failed), and like every wait
+                // here it ends on `stop` and within one interval.
+                if self.js.client().connection_state() == async_nats::connection::State::Connected {
+                    let recreate = self.js.create_key_value(bucket_config());
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::timeout(interval, recreate) => {}
+                    }
+                }
             }
             match written {
                 Ok(()) if failing => {
