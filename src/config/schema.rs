@@ -80,6 +80,9 @@ section! {
         pub log: LogConfig = LogConfig::default(),
         /// Tracing export.
         pub telemetry: TelemetryConfig = TelemetryConfig::default(),
+        /// Values the gateway controller writes that Threeport hard-codes (spec 4.4 item 35);
+        /// the defaults are Threeport's.
+        pub gateway: GatewayConfig = GatewayConfig::default(),
         /// Threeport's `ENCRYPTION_KEY`: standard base64 of a 16, 24 or 32 byte AES key.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub encryption_key: Option<Secret> = None,
@@ -250,6 +253,27 @@ section! {
         /// (the `scratch` image has none).
         #[serde(skip_serializing_if = "Option::is_none")]
         pub ca_file: Option<PathBuf> = None,
+    }
+}
+
+section! {
+    /// The gateway controller's values (Threeport v0.6.1's by default).
+    pub struct GatewayConfig {
+        /// ACME directory of the cert-manager Issuers. Threeport's is Let's Encrypt's
+        /// **staging** server; production certificates need
+        /// `https://acme-v02.api.letsencrypt.org/directory`.
+        pub acme_server: String = "https://acme-staging-v02.api.letsencrypt.org/directory".into(),
+        /// Route 53 region written into a gateway definition's template Issuer (an instance's
+        /// Issuer uses the region of its runtime's location).
+        pub route53_region: String = "us-east-1".into(),
+        /// cert-manager version of the CertManager support resource.
+        pub cert_manager_version: String = "v1.9.1".into(),
+        /// Contact e-mail of the CertManager support resource.
+        pub cert_manager_contact: String = "admin@nukleros.io".into(),
+        /// external-dns image of the ExternalDNS support resource.
+        pub external_dns_image: String = "registry.k8s.io/external-dns/external-dns".into(),
+        /// external-dns version of the ExternalDNS support resource.
+        pub external_dns_version: String = "v0.13.5".into(),
     }
 }
 

@@ -11,8 +11,8 @@ use super::error::ConfigError;
 use super::find_reconciler;
 use super::redact::Secret;
 use super::schema::{
-    ApiConfig, Config, EngineConfig, LogConfig, LogFormat, NatsConfig, ReconcilersConfig,
-    TelemetryConfig,
+    ApiConfig, Config, EngineConfig, GatewayConfig, LogConfig, LogFormat, NatsConfig,
+    ReconcilersConfig, TelemetryConfig,
 };
 use super::serde_helpers::fmt_duration;
 use crate::registry;
@@ -93,6 +93,8 @@ pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
     log(&config.log)?;
     config.telemetry.check("telemetry")?;
     telemetry(&config.telemetry)?;
+    config.gateway.check("gateway")?;
+    gateway(&config.gateway)?;
     // Never echo the key.
     if let Some(key) = &config.encryption_key {
         decode_encryption_key(key.expose())?;
@@ -327,6 +329,39 @@ fn telemetry(telemetry: &TelemetryConfig) -> Result<(), ConfigError> {
             "telemetry.sampling_ratio",
             format!("{ratio} is not between 0.0 and 1.0"),
         ));
+    }
+    Ok(())
+}
+
+fn gateway(gateway: &GatewayConfig) -> Result<(), ConfigError> {
+    match url::Url::parse(&gateway.acme_server) {
+        Ok(u) if u.scheme() == "https" && u.has_host() => {}
+        _ => {
+            return Err(ConfigError::invalid(
+                "gateway.acme_server",
+                "must be an https:// URL (an ACME directory)",
+            ))
+        }
+    }
+    for (field, value) in [
+        ("gateway.route53_region", &gateway.route53_region),
+        (
+            "gateway.cert_manager_version",
+            &gateway.cert_manager_version,
+        ),
+        (
+            "gateway.cert_manager_contact",
+            &gateway.cert_manager_contact,
+        ),
+        ("gateway.external_dns_image", &gateway.external_dns_image),
+        (
+            "gateway.external_dns_version",
+            &gateway.external_dns_version,
+        ),
+    ] {
+        if value.trim().is_empty() {
+            return Err(ConfigError::invalid(field, "must not be empty"));
+        }
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ pub(crate) mod testing;
 
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, GatewayConfig};
 use crate::engine::{DynReconciler, Reconciler};
 use crate::kube::{Clusters, KubeRuntimes, KubeSettings};
 #[cfg(doc)]
@@ -23,10 +23,16 @@ use crate::threeport::ObjectType;
 
 /// Every controller this manager implements, by its `--enable` name, with the function that
 /// builds its reconcilers. Adding a controller is adding its folder and one line here.
-pub static IMPLEMENTATIONS: &[Implementation] = &[Implementation {
-    controller: "workload",
-    reconcilers: workload::reconcilers,
-}];
+pub static IMPLEMENTATIONS: &[Implementation] = &[
+    Implementation {
+        controller: "workload",
+        reconcilers: workload::reconcilers,
+    },
+    Implementation {
+        controller: "gateway",
+        reconcilers: gateway::reconcilers,
+    },
+];
 
 /// One implemented controller.
 pub struct Implementation {
@@ -77,6 +83,8 @@ pub fn is_implemented(controller: &str) -> bool {
 pub struct ReconcilerDeps {
     /// Finds the Kubernetes cluster of a runtime instance, with cached clients.
     pub clusters: Arc<dyn Clusters>,
+    /// The gateway controller's values (the `gateway` config section).
+    pub gateway: GatewayConfig,
 }
 
 impl ReconcilerDeps {
@@ -87,6 +95,7 @@ impl ReconcilerDeps {
             .map_err(|e| format!("encryption_key: {e}"))?;
         Ok(Self {
             clusters: Arc::new(kube),
+            gateway: config.gateway.clone(),
         })
     }
 }
@@ -109,6 +118,7 @@ mod tests {
     fn deps() -> ReconcilerDeps {
         ReconcilerDeps {
             clusters: Arc::new(KubeRuntimes::new(None, KubeSettings::default())),
+            gateway: GatewayConfig::default(),
         }
     }
 

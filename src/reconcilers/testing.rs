@@ -122,6 +122,13 @@ impl FakeApi {
             .insert(id, value);
     }
 
+    /// Remove a stored object (as another controller's DELETE would).
+    pub fn remove<T: ApiObject>(&self, id: u64) {
+        if let Some(m) = self.state().objects.get_mut(T::OBJECT_TYPE.path) {
+            m.remove(&id);
+        }
+    }
+
     /// Answer 500 to `times` calls of `method` on paths starting with `path_prefix`, after
     /// letting `skip` such calls through.
     pub fn fail(&self, method: Method, path_prefix: &str, skip: usize, times: usize) {

@@ -12,6 +12,7 @@ pub mod client;
 pub mod crypto;
 pub mod error;
 pub mod events;
+pub mod location;
 pub mod models;
 
 pub use api::{ApiRequest, ApiResponse, Method, ObjectType, ThreeportApi};

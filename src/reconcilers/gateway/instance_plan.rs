@@ -175,6 +175,20 @@ fn kind_and_name(doc: &Value) -> (&str, &str) {
     )
 }
 
+/// Whether a WRI's definition already is `wanted`: equal but for `metadata.namespace`, which
+/// the workload controller sets to the workload's namespace when it applies the object and
+/// records it (so comparing it would rewrite every WRI on every pass).
+fn holds(current: &Value, wanted: &Value) -> bool {
+    let without_namespace = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("namespace");
+        }
+        v
+    };
+    without_namespace(current) == without_namespace(wanted)
+}
+
 /// Whether a WRI's object is one of this gateway's (see the module doc).
 fn belongs_to_gateway(doc: &Value, inputs: &InstanceInputs<'_>) -> bool {
     let numbered = |name: &str, prefix: &str| {
@@ -222,7 +236,7 @@ pub fn plan_wris(
             .find(|(_, d)| kind_and_name(d) == kind_and_name(doc))
         {
             None => plan.create.push(doc.clone()),
-            Some((id, current)) if *current != doc => plan.update.push((*id, doc.clone())),
+            Some((id, current)) if !holds(current, doc) => plan.update.push((*id, doc.clone())),
             Some(_) => {}
         }
     }

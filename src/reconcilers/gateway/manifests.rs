@@ -8,12 +8,9 @@
 
 use serde_json::{json, Value};
 
+use crate::config::GatewayConfig;
 use crate::threeport::models::{DomainNameDefinition, GatewayHttpPort, GatewayTcpPort};
 
-/// Threeport's ACME server for the template Issuer: Let's Encrypt **staging** (spec 3.3.1).
-pub const THREEPORT_ACME_SERVER: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
-/// The Route 53 region Threeport writes into the template Issuer's DNS-01 solver.
-pub const THREEPORT_ROUTE53_REGION: &str = "us-east-1";
 /// The namespace Threeport writes into the template documents; the instance reconciler
 /// rewrites it with the GlooEdge namespace.
 pub const TEMPLATE_GLOO_NAMESPACE: &str = "gloo-system";
@@ -33,10 +30,17 @@ pub struct TemplateSettings {
 }
 
 impl Default for TemplateSettings {
+    /// Threeport's values (the defaults of the `gateway` config section).
     fn default() -> Self {
+        Self::from(&GatewayConfig::default())
+    }
+}
+
+impl From<&GatewayConfig> for TemplateSettings {
+    fn from(config: &GatewayConfig) -> Self {
         Self {
-            acme_server: THREEPORT_ACME_SERVER.to_string(),
-            route53_region: THREEPORT_ROUTE53_REGION.to_string(),
+            acme_server: config.acme_server.clone(),
+            route53_region: config.route53_region.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use serde_json::{json, Value};
 
+use crate::config::GatewayConfig;
 use crate::threeport::models::{GatewayHttpPort, GatewayTcpPort};
 
 /// Namespace of gloo edge and external-dns (Threeport's value).
@@ -28,12 +29,19 @@ pub struct SupportSettings {
 }
 
 impl Default for SupportSettings {
+    /// Threeport's values (the defaults of the `gateway` config section).
     fn default() -> Self {
+        Self::from(&GatewayConfig::default())
+    }
+}
+
+impl From<&GatewayConfig> for SupportSettings {
+    fn from(config: &GatewayConfig) -> Self {
         Self {
-            cert_manager_version: "v1.9.1".into(),
-            cert_manager_contact: "admin@nukleros.io".into(),
-            external_dns_image: "registry.k8s.io/external-dns/external-dns".into(),
-            external_dns_version: "v0.13.5".into(),
+            cert_manager_version: config.cert_manager_version.clone(),
+            cert_manager_contact: config.cert_manager_contact.clone(),
+            external_dns_image: config.external_dns_image.clone(),
+            external_dns_version: config.external_dns_version.clone(),
         }
     }
 }

@@ -197,3 +197,24 @@ fn deleting_the_gateway_is_the_plan_to_nothing() {
         "VirtualService, Gateway, Issuer, Certificate"
     );
 }
+
+#[test]
+fn the_namespace_the_workload_controller_records_is_not_a_change() {
+    let f = Fixture::new();
+    let docs = f.documents(&[http(80, "/", false, false)], &[tcp(5432)]);
+    // As recorded after the workload controller applied them in the workload's namespace.
+    let existing: Vec<WorkloadResourceInstance> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut applied = d.clone();
+            applied["metadata"]["namespace"] = json!("web-app-917");
+            wri(i as u64 + 1, &applied)
+        })
+        .collect();
+    assert!(plan_wris(&existing, &docs, &f.inputs()).is_empty());
+    // Anything else that differs still is.
+    let mut moved = docs.clone();
+    moved[1]["spec"]["bindPort"] = json!(9999);
+    assert_eq!(plan_wris(&existing, &moved, &f.inputs()).update.len(), 1);
+}

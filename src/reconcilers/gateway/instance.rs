@@ -1,0 +1,508 @@
+//! GatewayInstanceReconciler (spec 3.3.2): routes a gateway definition's ports to the user's
+//! Service by adding gloo and cert-manager objects as WorkloadResourceInstances on the user's
+//! WorkloadInstance, which the workload controller then applies.
+//!
+//! Created and Updated are one convergence, safe to repeat after a failure anywhere (spec 4.4):
+//! 1. attach the instance to the user's WorkloadInstance (looked up before it is POSTed);
+//! 2. wait (a growing requeue, not an error) until the gateway definition and the user's
+//!    workload are reconciled;
+//! 3. deploy gloo edge with cert-manager on the runtime once (`gloo-edge-<runtime>`, adopted
+//!    by name), and wait until it is reconciled;
+//! 4. expose the ports on the GlooEdge resource, writing only when the list changes (Go
+//!    rewrites it, and un-reconciles gloo, on every pass);
+//! 5. plan the user's WRIs against the wanted documents for every HTTP and TCP port
+//!    ([`plan_wris`]): create, update and schedule deletion as needed, and un-reconcile the
+//!    user's workload only when something changed.
+//!
+//! Deleted schedules every WRI of the gateway for deletion (any number of ports, TCP gateways
+//! included) and removes the instance's attached-object reference.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tracing::{debug, info};
+
+use super::instance_plan::{instance_documents, plan_wris, InstanceInputs, ServiceRef, WriPlan};
+use super::manifests::{gateway_domain, template_documents, yaml_stream, GatewayDomain};
+use super::runtime_support::{
+    ensure_support_workload, gloo_namespace, infra_provider, reconciled_instance,
+    record_on_runtime, referenced, unique_wri,
+};
+use super::support::{exposed_ports, gloo_edge_documents, gloo_edge_workload_name};
+use super::GatewaySettings;
+use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
+use crate::reconcilers::workload::definition_wait_delay;
+use crate::retry::RetryClass;
+use crate::threeport::api::ThreeportApi;
+use crate::threeport::location::aws_region_for_location;
+use crate::threeport::models::{
+    AttachedObjectReference, DomainNameDefinition, Filter, GatewayDefinition, GatewayHttpPort,
+    GatewayInstance, GatewayTcpPort, KubernetesRuntimeInstance, Patch, Reconciliation, TypedApi,
+    WorkloadInstance, WorkloadResourceInstance, GATEWAY_INSTANCE, WORKLOAD_INSTANCE,
+};
+use crate::threeport::ApiError;
+
+/// Reconciles gateway instances.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayInstanceReconciler {
+    settings: GatewaySettings,
+}
+
+impl GatewayInstanceReconciler {
+    /// The reconciler, with the values it writes (Threeport's by default).
+    pub fn new(settings: GatewaySettings) -> Self {
+        Self { settings }
+    }
+}
+
+/// The IDs a gateway instance names.
+struct Refs {
+    id: u64,
+    workload_instance: u64,
+    runtime: u64,
+    definition: u64,
+}
+
+impl Refs {
+    fn of(gi: &GatewayInstance, id: u64) -> Result<Self, ReconcileError> {
+        let required = |v: Option<u64>, field: &str| {
+            v.ok_or_else(|| {
+                ReconcileError::permanent(format!("gateway instance {id} has no {field}"))
+            })
+        };
+        Ok(Self {
+            id,
+            workload_instance: required(gi.workload_instance_id, "WorkloadInstanceID")?,
+            runtime: required(
+                gi.kubernetes_runtime_instance_id,
+                "KubernetesRuntimeInstanceID",
+            )?,
+            definition: required(gi.gateway_definition_id, "GatewayDefinitionID")?,
+        })
+    }
+
+    fn by(&self) -> String {
+        format!("gateway instance {}", self.id)
+    }
+}
+
+/// Wait for something another reconcile produces: requeue with the workload controller's
+/// growing delay, without an error event.
+fn wait(ctx: &ReconcileContext, what: String) -> Outcome {
+    let delay = definition_wait_delay(ctx.attempt);
+    debug!(waiting_for = %what, delay_ms = delay.as_millis() as u64, "waiting");
+    Outcome::RequeueAfter(delay)
+}
+
+/// Attach `attached` (e.g. `v0.GatewayInstance` `id`) to the WorkloadInstance `wi_id`, unless a
+/// reference exists (the API's unique index answers a second POST with a 500).
+pub async fn ensure_attached(
+    api: &dyn ThreeportApi,
+    wi_id: u64,
+    attached_type: &str,
+    attached_id: u64,
+) -> Result<(), ReconcileError> {
+    let object_type = WORKLOAD_INSTANCE.versioned_name();
+    let existing: Vec<AttachedObjectReference> = api
+        .list_objects(&[
+            Filter::eq("ObjectID", wi_id),
+            Filter::eq("ObjectType", &object_type),
+        ])
+        .await?;
+    let attached = existing.iter().any(|r| {
+        r.object_id == Some(wi_id)
+            && r.object_type.as_deref() == Some(object_type.as_str())
+            && r.attached_object_type.as_deref() == Some(attached_type)
+            && r.attached_object_id == Some(attached_id)
+    });
+    if !attached {
+        api.create_object(&AttachedObjectReference {
+            object_type: Some(object_type),
+            object_id: Some(wi_id),
+            attached_object_type: Some(attached_type.to_string()),
+            attached_object_id: Some(attached_id),
+            ..Default::default()
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Remove the reference [`ensure_attached`] made (a 404 is fine: the workload's deletion may
+/// have removed it first).
+pub async fn remove_attached(
+    api: &dyn ThreeportApi,
+    wi_id: u64,
+    attached_type: &str,
+    attached_id: u64,
+) -> Result<(), ReconcileError> {
+    let object_type = WORKLOAD_INSTANCE.versioned_name();
+    let existing: Vec<AttachedObjectReference> = api
+        .list_objects(&[
+            Filter::eq("ObjectID", wi_id),
+            Filter::eq("ObjectType", &object_type),
+        ])
+        .await?;
+    for r in existing {
+        let ours = r.object_id == Some(wi_id)
+            && r.attached_object_type.as_deref() == Some(attached_type)
+            && r.attached_object_id == Some(attached_id);
+        if let (true, Some(rid)) = (ours, r.common.id) {
+            match api.delete_object::<AttachedObjectReference>(rid).await {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The WRIs of a workload instance.
+pub async fn wris_of(
+    api: &dyn ThreeportApi,
+    wi_id: u64,
+) -> Result<Vec<WorkloadResourceInstance>, ReconcileError> {
+    Ok(api
+        .list_objects(&[Filter::eq("WorkloadInstanceID", wi_id)])
+        .await?)
+}
+
+/// A definition's ports.
+async fn ports_of(
+    api: &dyn ThreeportApi,
+    gd_id: u64,
+) -> Result<(Vec<GatewayHttpPort>, Vec<GatewayTcpPort>), ReconcileError> {
+    let by_definition = [Filter::eq("GatewayDefinitionID", gd_id)];
+    Ok((
+        api.list_objects(&by_definition).await?,
+        api.list_objects(&by_definition).await?,
+    ))
+}
+
+/// The definition's domain name definition, if it names one.
+async fn domain_name_of(
+    api: &dyn ThreeportApi,
+    gd: &GatewayDefinition,
+    by: &str,
+) -> Result<Option<DomainNameDefinition>, ReconcileError> {
+    match gd.domain_name_definition_id {
+        Some(dnd_id) => Ok(Some(referenced(
+            api.get_object(dnd_id).await,
+            "domain name definition",
+            dnd_id,
+            by,
+        )?)),
+        None => Ok(None),
+    }
+}
+
+/// Apply a plan to the user's WRIs; returns whether anything was written.
+async fn apply_plan(
+    api: &dyn ThreeportApi,
+    wi_id: u64,
+    plan: &WriPlan,
+) -> Result<bool, ReconcileError> {
+    for doc in &plan.create {
+        api.create_object(&WorkloadResourceInstance {
+            json_definition: Some(doc.clone()),
+            workload_instance_id: Some(wi_id),
+            reconciled: Some(false),
+            ..Default::default()
+        })
+        .await?;
+    }
+    for (wri_id, doc) in &plan.update {
+        let change = WorkloadResourceInstance {
+            json_definition: Some(doc.clone()),
+            reconciled: Some(false),
+            ..Default::default()
+        };
+        api.patch_object(*wri_id, Patch::Changes(&change)).await?;
+    }
+    schedule_deletion(api, &plan.schedule_deletion).await?;
+    Ok(!plan.is_empty())
+}
+
+/// PATCH `ScheduledForDeletion` and `Reconciled:false` on each WRI (gone already is fine).
+async fn schedule_deletion(api: &dyn ThreeportApi, wris: &[u64]) -> Result<(), ReconcileError> {
+    let change = WorkloadResourceInstance {
+        scheduled_for_deletion: Some(OffsetDateTime::now_utc()),
+        reconciled: Some(false),
+        ..Default::default()
+    };
+    for wri_id in wris {
+        match api.patch_object(*wri_id, Patch::Changes(&change)).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// PATCH `Reconciled:false` on a workload instance so the workload controller applies its
+/// WRIs.
+pub async fn unreconcile_workload(api: &dyn ThreeportApi, wi_id: u64) -> Result<(), ApiError> {
+    let change = WorkloadInstance {
+        reconciliation: Reconciliation {
+            reconciled: Some(false),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    api.patch_object(wi_id, Patch::Changes(&change)).await?;
+    Ok(())
+}
+
+impl GatewayInstanceReconciler {
+    /// Steps 3 and 4 of the module doc: gloo edge deployed, reconciled and exposing the ports.
+    /// Returns the gloo namespace, or `None` while gloo edge is not reconciled yet.
+    async fn gloo_edge(
+        &self,
+        api: &dyn ThreeportApi,
+        refs: &Refs,
+        kri: &KubernetesRuntimeInstance,
+        ports: (&[GatewayHttpPort], &[GatewayTcpPort]),
+    ) -> Result<Option<String>, ReconcileError> {
+        let by = refs.by();
+        let gloo_wi = match kri.gateway_workload_instance_id {
+            Some(wi) => wi,
+            None => {
+                let provider = infra_provider(api, refs.runtime, kri).await?;
+                let name =
+                    gloo_edge_workload_name(kri.instance.name.as_deref().unwrap_or_default());
+                let yaml = yaml_stream(&gloo_edge_documents(&provider, &self.settings.support))
+                    .map_err(|e| ReconcileError::permanent(format!("{by}: gloo edge YAML: {e}")))?;
+                let wi = ensure_support_workload(api, &name, yaml, refs.runtime).await?;
+                record_on_runtime(api, refs.runtime, |k| {
+                    k.gateway_workload_instance_id = Some(wi);
+                })
+                .await?;
+                info!(
+                    workload_instance = wi,
+                    runtime = refs.runtime,
+                    "gloo edge deployed"
+                );
+                wi
+            }
+        };
+        if reconciled_instance(api, gloo_wi, &by).await?.is_none() {
+            return Ok(None);
+        }
+        let wris = wris_of(api, gloo_wi).await?;
+        let (glooedge_wri, glooedge) = unique_wri(&wris, "GlooEdge", None, gloo_wi)?;
+        let namespace = gloo_namespace(glooedge, gloo_wi)?;
+        let existing = glooedge["spec"]["ports"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let exposed = exposed_ports(refs.definition, &existing, ports.0, ports.1)
+            .map_err(|e| ReconcileError::permanent(e.to_string()))?;
+        if let Some(list) = exposed {
+            let mut definition = glooedge.clone();
+            definition["spec"]["ports"] = Value::Array(list);
+            let change = WorkloadResourceInstance {
+                json_definition: Some(definition),
+                reconciled: Some(false),
+                ..Default::default()
+            };
+            api.patch_object(glooedge_wri, Patch::Changes(&change))
+                .await?;
+            unreconcile_workload(api, gloo_wi).await?;
+            info!(workload_instance = gloo_wi, "gloo edge ports exposed");
+        }
+        Ok(Some(namespace))
+    }
+
+    async fn converge(
+        &self,
+        ctx: &ReconcileContext,
+        gi: GatewayInstance,
+    ) -> Result<Outcome, ReconcileError> {
+        let api = ctx.api.as_ref();
+        let refs = Refs::of(&gi, gi.common.id.unwrap_or(ctx.object_id))?;
+        let by = refs.by();
+        ensure_attached(
+            api,
+            refs.workload_instance,
+            &GATEWAY_INSTANCE.versioned_name(),
+            refs.id,
+        )
+        .await?;
+        let gd: GatewayDefinition = referenced(
+            api.get_object(refs.definition).await,
+            "gateway definition",
+            refs.definition,
+            &by,
+        )?;
+        if gd.reconciliation.reconciled != Some(true) || gd.workload_definition_id.is_none() {
+            return Ok(wait(ctx, format!("gateway definition {}", refs.definition)));
+        }
+        if reconciled_instance(api, refs.workload_instance, &by)
+            .await?
+            .is_none()
+        {
+            return Ok(wait(
+                ctx,
+                format!("workload instance {}", refs.workload_instance),
+            ));
+        }
+        let kri: KubernetesRuntimeInstance = referenced(
+            api.get_object(refs.runtime).await,
+            "kubernetes runtime instance",
+            refs.runtime,
+            &by,
+        )?;
+        let (http, tcp) = ports_of(api, refs.definition).await?;
+        let Some(gloo_ns) = self.gloo_edge(api, &refs, &kri, (&http, &tcp)).await? else {
+            return Ok(wait(ctx, format!("gloo edge on runtime {}", refs.runtime)));
+        };
+
+        let user_wris = wris_of(api, refs.workload_instance).await?;
+        let service_name = gd.service_name.as_deref().filter(|n| !n.is_empty());
+        let (_, service) = unique_wri(&user_wris, "Service", service_name, refs.workload_instance)?;
+        let service = ServiceRef {
+            namespace: service["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string(),
+            name: service["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let dnd = domain_name_of(api, &gd, &by).await?;
+        let domain = gateway_domain(gd.sub_domain.as_deref(), dnd.as_ref());
+        let gd_name = gd.definition.name.as_deref().unwrap_or_default();
+        let tls = http.iter().any(|p| p.tls_enabled == Some(true))
+            || tcp.iter().any(|p| p.tls_enabled == Some(true));
+        let location = kri.location.as_deref().unwrap_or_default();
+        let region = match aws_region_for_location(location) {
+            Some(region) => region,
+            None if tls => {
+                return Err(ReconcileError::permanent(format!(
+                    "{by}: runtime {} has location {location:?}, which maps to no Route 53 region",
+                    refs.runtime
+                )))
+            }
+            None => "",
+        };
+        let template = template_documents(gd_name, &domain, &http, &tcp, &self.settings.template)
+            .map_err(|e| ReconcileError::permanent(e.to_string()))?;
+        let inputs = InstanceInputs {
+            gateway_definition: gd_name,
+            domain: &domain,
+            sub_domain: gd.sub_domain.as_deref(),
+            domain_name_definition: dnd.as_ref(),
+            service: &service,
+            gloo_namespace: &gloo_ns,
+            route53_region: region,
+        };
+        let wanted = instance_documents(&template, &inputs, &http, &tcp)
+            .map_err(|e| ReconcileError::permanent(format!("{by}: {e}")))?;
+        let plan = plan_wris(&user_wris, &wanted, &inputs);
+        if apply_plan(api, refs.workload_instance, &plan).await? {
+            unreconcile_workload(api, refs.workload_instance).await?;
+        }
+        info!(
+            created = plan.create.len(),
+            updated = plan.update.len(),
+            scheduled_for_deletion = plan.schedule_deletion.len(),
+            workload_instance = refs.workload_instance,
+            "gateway instance routes configured"
+        );
+        Ok(Outcome::Done)
+    }
+}
+
+#[async_trait]
+impl Reconciler for GatewayInstanceReconciler {
+    type Object = GatewayInstance;
+
+    async fn created(
+        &self,
+        ctx: &ReconcileContext,
+        gi: GatewayInstance,
+    ) -> Result<Outcome, ReconcileError> {
+        self.converge(ctx, gi).await
+    }
+
+    async fn updated(
+        &self,
+        ctx: &ReconcileContext,
+        gi: GatewayInstance,
+    ) -> Result<Outcome, ReconcileError> {
+        self.converge(ctx, gi).await
+    }
+
+    /// Schedule every WRI of the gateway on the user's workload for deletion and un-reconcile
+    /// the workload (its Updated deletes the objects), then remove the attached reference.
+    async fn deleted(
+        &self,
+        ctx: &ReconcileContext,
+        gi: GatewayInstance,
+    ) -> Result<Outcome, ReconcileError> {
+        let api = ctx.api.as_ref();
+        let refs = Refs::of(&gi, gi.common.id.unwrap_or(ctx.object_id))?;
+        let by = refs.by();
+        let gd: GatewayDefinition = match api.get_object(refs.definition).await {
+            Ok(gd) => gd,
+            // The API refuses to delete a definition with instances; gone anyway means there
+            // is nothing left to recognise the gateway's WRIs by.
+            Err(e) if e.is_not_found() => {
+                info!(
+                    gateway_definition = refs.definition,
+                    "gateway definition gone; nothing to remove"
+                );
+                return Ok(Outcome::Done);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let dnd = match domain_name_of(api, &gd, &by).await {
+            Ok(dnd) => dnd,
+            Err(e) if e.class == RetryClass::Permanent => None,
+            Err(e) => return Err(e),
+        };
+        let domain: GatewayDomain = gateway_domain(gd.sub_domain.as_deref(), dnd.as_ref());
+        let service = ServiceRef {
+            namespace: String::new(),
+            name: String::new(),
+        };
+        let inputs = InstanceInputs {
+            gateway_definition: gd.definition.name.as_deref().unwrap_or_default(),
+            domain: &domain,
+            sub_domain: gd.sub_domain.as_deref(),
+            domain_name_definition: dnd.as_ref(),
+            service: &service,
+            gloo_namespace: "",
+            route53_region: "",
+        };
+        let user_wris = wris_of(api, refs.workload_instance).await?;
+        let plan = plan_wris(&user_wris, &[], &inputs);
+        schedule_deletion(api, &plan.schedule_deletion).await?;
+        if !plan.schedule_deletion.is_empty() {
+            match unreconcile_workload(api, refs.workload_instance).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        remove_attached(
+            api,
+            refs.workload_instance,
+            &GATEWAY_INSTANCE.versioned_name(),
+            refs.id,
+        )
+        .await?;
+        info!(
+            scheduled_for_deletion = plan.schedule_deletion.len(),
+            workload_instance = refs.workload_instance,
+            "gateway instance routes removed"
+        );
+        Ok(Outcome::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests;
