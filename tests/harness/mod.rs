@@ -9,11 +9,14 @@
 //! - [`workload_env`]: the manager (in process or as a process) on such a stack, process
 //!   stats, the web-app fixture.
 //! - [`go_controller`]: Threeport's Go controllers as processes.
-//! - [`workload_suite`], [`scale_suite`]: scenarios that run unchanged against either stack.
+//! - [`workload_suite`], [`scale_suite`], [`gateway_suite`]: scenarios that run unchanged
+//!   against either stack.
 #![allow(dead_code)]
 
 pub mod backend;
 pub mod common;
+#[macro_use]
+pub mod gateway_suite;
 pub mod go_controller;
 pub mod scale_suite;
 pub mod workload_env;

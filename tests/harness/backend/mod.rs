@@ -395,6 +395,52 @@ impl Stack {
             .collect()
     }
 
+    /// Create (server-side apply) the CustomResourceDefinitions of a YAML stream and wait
+    /// until the API server serves each of their kinds.
+    pub async fn install_crds(&self, yaml: &str) {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        use kube::api::{Patch, PatchParams};
+        let crds: Api<CustomResourceDefinition> = Api::all(self.kube.clone());
+        let mut kinds = Vec::new();
+        for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
+            let crd: Value = serde::Deserialize::deserialize(doc).expect("CRD YAML");
+            if crd.is_null() {
+                continue;
+            }
+            let name = crd["metadata"]["name"]
+                .as_str()
+                .expect("CRD name")
+                .to_string();
+            crds.patch(
+                &name,
+                &PatchParams::apply("threeport-manager-tests").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+            let group = crd["spec"]["group"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let kind = crd["spec"]["names"]["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            for v in crd["spec"]["versions"].as_array().into_iter().flatten() {
+                let version = v["name"].as_str().unwrap_or_default();
+                kinds.push((format!("{group}/{version}"), kind.clone()));
+            }
+        }
+        for (api_version, kind) in kinds {
+            crate::harness::common::wait_until(
+                std::time::Duration::from_secs(60),
+                &format!("{api_version} {kind} served"),
+                || async { self.dynamic_api(&api_version, &kind, None).await.is_some() },
+            )
+            .await;
+        }
+    }
+
     /// One live object, or `None` when it (or its kind) does not exist.
     pub async fn object(
         &self,

@@ -50,9 +50,18 @@ pub struct Env {
 
 impl Env {
     pub async fn start(stack: Stack) -> Self {
+        Self::start_with(
+            stack,
+            &["WorkloadDefinitionReconciler", "WorkloadInstanceReconciler"],
+        )
+        .await
+    }
+
+    /// The stack with these reconcilers (Threeport names) running in process, 4 workers each.
+    pub async fn start_with(stack: Stack, reconcilers: &[&str]) -> Self {
         let config = stack.config();
         let deps = ReconcilerDeps::from_config(&config).expect("deps");
-        let bindings = ["WorkloadDefinitionReconciler", "WorkloadInstanceReconciler"]
+        let bindings = reconcilers
             .iter()
             .map(|n| {
                 binding_for(n, handler_for(n, &deps).expect("implemented"), 4).expect("registry")
