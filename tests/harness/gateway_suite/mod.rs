@@ -40,6 +40,13 @@ pub const HOST: &str = "app.example.com";
 /// Install the CRDs and the gloo namespace (what the support-services operator would do) and
 /// start workload + gateway reconcilers on the stack.
 pub async fn start(stack: Stack) -> Env {
+    prepare_cluster(&stack).await;
+    Env::start_with(stack, RECONCILERS).await
+}
+
+/// What the gateway's objects need on the cluster when no operator runs: the CRDs and gloo's
+/// namespace.
+pub async fn prepare_cluster(stack: &Stack) {
     stack.install_crds(GATEWAY_CRDS).await;
     // Threeport's workload controller puts every gloo `Gateway` in the GlooEdge namespace
     // (spec 3.1.3), which gloo's operator creates when it installs gloo.
@@ -54,7 +61,6 @@ pub async fn start(stack: Stack) -> Env {
         )
         .await
         .expect("create the gloo namespace");
-    Env::start_with(stack, RECONCILERS).await
 }
 
 /// Runs each named scenario as a `#[tokio::test]` on a fresh stack from `$stack` (an
