@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The main job, locally: a pinned nats-server, the sandbox Threeport API (which creates
 # Threeport's JetStream streams, as the real API does) with a sandbox Kubernetes cluster
-# registered as the default KubernetesRuntimeInstance, and `threeport-manager --enable workload`,
-# all on loopback. Creates a WorkloadDefinition (ConfigMap + Deployment + Service) and a
-# WorkloadInstance through the API, waits for both to be reconciled, prints the Kubernetes
-# objects the manager created and a few metrics, deletes the instance and shows that the
-# cluster is clean again; then shuts the manager down with SIGTERM and shows that it exits 0.
+# registered as the default KubernetesRuntimeInstance, and `threeport-manager --enable
+# workload,gateway`, all on loopback. Creates a WorkloadDefinition (ConfigMap + Deployment +
+# Service) and a WorkloadInstance through the API, waits for both to be reconciled, prints the
+# Kubernetes objects the manager created; then puts a gateway in front of the app (a domain
+# name, a gateway definition with HTTPS on 443, an HTTPS redirect on 80 and TCP 5432, a domain
+# name instance and a gateway instance; minimal CRDs stand in for gloo's, cert-manager's and
+# the nukleros operator's, which do not run here) and prints the gloo, cert-manager and
+# support-service objects the manager made; deletes the gateway instance (its objects go, the
+# app stays) and the workload instance and shows that the cluster is clean again; then shuts
+# the manager down with SIGTERM and shows that it exits 0.
 # If this build does not implement the workload controller yet (`--enable workload` exits 2),
 # it says so and shows the runtime only (readiness, registry, metrics, config).
 # Everything started here is stopped by PID.
@@ -73,9 +78,10 @@ wait_for() { # wait_for <seconds> <command...>
 # json <python expression over d = parsed stdin>: tiny JSON helper (no jq needed).
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
-# The workload controller in this build? (`list --output json` is the registry.)
-workload_implemented="$("$bin/threeport-manager" list --output json |
-  json 'next(c["implemented"] for c in d if c["name"] == "workload")')"
+# The workload and gateway controllers in this build? (`list --output json` is the registry.)
+implemented() { "$bin/threeport-manager" list --output json | json "next(c['implemented'] for c in d if c['name'] == '$1')"; }
+workload_implemented="$(implemented workload)"
+gateway_implemented="$(implemented gateway)"
 
 # Threeport's ENCRYPTION_KEY: 32 random bytes, base64. Passed by environment, never printed.
 encryption_key="$(python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')"
@@ -129,9 +135,35 @@ show_cluster() { # show_cluster <workload instance id>
   kget "/apis/control-plane.threeport.io/v1alpha1/threeportworkloads" | json '"\n".join("   ThreeportWorkload %s  resources=%s" % (o["metadata"]["name"], [(r.get("kind"), r.get("namespace", ""), r.get("name"), r.get("threeportID")) for r in o["spec"].get("workloadResourceInstances", [])]) for o in d["items"]) or "   (no ThreeportWorkload)"'
 }
 
+kpost() { # kpost <api path> <JSON file>
+  curl -fsS --cacert "$kube_ca" --cert "$kube_cert" --key "$kube_key" -X POST \
+    -H 'Content-Type: application/json' --data @"$2" "$kube_url$1" >/dev/null
+}
+apipost() { # apipost <type path> <JSON body>: prints the new object's ID
+  curl -fsS -X POST "$api_url/v0/$1" -H 'Content-Type: application/json' -d "$2" | json 'd["Data"][0]["ID"]'
+}
+show_gateway() {
+  local path
+  for path in /apis/gateway.solo.io/v1/virtualservices /apis/gateway.solo.io/v1/gateways \
+    /apis/cert-manager.io/v1/issuers /apis/cert-manager.io/v1/certificates; do
+    kget "$path" | json '"\n".join("   %s %s/%s  %s" % (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"], json.dumps(
+      (o["spec"].get("virtualHost", {}).get("routes") or [{}])[0].get("routeAction", {}).get("single", {}).get("upstream")
+      or (o["spec"].get("virtualHost", {}).get("routes") or [{}])[0].get("redirectAction")
+      or (o["spec"].get("tcpGateway", {}).get("tcpHosts") or [{}])[0].get("destination", {}).get("single", {}).get("upstream")
+      or o["spec"].get("dnsNames") or o["spec"].get("acme", {}).get("server")))
+      for o in d["items"]) or "   (no %s)" % d["kind"][:-4]'
+  done
+  kget /apis/gateway.support-services.nukleros.io/v1alpha1/glooedges | json '"\n".join("   GlooEdge %s  ports=%s" % (o["metadata"]["name"], [(p["protocol"], p["port"], p["ssl"]) for p in o["spec"]["ports"]]) for o in d["items"]) or "   (no GlooEdge)"'
+  kget /apis/gateway.support-services.nukleros.io/v1alpha1/externaldnses | json '"\n".join("   ExternalDNS %s  domain=%s provider=%s" % (o["metadata"]["name"], o["spec"]["domainName"], o["spec"]["provider"]) for o in d["items"]) or "   (no ExternalDNS)"'
+  kget /apis/certificates.support-services.nukleros.io/v1alpha1/certmanagers | json '"\n".join("   CertManager %s  version=%s" % (o["metadata"]["name"], o["spec"]["version"]) for o in d["items"]) or "   (no CertManager)"'
+}
+
 admin="127.0.0.1:$(free_port)"
 enable=()
-if [[ "$workload_implemented" == "True" ]]; then
+if [[ "$workload_implemented" == "True" && "$gateway_implemented" == "True" ]]; then
+  enable=(--enable workload,gateway)
+  echo "== threeport-manager --enable workload,gateway (Threeport env names: API_SERVER, AUTH_ENABLED, ENCRYPTION_KEY, MSG_BROKER_*)"
+elif [[ "$workload_implemented" == "True" ]]; then
   enable=(--enable workload)
   echo "== threeport-manager --enable workload (Threeport env names: API_SERVER, AUTH_ENABLED, ENCRYPTION_KEY, MSG_BROKER_*)"
 else
@@ -205,12 +237,60 @@ if [[ "$workload_implemented" == "True" ]]; then
     grep -vE ' 0$' | sed 's/^/   /'
   echo "   Threeport API requests: $(curl -sS "http://$admin/metrics" | awk '/^threeport_api_requests_total/ {s += $2} END {print s}')"
 
+  if [[ "$gateway_implemented" == "True" ]]; then
+    echo
+    echo "== gateway: minimal CRDs for gloo, cert-manager and the nukleros support services, and gloo's namespace"
+    echo "   (what their operators install; no operator runs here, so the objects are stored, not acted on)"
+    python3 - "$work" tests/fixtures/manifests/gateway-crds.yaml <<'PY'
+import json, sys
+docs = [d for d in open(sys.argv[2]).read().split("\n---\n")[1:] if d.strip()]
+for i, doc in enumerate(docs):
+    crd = json.loads(doc)
+    open("%s/crd-%d.json" % (sys.argv[1], i), "w").write(json.dumps(crd))
+    print("   CustomResourceDefinition", crd["metadata"]["name"])
+PY
+    for f in "$work"/crd-*.json; do kpost /apis/apiextensions.k8s.io/v1/customresourcedefinitions "$f"; done
+    echo '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"nukleros-gateway-system"}}' >"$work/gloo-ns.json"
+    kpost /api/v1/namespaces "$work/gloo-ns.json"
+    for path in gateway.solo.io/v1/virtualservices gateway.solo.io/v1/gateways cert-manager.io/v1/issuers \
+      cert-manager.io/v1/certificates gateway.support-services.nukleros.io/v1alpha1/glooedges \
+      gateway.support-services.nukleros.io/v1alpha1/externaldnses certificates.support-services.nukleros.io/v1alpha1/certmanagers; do
+      wait_for 30 kget "/apis/$path"
+    done
+    echo "== POST a DomainNameDefinition, a GatewayDefinition (443 TLS, 80 HTTPS redirect, TCP 5432), a DomainNameInstance and a GatewayInstance"
+    dnd_id="$(apipost domain-name-definitions '{"Name":"demo-zone","Domain":"example.com","Zone":"Public","AdminEmail":"ops@example.com"}')"
+    gd_id="$(apipost gateway-definitions "{\"Name\":\"web-gw\",\"DomainNameDefinitionID\":$dnd_id,\"SubDomain\":\"app\",
+      \"HttpPorts\":[{\"Port\":443,\"Path\":\"/\",\"TLSEnabled\":true},{\"Port\":80,\"Path\":\"/\",\"HTTPSRedirect\":true}],
+      \"TcpPorts\":[{\"Port\":5432}]}")"
+    dni_id="$(apipost domain-name-instances "{\"Name\":\"demo-dns\",\"DomainNameDefinitionID\":$dnd_id,\"WorkloadInstanceID\":$wi_id,\"KubernetesRuntimeInstanceID\":$runtime_id}")"
+    gi_id="$(apipost gateway-instances "{\"Name\":\"web-gw-demo\",\"GatewayDefinitionID\":$gd_id,\"WorkloadInstanceID\":$wi_id,\"KubernetesRuntimeInstanceID\":$runtime_id}")"
+    echo "   DomainNameDefinition $dnd_id, GatewayDefinition $gd_id, DomainNameInstance $dni_id, GatewayInstance $gi_id"
+    wait_reconciled gateway-definitions "$gd_id" 30
+    wait_reconciled gateway-instances "$gi_id" 120
+    wait_reconciled domain-name-instances "$dni_id" 120
+    wait_reconciled workload-instances "$wi_id" 60
+    wait_for 60 bash -c "curl --max-time 5 -fsS --cacert '$kube_ca' --cert '$kube_cert' --key '$kube_key' '$kube_url/apis/gateway.solo.io/v1/virtualservices' | grep -q app-example-com-80"
+    curl -fsS "$api_url/v0/workload-instances" | json '"\n".join("   WorkloadInstance %s %s  Reconciled=%s" % (o["ID"], o["Name"], o["Reconciled"]) for o in d["Data"])'
+    echo "== gateway objects in the cluster (routes to gloo's upstream of the app's Service, <namespace>-web-<port>)"
+    show_gateway
+  fi
+
   if [[ $keep == 1 ]]; then
     echo; echo "running; admin on http://$admin, API on $api_url, Kubernetes on $kube_url (kubeconfig $kubeconfig), NATS on $nats_url. Ctrl-C to stop."
     wait "$manager"
     exit 0
   fi
 
+  if [[ "$gateway_implemented" == "True" ]]; then
+    echo
+    echo "== DELETE /v0/gateway-instances/$gi_id"
+    curl -fsS -X DELETE "$api_url/v0/gateway-instances/$gi_id" >/dev/null
+    wait_for 60 bash -c "[[ \$(curl --max-time 5 -sS -o /dev/null -w '%{http_code}' '$api_url/v0/gateway-instances/$gi_id') == 404 ]]"
+    wait_for 60 bash -c "! curl --max-time 5 -fsS --cacert '$kube_ca' --cert '$kube_cert' --key '$kube_key' '$kube_url/apis/gateway.solo.io/v1/virtualservices' | grep -q '\"name\"'"
+    echo "   GatewayInstance $gi_id is gone; the gateway objects left the cluster, the app stays:"
+    show_gateway
+    show_cluster "$wi_id"
+  fi
   echo
   echo "== DELETE /v0/workload-instances/$wi_id"
   curl -fsS -X DELETE "$api_url/v0/workload-instances/$wi_id" >/dev/null
@@ -236,7 +316,7 @@ if [[ "$workload_implemented" == "True" ]]; then
   echo
   echo "== GET /metrics (after the delete)"
   curl -sS "http://$admin/metrics" |
-    grep -E '^threeport_reconcile_total\{controller="workload"' | grep -vE ' 0$' | sed 's/^/   /'
+    grep -E '^threeport_reconcile_total\{controller="(workload|gateway)"' | grep -vE ' 0$' | sed 's/^/   /'
 else
   echo "== GET /metrics (threeport_*)"
   curl -sS "http://$admin/metrics" | grep -E '^threeport_(nats|max_concurrent|reconcile_total)' | head -20
