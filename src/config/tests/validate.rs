@@ -415,3 +415,29 @@ fn msg_broker_host_with_a_port_names_the_variable_and_its_form() {
     let c = env(&[("MSG_BROKER_HOST", "::1"), ("MSG_BROKER_PORT", "4223")]).expect("IPv6");
     assert_eq!(c.nats.urls, vec!["nats://[::1]:4223".to_string()]);
 }
+
+#[test]
+fn gateway_values_are_checked_and_reach_the_reconcilers() {
+    assert_invalid(
+        toml("[gateway]\nacme_server = \"http://acme.example.com/directory\""),
+        "gateway.acme_server",
+        "https:// URL",
+    );
+    assert_invalid(
+        toml("[gateway]\nexternal_dns_version = \" \""),
+        "gateway.external_dns_version",
+        "must not be empty",
+    );
+    let c = toml("[gateway]\nacme_server = \"https://acme-v02.api.letsencrypt.org/directory\"\ncert_manager_version = \"v1.16.2\"")
+        .expect("load");
+    let settings = crate::reconcilers::gateway::GatewaySettings::from(&c.gateway);
+    assert_eq!(
+        settings.template.acme_server,
+        "https://acme-v02.api.letsencrypt.org/directory"
+    );
+    assert_eq!(settings.support.cert_manager_version, "v1.16.2");
+    assert_eq!(
+        settings.support.external_dns_version, "v0.13.5",
+        "default kept"
+    );
+}

@@ -20,7 +20,7 @@ use super::instance::{ensure_attached, remove_attached, wris_of};
 use super::manifests::yaml_stream;
 use super::runtime_support::{
     ensure_support_workload, gloo_namespace, infra_provider, reconciled_instance,
-    record_on_runtime, referenced, unique_wri,
+    record_on_runtime, recorded_support_instance, referenced, unique_wri,
 };
 use super::support::{external_dns_document, external_dns_workload_name, SupportSettings};
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
@@ -70,7 +70,9 @@ impl DomainNameInstanceReconciler {
             kri_id,
             &by,
         )?;
-        let Some(gloo_wi) = kri.gateway_workload_instance_id else {
+        let Some(gloo_wi) =
+            recorded_support_instance(api, kri.gateway_workload_instance_id).await?
+        else {
             return Err(ReconcileError::transient(format!(
                 "{by}: gloo edge is not deployed on kubernetes runtime instance {kri_id} \
                  (a GatewayInstance on that runtime deploys it)"
@@ -79,7 +81,7 @@ impl DomainNameInstanceReconciler {
         if reconciled_instance(api, gloo_wi, &by).await?.is_none() {
             return Ok(waiting());
         }
-        let dns_wi = match kri.dns_controller_instance_id {
+        let dns_wi = match recorded_support_instance(api, kri.dns_controller_instance_id).await? {
             Some(wi) => wi,
             None => {
                 let provider = infra_provider(api, kri_id, &kri).await?;

@@ -26,7 +26,7 @@ use super::instance_plan::{instance_documents, plan_wris, InstanceInputs, Servic
 use super::manifests::{gateway_domain, template_documents, yaml_stream, GatewayDomain};
 use super::runtime_support::{
     ensure_support_workload, gloo_namespace, infra_provider, reconciled_instance,
-    record_on_runtime, referenced, unique_wri,
+    record_on_runtime, recorded_support_instance, referenced, unique_wri,
 };
 use super::support::{exposed_ports, gloo_edge_documents, gloo_edge_workload_name};
 use super::GatewaySettings;
@@ -266,7 +266,8 @@ impl GatewayInstanceReconciler {
         ports: (&[GatewayHttpPort], &[GatewayTcpPort]),
     ) -> Result<Option<String>, ReconcileError> {
         let by = refs.by();
-        let gloo_wi = match kri.gateway_workload_instance_id {
+        let gloo_wi = match recorded_support_instance(api, kri.gateway_workload_instance_id).await?
+        {
             Some(wi) => wi,
             None => {
                 let provider = infra_provider(api, refs.runtime, kri).await?;

@@ -152,6 +152,29 @@ pub async fn record_on_runtime(
     Ok(())
 }
 
+/// The support workload instance a runtime records (`GatewayWorkloadInstanceID`,
+/// `DnsControllerInstanceId`), unless it is not recorded or no longer exists (an operator
+/// deleted it): then it is deployed again.
+pub async fn recorded_support_instance(
+    api: &dyn ThreeportApi,
+    recorded: Option<u64>,
+) -> Result<Option<u64>, ReconcileError> {
+    let Some(wi_id) = recorded else {
+        return Ok(None);
+    };
+    match api.get_object::<WorkloadInstance>(wi_id).await {
+        Ok(_) => Ok(Some(wi_id)),
+        Err(e) if e.is_not_found() => {
+            info!(
+                workload_instance = wi_id,
+                "the recorded support workload is gone; deploying it again"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The WorkloadInstance `wi_id`, which must be reconciled before the caller goes on: `Ok(None)`
 /// while it is not (yet).
 pub async fn reconciled_instance(

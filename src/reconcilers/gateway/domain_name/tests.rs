@@ -123,3 +123,21 @@ async fn a_second_domain_name_instance_reuses_the_runtimes_external_dns() {
     assert_eq!(g.api.count(Method::Post, "/v0/workload-"), posts);
     assert_eq!(named_instances(&g, "external-dns-local").len(), 1);
 }
+
+#[tokio::test]
+async fn a_deleted_external_dns_is_deployed_again_by_the_next_reconcile() {
+    let g = Gateway::new();
+    gateway_deployed(&g).await;
+    let dni = domain_name_instance(&g);
+    g.until_done(|a| run(&g, dni, Operation::Created, a)).await;
+    let old = g.runtime().dns_controller_instance_id.expect("recorded");
+    // An operator deletes the external-dns workload instance.
+    g.api.remove::<WorkloadInstance>(old);
+    g.until_done(|a| run(&g, dni, Operation::Updated, a)).await;
+    let new = g
+        .runtime()
+        .dns_controller_instance_id
+        .expect("recorded again");
+    assert_ne!(new, old);
+    assert_eq!(named_instances(&g, "external-dns-local").len(), 1);
+}
