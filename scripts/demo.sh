@@ -9,7 +9,8 @@
 # name instance and a gateway instance; minimal CRDs stand in for gloo's, cert-manager's and
 # the nukleros operator's, which do not run here) and prints the gloo, cert-manager and
 # support-service objects the manager made; deletes the gateway instance (its objects go, the
-# app stays) and the workload instance and shows that the cluster is clean again; then shuts
+# app stays) and the workload instance and shows that its objects are gone (the gloo-edge and
+# external-dns support workloads stay, as in Threeport); then shuts
 # the manager down with SIGTERM and shows that it exits 0.
 # If this build does not implement the workload controller yet (`--enable workload` exits 2),
 # it says so and shows the runtime only (readiness, registry, metrics, config).

@@ -117,14 +117,17 @@ async fn create_update_delete_reach_the_reconciler_and_the_completion_protocol_l
             })
     })
     .await;
-    let refs = cp.sandbox.list_objects("attached-object-references");
-    assert!(
+    // The recorder POSTs the event before its reference: wait for the references too.
+    wait_until(LIMIT, "three event references", || async {
+        let refs = cp.sandbox.list_objects("attached-object-references");
         refs.iter()
-            .filter(|r| r["ObjectID"].as_u64() == Some(id)
-                && r["ObjectType"] == "v0.WorkloadDefinition")
+            .filter(|r| {
+                r["ObjectID"].as_u64() == Some(id) && r["ObjectType"] == "v0.WorkloadDefinition"
+            })
             .count()
             >= 3
-    );
+    })
+    .await;
 
     // Every lock was released.
     let kv = lock_bucket(&cp).await;

@@ -13,6 +13,7 @@ use super::manifests::{
     gateway_domain, template_documents, template_workload_definition_name, yaml_stream,
     TemplateSettings,
 };
+use super::runtime_support::required_id;
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::models::{
@@ -85,7 +86,7 @@ impl GatewayDefinitionReconciler {
             api.list_objects(&[Filter::eq("Name", &name)]).await?;
         let wd_id = match existing.first() {
             Some(wd) => {
-                let wd_id = wd.common.id.unwrap_or_default();
+                let wd_id = required_id(wd.common.id, &name)?;
                 if wd.yaml_document.as_deref() != Some(yaml.as_str()) {
                     let change = WorkloadDefinition {
                         yaml_document: Some(yaml),
@@ -100,14 +101,14 @@ impl GatewayDefinitionReconciler {
                 let created = api
                     .create_object(&WorkloadDefinition {
                         definition: Definition {
-                            name: Some(name),
+                            name: Some(name.clone()),
                             ..Default::default()
                         },
                         yaml_document: Some(yaml),
                         ..Default::default()
                     })
                     .await?;
-                let wd_id = created.common.id.unwrap_or_default();
+                let wd_id = required_id(created.common.id, &name)?;
                 info!(workload_definition = wd_id, "gateway template created");
                 wd_id
             }

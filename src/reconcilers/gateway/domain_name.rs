@@ -16,15 +16,14 @@
 use async_trait::async_trait;
 use tracing::info;
 
-use super::instance::{ensure_attached, remove_attached, wris_of};
 use super::manifests::yaml_stream;
 use super::runtime_support::{
     ensure_support_workload, gloo_namespace, infra_provider, reconciled_instance,
-    record_on_runtime, recorded_support_instance, referenced, unique_wri,
+    record_on_runtime, recorded_support_instance, referenced, unique_wri, wait_for,
 };
 use super::support::{external_dns_document, external_dns_workload_name, SupportSettings};
+use super::user_workload::{ensure_attached, remove_attached, wris_of};
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
-use crate::reconcilers::workload::definition_wait_delay;
 use crate::threeport::models::{
     DomainNameDefinition, DomainNameInstance, KubernetesRuntimeInstance, TypedApi,
     DOMAIN_NAME_INSTANCE,
@@ -59,10 +58,9 @@ impl DomainNameInstanceReconciler {
             "KubernetesRuntimeInstanceID",
         )?;
         let dnd_id = required(dni.domain_name_definition_id, "DomainNameDefinitionID")?;
-        let waiting = || Outcome::RequeueAfter(definition_wait_delay(ctx.attempt));
 
         if reconciled_instance(api, wi_id, &by).await?.is_none() {
-            return Ok(waiting());
+            return wait_for(ctx, &format!("workload instance {wi_id}"));
         }
         let kri: KubernetesRuntimeInstance = referenced(
             api.get_object(kri_id).await,
@@ -79,7 +77,7 @@ impl DomainNameInstanceReconciler {
             )));
         };
         if reconciled_instance(api, gloo_wi, &by).await?.is_none() {
-            return Ok(waiting());
+            return wait_for(ctx, &format!("gloo edge workload instance {gloo_wi}"));
         }
         let dns_wi = match recorded_support_instance(api, kri.dns_controller_instance_id).await? {
             Some(wi) => wi,
@@ -120,7 +118,7 @@ impl DomainNameInstanceReconciler {
             }
         };
         if reconciled_instance(api, dns_wi, &by).await?.is_none() {
-            return Ok(waiting());
+            return wait_for(ctx, &format!("external-dns workload instance {dns_wi}"));
         }
         Ok(Outcome::Done)
     }

@@ -19,28 +19,31 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use time::OffsetDateTime;
-use tracing::{debug, info};
+use tracing::info;
 
 use super::instance_plan::{instance_documents, plan_wris, InstanceInputs, ServiceRef, WriPlan};
 use super::manifests::{gateway_domain, template_documents, yaml_stream, GatewayDomain};
 use super::runtime_support::{
     ensure_support_workload, gloo_namespace, infra_provider, reconciled_instance,
-    record_on_runtime, recorded_support_instance, referenced, unique_wri,
+    record_on_runtime, recorded_support_instance, referenced, unique_wri, wait_for,
 };
 use super::support::{exposed_ports, gloo_edge_documents, gloo_edge_workload_name};
+use super::user_workload::{
+    ensure_attached, remove_attached, schedule_deletion, unreconcile_workload, wris_of,
+};
 use super::GatewaySettings;
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
-use crate::reconcilers::workload::definition_wait_delay;
 use crate::retry::RetryClass;
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::location::aws_region_for_location;
 use crate::threeport::models::{
-    AttachedObjectReference, DomainNameDefinition, Filter, GatewayDefinition, GatewayHttpPort,
-    GatewayInstance, GatewayTcpPort, KubernetesRuntimeInstance, Patch, Reconciliation, TypedApi,
-    WorkloadInstance, WorkloadResourceInstance, GATEWAY_INSTANCE, WORKLOAD_INSTANCE,
+    DomainNameDefinition, Filter, GatewayDefinition, GatewayHttpPort, GatewayInstance,
+    GatewayTcpPort, KubernetesRuntimeInstance, Patch, TypedApi, WorkloadResourceInstance,
+    GATEWAY_INSTANCE,
 };
-use crate::threeport::ApiError;
+
+/// How soon a pass that wrote GlooEdge's port list runs again to check it.
+const PORTS_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reconciles gateway instances.
 #[derive(Debug, Clone, Default)]
@@ -86,86 +89,13 @@ impl Refs {
     }
 }
 
-/// Wait for something another reconcile produces: requeue with the workload controller's
-/// growing delay, without an error event.
-fn wait(ctx: &ReconcileContext, what: String) -> Outcome {
-    let delay = definition_wait_delay(ctx.attempt);
-    debug!(waiting_for = %what, delay_ms = delay.as_millis() as u64, "waiting");
-    Outcome::RequeueAfter(delay)
-}
-
-/// Attach `attached` (e.g. `v0.GatewayInstance` `id`) to the WorkloadInstance `wi_id`, unless a
-/// reference exists (the API's unique index answers a second POST with a 500).
-pub async fn ensure_attached(
-    api: &dyn ThreeportApi,
-    wi_id: u64,
-    attached_type: &str,
-    attached_id: u64,
-) -> Result<(), ReconcileError> {
-    let object_type = WORKLOAD_INSTANCE.versioned_name();
-    let existing: Vec<AttachedObjectReference> = api
-        .list_objects(&[
-            Filter::eq("ObjectID", wi_id),
-            Filter::eq("ObjectType", &object_type),
-        ])
-        .await?;
-    let attached = existing.iter().any(|r| {
-        r.object_id == Some(wi_id)
-            && r.object_type.as_deref() == Some(object_type.as_str())
-            && r.attached_object_type.as_deref() == Some(attached_type)
-            && r.attached_object_id == Some(attached_id)
-    });
-    if !attached {
-        api.create_object(&AttachedObjectReference {
-            object_type: Some(object_type),
-            object_id: Some(wi_id),
-            attached_object_type: Some(attached_type.to_string()),
-            attached_object_id: Some(attached_id),
-            ..Default::default()
-        })
-        .await?;
-    }
-    Ok(())
-}
-
-/// Remove the reference [`ensure_attached`] made (a 404 is fine: the workload's deletion may
-/// have removed it first).
-pub async fn remove_attached(
-    api: &dyn ThreeportApi,
-    wi_id: u64,
-    attached_type: &str,
-    attached_id: u64,
-) -> Result<(), ReconcileError> {
-    let object_type = WORKLOAD_INSTANCE.versioned_name();
-    let existing: Vec<AttachedObjectReference> = api
-        .list_objects(&[
-            Filter::eq("ObjectID", wi_id),
-            Filter::eq("ObjectType", &object_type),
-        ])
-        .await?;
-    for r in existing {
-        let ours = r.object_id == Some(wi_id)
-            && r.attached_object_type.as_deref() == Some(attached_type)
-            && r.attached_object_id == Some(attached_id);
-        if let (true, Some(rid)) = (ours, r.common.id) {
-            match api.delete_object::<AttachedObjectReference>(rid).await {
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The WRIs of a workload instance.
-pub async fn wris_of(
-    api: &dyn ThreeportApi,
-    wi_id: u64,
-) -> Result<Vec<WorkloadResourceInstance>, ReconcileError> {
-    Ok(api
-        .list_objects(&[Filter::eq("WorkloadInstanceID", wi_id)])
-        .await?)
+/// What gloo edge's step found.
+struct GlooEdge {
+    /// Where gloo runs (its upstreams' namespace).
+    namespace: String,
+    /// Whether this pass wrote the port list (then the reconcile checks it once more: another
+    /// instance on the runtime may have written its own list at the same time).
+    ports_written: bool,
 }
 
 /// A definition's ports.
@@ -197,12 +127,12 @@ async fn domain_name_of(
     }
 }
 
-/// Apply a plan to the user's WRIs; returns whether anything was written.
+/// Write a plan's WRIs.
 async fn apply_plan(
     api: &dyn ThreeportApi,
     wi_id: u64,
     plan: &WriPlan,
-) -> Result<bool, ReconcileError> {
+) -> Result<(), ReconcileError> {
     for doc in &plan.create {
         api.create_object(&WorkloadResourceInstance {
             json_definition: Some(doc.clone()),
@@ -221,50 +151,19 @@ async fn apply_plan(
         api.patch_object(*wri_id, Patch::Changes(&change)).await?;
     }
     schedule_deletion(api, &plan.schedule_deletion).await?;
-    Ok(!plan.is_empty())
-}
-
-/// PATCH `ScheduledForDeletion` and `Reconciled:false` on each WRI (gone already is fine).
-async fn schedule_deletion(api: &dyn ThreeportApi, wris: &[u64]) -> Result<(), ReconcileError> {
-    let change = WorkloadResourceInstance {
-        scheduled_for_deletion: Some(OffsetDateTime::now_utc()),
-        reconciled: Some(false),
-        ..Default::default()
-    };
-    for wri_id in wris {
-        match api.patch_object(*wri_id, Patch::Changes(&change)).await {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// PATCH `Reconciled:false` on a workload instance so the workload controller applies its
-/// WRIs.
-pub async fn unreconcile_workload(api: &dyn ThreeportApi, wi_id: u64) -> Result<(), ApiError> {
-    let change = WorkloadInstance {
-        reconciliation: Reconciliation {
-            reconciled: Some(false),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    api.patch_object(wi_id, Patch::Changes(&change)).await?;
     Ok(())
 }
 
 impl GatewayInstanceReconciler {
     /// Steps 3 and 4 of the module doc: gloo edge deployed, reconciled and exposing the ports.
-    /// Returns the gloo namespace, or `None` while gloo edge is not reconciled yet.
+    /// `None` while gloo edge is not reconciled yet.
     async fn gloo_edge(
         &self,
         api: &dyn ThreeportApi,
         refs: &Refs,
         kri: &KubernetesRuntimeInstance,
         ports: (&[GatewayHttpPort], &[GatewayTcpPort]),
-    ) -> Result<Option<String>, ReconcileError> {
+    ) -> Result<Option<GlooEdge>, ReconcileError> {
         let by = refs.by();
         let gloo_wi = match recorded_support_instance(api, kri.gateway_workload_instance_id).await?
         {
@@ -300,6 +199,7 @@ impl GatewayInstanceReconciler {
             .unwrap_or_default();
         let exposed = exposed_ports(refs.definition, &existing, ports.0, ports.1)
             .map_err(|e| ReconcileError::permanent(e.to_string()))?;
+        let ports_written = exposed.is_some();
         if let Some(list) = exposed {
             let mut definition = glooedge.clone();
             definition["spec"]["ports"] = Value::Array(list);
@@ -310,10 +210,19 @@ impl GatewayInstanceReconciler {
             };
             api.patch_object(glooedge_wri, Patch::Changes(&change))
                 .await?;
-            unreconcile_workload(api, gloo_wi).await?;
             info!(workload_instance = gloo_wi, "gloo edge ports exposed");
         }
-        Ok(Some(namespace))
+        // Also when an earlier attempt wrote the ports and failed before this PATCH.
+        let unapplied = wris
+            .iter()
+            .any(|w| w.common.id == Some(glooedge_wri) && w.reconciled != Some(true));
+        if ports_written || unapplied {
+            unreconcile_workload(api, gloo_wi).await?;
+        }
+        Ok(Some(GlooEdge {
+            namespace,
+            ports_written,
+        }))
     }
 
     async fn converge(
@@ -338,16 +247,16 @@ impl GatewayInstanceReconciler {
             &by,
         )?;
         if gd.reconciliation.reconciled != Some(true) || gd.workload_definition_id.is_none() {
-            return Ok(wait(ctx, format!("gateway definition {}", refs.definition)));
+            return wait_for(ctx, &format!("gateway definition {}", refs.definition));
         }
         if reconciled_instance(api, refs.workload_instance, &by)
             .await?
             .is_none()
         {
-            return Ok(wait(
+            return wait_for(
                 ctx,
-                format!("workload instance {}", refs.workload_instance),
-            ));
+                &format!("workload instance {}", refs.workload_instance),
+            );
         }
         let kri: KubernetesRuntimeInstance = referenced(
             api.get_object(refs.runtime).await,
@@ -356,8 +265,8 @@ impl GatewayInstanceReconciler {
             &by,
         )?;
         let (http, tcp) = ports_of(api, refs.definition).await?;
-        let Some(gloo_ns) = self.gloo_edge(api, &refs, &kri, (&http, &tcp)).await? else {
-            return Ok(wait(ctx, format!("gloo edge on runtime {}", refs.runtime)));
+        let Some(gloo) = self.gloo_edge(api, &refs, &kri, (&http, &tcp)).await? else {
+            return wait_for(ctx, &format!("gloo edge on runtime {}", refs.runtime));
         };
 
         let user_wris = wris_of(api, refs.workload_instance).await?;
@@ -397,13 +306,14 @@ impl GatewayInstanceReconciler {
             sub_domain: gd.sub_domain.as_deref(),
             domain_name_definition: dnd.as_ref(),
             service: &service,
-            gloo_namespace: &gloo_ns,
+            gloo_namespace: &gloo.namespace,
             route53_region: region,
         };
         let wanted = instance_documents(&template, &inputs, &http, &tcp)
             .map_err(|e| ReconcileError::permanent(format!("{by}: {e}")))?;
         let plan = plan_wris(&user_wris, &wanted, &inputs);
-        if apply_plan(api, refs.workload_instance, &plan).await? {
+        apply_plan(api, refs.workload_instance, &plan).await?;
+        if plan.needs_apply() {
             unreconcile_workload(api, refs.workload_instance).await?;
         }
         info!(
@@ -413,6 +323,10 @@ impl GatewayInstanceReconciler {
             workload_instance = refs.workload_instance,
             "gateway instance routes configured"
         );
+        if gloo.ports_written {
+            // Read the port list back on the next pass (a pass with nothing to write is Done).
+            return Ok(Outcome::RequeueAfter(PORTS_RECHECK));
+        }
         Ok(Outcome::Done)
     }
 }
@@ -454,8 +368,15 @@ impl Reconciler for GatewayInstanceReconciler {
             Err(e) if e.is_not_found() => {
                 info!(
                     gateway_definition = refs.definition,
-                    "gateway definition gone; nothing to remove"
+                    "gateway definition gone; nothing to recognise its objects by"
                 );
+                remove_attached(
+                    api,
+                    refs.workload_instance,
+                    &GATEWAY_INSTANCE.versioned_name(),
+                    refs.id,
+                )
+                .await?;
                 return Ok(Outcome::Done);
             }
             Err(e) => return Err(e.into()),
@@ -482,7 +403,7 @@ impl Reconciler for GatewayInstanceReconciler {
         let user_wris = wris_of(api, refs.workload_instance).await?;
         let plan = plan_wris(&user_wris, &[], &inputs);
         schedule_deletion(api, &plan.schedule_deletion).await?;
-        if !plan.schedule_deletion.is_empty() {
+        if plan.needs_apply() {
             match unreconcile_workload(api, refs.workload_instance).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => {}

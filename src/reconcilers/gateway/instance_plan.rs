@@ -159,17 +159,33 @@ pub struct WriPlan {
     /// The gateway's WRIs nothing wants any more (a removed port): PATCH
     /// `ScheduledForDeletion` and `Reconciled:false`.
     pub schedule_deletion: Vec<u64>,
+    /// Some of the gateway's WRIs that need no write are not applied yet: not reconciled, or
+    /// scheduled for deletion and still there. The workload controller must still be asked to
+    /// apply them (an earlier attempt wrote them and failed before asking).
+    pub unapplied: bool,
 }
 
 impl WriPlan {
-    /// Whether anything changes (if not, the user's WorkloadInstance is left reconciled).
+    /// Whether the plan writes no WRI.
     pub fn is_empty(&self) -> bool {
         self.create.is_empty() && self.update.is_empty() && self.schedule_deletion.is_empty()
     }
+
+    /// Whether the user's WorkloadInstance must be un-reconciled after the plan is applied, so
+    /// the workload controller applies the gateway's WRIs: something was written, or is still
+    /// waiting to be applied.
+    pub fn needs_apply(&self) -> bool {
+        !self.is_empty() || self.unapplied
+    }
 }
 
-fn kind_and_name(doc: &Value) -> (&str, &str) {
+/// What identifies a WRI's object here: API group, kind and name (the namespace is the
+/// workload controller's to set; the version is not part of the identity).
+fn identity(doc: &Value) -> (&str, &str, &str) {
+    let api_version = doc["apiVersion"].as_str().unwrap_or_default();
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     (
+        group,
         doc["kind"].as_str().unwrap_or_default(),
         doc["metadata"]["name"].as_str().unwrap_or_default(),
     )
@@ -197,9 +213,9 @@ fn belongs_to_gateway(doc: &Value, inputs: &InstanceInputs<'_>) -> bool {
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     };
     let gd = inputs.gateway_definition;
-    let (kind, name) = kind_and_name(doc);
-    match kind {
-        "VirtualService" => {
+    let (group, kind, name) = identity(doc);
+    match (group, kind) {
+        ("gateway.solo.io", "VirtualService") => {
             let prefix = if inputs.domain.name.is_empty() {
                 gd.to_string()
             } else {
@@ -207,8 +223,8 @@ fn belongs_to_gateway(doc: &Value, inputs: &InstanceInputs<'_>) -> bool {
             };
             numbered(name, &prefix)
         }
-        "Gateway" => doc["apiVersion"] == "gateway.solo.io/v1" && numbered(name, gd),
-        "Issuer" | "Certificate" => inputs
+        ("gateway.solo.io", "Gateway") => numbered(name, gd),
+        ("cert-manager.io", "Issuer" | "Certificate") => inputs
             .domain_name_definition
             .and_then(|d| d.definition.name.as_deref())
             .is_some_and(|n| kebab(n) == name),
@@ -216,36 +232,44 @@ fn belongs_to_gateway(doc: &Value, inputs: &InstanceInputs<'_>) -> bool {
     }
 }
 
-/// The plan for the user's `existing` WRIs (those scheduled for deletion are ignored) to hold
-/// exactly the `wanted` documents of this gateway: matched by kind and name; WRIs of the
-/// gateway that nothing wants are scheduled for deletion; WRIs of anything else are left alone.
+/// The plan for the user's `existing` WRIs to hold exactly the `wanted` documents of this
+/// gateway, matched by API group, kind and name: missing ones created, differing ones
+/// updated, the gateway's WRIs that nothing wants scheduled for deletion, WRIs of anything
+/// else left alone (WRIs already scheduled for deletion count as gone).
 pub fn plan_wris(
     existing: &[WorkloadResourceInstance],
     wanted: &[Value],
     inputs: &InstanceInputs<'_>,
 ) -> WriPlan {
+    let is_wanted = |doc: &Value| wanted.iter().any(|w| identity(w) == identity(doc));
+    let mut plan = WriPlan::default();
+    for wri in existing {
+        let (Some(id), Some(doc)) = (wri.common.id, wri.json_definition.as_ref()) else {
+            continue;
+        };
+        let ours = is_wanted(doc) || belongs_to_gateway(doc, inputs);
+        if !ours {
+            continue;
+        }
+        if wri.scheduled_for_deletion.is_some() {
+            // Still listed: the workload controller has not deleted it yet.
+            plan.unapplied = true;
+        } else if !is_wanted(doc) {
+            plan.schedule_deletion.push(id);
+        } else if wri.reconciled != Some(true) {
+            plan.unapplied = true;
+        }
+    }
     let live: Vec<(u64, &Value)> = existing
         .iter()
         .filter(|w| w.scheduled_for_deletion.is_none())
         .filter_map(|w| Some((w.common.id?, w.json_definition.as_ref()?)))
         .collect();
-    let mut plan = WriPlan::default();
     for doc in wanted {
-        match live
-            .iter()
-            .find(|(_, d)| kind_and_name(d) == kind_and_name(doc))
-        {
+        match live.iter().find(|(_, d)| identity(d) == identity(doc)) {
             None => plan.create.push(doc.clone()),
             Some((id, current)) if !holds(current, doc) => plan.update.push((*id, doc.clone())),
             Some(_) => {}
-        }
-    }
-    for (id, doc) in &live {
-        let wanted_here = wanted
-            .iter()
-            .any(|w| kind_and_name(w) == kind_and_name(doc));
-        if !wanted_here && belongs_to_gateway(doc, inputs) {
-            plan.schedule_deletion.push(*id);
         }
     }
     plan

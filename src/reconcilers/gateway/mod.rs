@@ -2,7 +2,8 @@
 //! WorkloadDefinition ([`definition`]), GatewayInstances add gloo and cert-manager objects to
 //! the user's WorkloadInstance ([`instance`]), DomainNameInstances deploy external-dns
 //! ([`domain_name`]). The support services (gloo edge with cert-manager, external-dns) are
-//! ordinary workloads of nukleros support-services-operator resources ([`runtime_support`]).
+//! ordinary workloads of nukleros support-services-operator resources ([`runtime_support`]);
+//! what they write on other workloads is in [`user_workload`].
 //!
 //! The pure parts are in their own modules: names and template documents ([`manifests`]), the
 //! support resources and the GlooEdge port list ([`support`]), and what an instance adds to
@@ -21,6 +22,7 @@ pub mod support;
 mod test_fixture;
 #[cfg(test)]
 mod test_ports;
+pub mod user_workload;
 
 use crate::config::GatewayConfig;
 

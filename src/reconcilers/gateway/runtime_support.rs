@@ -3,10 +3,11 @@
 //! (spec 3.3.2 step 3c, 3.3.3 step 3) without Threeport's 409 dead ends (spec 4.4 item 31).
 
 use serde_json::Value;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::support::InfraProvider;
-use crate::engine::ReconcileError;
+use crate::engine::{Outcome, ReconcileContext, ReconcileError};
+use crate::reconcilers::workload::definition_wait_delay;
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::models::{
     Definition, Filter, Instance, KubernetesRuntimeDefinition, KubernetesRuntimeInstance, Patch,
@@ -135,8 +136,10 @@ pub async fn ensure_support_workload(
     }
 }
 
-fn required_id(id: Option<u64>, name: &str) -> Result<u64, ReconcileError> {
-    id.ok_or_else(|| ReconcileError::transient(format!("the API created {name} without an ID")))
+/// The ID of an object the API returned (`name` for the message); an object without one is
+/// an API fault, retried.
+pub fn required_id(id: Option<u64>, name: &str) -> Result<u64, ReconcileError> {
+    id.ok_or_else(|| ReconcileError::transient(format!("the API returned {name} without an ID")))
 }
 
 /// Record a support workload instance on the runtime: PATCH only the field `set` fills
@@ -230,4 +233,28 @@ pub fn gloo_namespace(glooedge: &Value, wi_id: u64) -> Result<String, ReconcileE
                 "the GlooEdge resource of workload instance {wi_id} has no spec.namespace"
             ))
         })
+}
+
+/// Deliveries a reconcile waits for another object in silence (requeues of 1 s, 2 s, 4 s ...
+/// 30 s: about four minutes) before each further wait becomes a transient error, so that an
+/// object that never gets ready (a gateway definition with a permanent error, a workload that
+/// cannot be applied) shows up in events and metrics instead of requeueing unseen forever.
+pub const SILENT_WAITS: u64 = 12;
+
+/// Wait for `what`, which another reconcile produces: a requeue with the workload controller's
+/// growing delay and no event, for the first [`SILENT_WAITS`] deliveries; then an error naming
+/// it (retried with backoff).
+pub fn wait_for(ctx: &ReconcileContext, what: &str) -> Result<Outcome, ReconcileError> {
+    if ctx.attempt > SILENT_WAITS {
+        return Err(ReconcileError::transient(format!(
+            "still waiting for {what} to be reconciled"
+        )));
+    }
+    let delay = definition_wait_delay(ctx.attempt);
+    debug!(
+        waiting_for = what,
+        delay_ms = delay.as_millis() as u64,
+        "waiting"
+    );
+    Ok(Outcome::RequeueAfter(delay))
 }

@@ -4,7 +4,9 @@ use crate::reconcilers::gateway::test_fixture::{Gateway, USER_NAMESPACE};
 use crate::reconcilers::gateway::test_ports::http;
 use crate::reconcilers::testing::FakeApi;
 use crate::threeport::api::Method;
-use crate::threeport::models::WorkloadDefinition;
+use crate::threeport::models::{
+    AttachedObjectReference, WorkloadDefinition, WorkloadInstance, WorkloadResourceInstance,
+};
 use serde_json::json;
 
 const NAME: &str = "GatewayInstanceReconciler";
@@ -122,8 +124,9 @@ async fn the_happy_path_deploys_gloo_then_routes_every_port_once() {
     assert!(g.live(g.user_wi, "VirtualService").is_empty());
 
     g.workload_controller_applies(gloo);
+    // Pass 2 routes everything and, having written GlooEdge's ports, checks them once more.
     let second = run(&g, Operation::Created, 2).await.expect("pass 2");
-    assert!(matches!(second, Outcome::Done), "{second:?}");
+    assert!(matches!(second, Outcome::RequeueAfter(_)), "{second:?}");
     assert_deployed_once(&g);
     let user: WorkloadInstance = FakeApi::get(&g.api, g.user_wi).unwrap();
     assert_eq!(
@@ -135,6 +138,7 @@ async fn the_happy_path_deploys_gloo_then_routes_every_port_once() {
     // Once applied, another pass writes nothing at all (Go re-patches gloo every time).
     g.workload_controller_applies(g.user_wi);
     g.workload_controller_applies(gloo);
+    assert_all_applied(&g);
     let (posts, patches) = (
         g.api.count(Method::Post, "/v0/"),
         g.api.count(Method::Patch, "/v0/"),
@@ -171,6 +175,23 @@ async fn a_failure_at_any_write_converges_on_exactly_one_of_everything() {
         g.workload_controller_applies(g.user_wi);
         g.workload_controller_applies(gloo_wi(&g));
         assert_deployed_once(&g);
+        // Whatever failed, the workloads were handed to the workload controller afterwards.
+        assert_all_applied(&g);
+    }
+}
+
+/// Every WRI of the user's workload and of gloo edge has been applied (the workload
+/// controller was asked to, after the last write).
+fn assert_all_applied(g: &Gateway) {
+    for wi in [g.user_wi, gloo_wi(g)] {
+        for w in g.wris_of(wi) {
+            assert_eq!(
+                w.reconciled,
+                Some(true),
+                "WRI {:?} of workload {wi} was never applied",
+                w.json_definition.as_ref().map(|d| d["kind"].clone())
+            );
+        }
     }
 }
 
@@ -203,12 +224,13 @@ async fn an_update_adds_changes_and_removes_ports() {
         api_route["spec"]["virtualHost"]["routes"][0]["matchers"][0]["prefix"],
         "/api"
     );
-    let scheduled = g
-        .wris_of(g.user_wi)
-        .into_iter()
-        .filter(|w| w.scheduled_for_deletion.is_some())
-        .count();
-    assert_eq!(scheduled, 1, "8080's VirtualService");
+    // 8080's VirtualService was scheduled for deletion and the workload controller deleted it.
+    let gone = g.wris_of(g.user_wi).into_iter().all(|w| {
+        w.json_definition
+            .is_some_and(|d| d["metadata"]["name"] != "app-example-com-8080")
+    });
+    assert!(gone, "8080's VirtualService WRI is gone");
+    assert_all_applied(&g);
     let exposed = &g.live(gloo_wi(&g), "GlooEdge")[0]["spec"]["ports"];
     assert!(
         exposed
@@ -250,9 +272,19 @@ async fn deleted_schedules_every_gateway_object_and_detaches() {
         .all::<AttachedObjectReference>()
         .iter()
         .all(|r| r.attached_object_type.as_deref() != Some("v0.GatewayInstance")));
-    // Repeating it changes nothing more.
-    let patches = g.api.count(Method::Patch, "/v0/");
+    // Repeated before the workload controller deleted them: it asks for that again.
     run(&g, Operation::Deleted, 2).await.expect("again");
+    let user: WorkloadInstance = FakeApi::get(&g.api, g.user_wi).unwrap();
+    assert_eq!(user.reconciliation.reconciled, Some(false));
+    // Once they are deleted, repeating it writes nothing.
+    g.workload_controller_applies(g.user_wi);
+    assert_eq!(
+        g.wris_of(g.user_wi).len(),
+        2,
+        "the app's Deployment and Service are left"
+    );
+    let patches = g.api.count(Method::Patch, "/v0/");
+    run(&g, Operation::Deleted, 3).await.expect("again");
     assert_eq!(g.api.count(Method::Patch, "/v0/"), patches);
 }
 

@@ -64,6 +64,7 @@ fn wri(id: u64, doc: &Value) -> WorkloadResourceInstance {
             ..Default::default()
         },
         json_definition: Some(doc.clone()),
+        reconciled: Some(true),
         ..Default::default()
     }
 }
@@ -217,4 +218,42 @@ fn the_namespace_the_workload_controller_records_is_not_a_change() {
     let mut moved = docs.clone();
     moved[1]["spec"]["bindPort"] = json!(9999);
     assert_eq!(plan_wris(&existing, &moved, &f.inputs()).update.len(), 1);
+}
+
+#[test]
+fn objects_of_another_api_group_with_the_same_names_are_not_the_gateways() {
+    let f = Fixture::new();
+    let docs = f.documents(&[http(80, "/", false, false)], &[tcp(5432)]);
+    // An Istio VirtualService and a Gateway API Gateway named like the gateway's.
+    let istio = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                       "metadata": {"name": docs[0]["metadata"]["name"]}});
+    let gateway_api = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                             "metadata": {"name": "web-5432"}});
+    let existing = vec![wri(1, &istio), wri(2, &gateway_api)];
+    let plan = plan_wris(&existing, &docs, &f.inputs());
+    assert_eq!(plan.create.len(), 2, "both gloo objects are created");
+    assert!(
+        plan.update.is_empty(),
+        "the other groups' objects are not rewritten"
+    );
+    assert!(plan_wris(&existing, &[], &f.inputs())
+        .schedule_deletion
+        .is_empty());
+}
+
+#[test]
+fn written_but_unapplied_wris_still_need_the_workload_controller() {
+    let f = Fixture::new();
+    let docs = f.documents(&[http(80, "/", false, false)], &[]);
+    let mut existing = vec![wri(1, &docs[0])];
+    assert!(!plan_wris(&existing, &docs, &f.inputs()).needs_apply());
+    // An earlier attempt wrote it and failed before un-reconciling the workload.
+    existing[0].reconciled = Some(false);
+    let plan = plan_wris(&existing, &docs, &f.inputs());
+    assert!(plan.is_empty() && plan.needs_apply());
+    // Scheduled for deletion but not deleted yet: the same.
+    existing[0].reconciled = Some(true);
+    existing[0].scheduled_for_deletion = Some(time::OffsetDateTime::UNIX_EPOCH);
+    let plan = plan_wris(&existing, &[], &f.inputs());
+    assert!(plan.is_empty() && plan.needs_apply());
 }
