@@ -8,6 +8,9 @@
 #[macro_use]
 mod harness;
 use backend::Stack;
+use harness::common::http_get;
+use harness::workload_env::{ManagerProcess, ManagerSpec};
+use harness::workload_suite::Env;
 use harness::{backend, gateway_suite};
 use sandbox::kube::KubeRouteFilter;
 use sandbox::threeport::RouteFilter;
@@ -95,4 +98,52 @@ async fn faults_at_each_gateway_step_converge_to_exactly_one_copy() {
     let instances = env.stack.list_all(WORKLOAD_INSTANCE).await;
     assert_eq!(instances.len(), 3, "the app, gloo-edge and external-dns");
     env.stop().await;
+}
+
+/// `threeport-manager --enable workload,gateway`, the command operators run, as a process
+/// configured by Threeport's environment variables: ready with the five reconcilers, and the
+/// happy path converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enable_workload_gateway_process_is_ready_and_reconciles() {
+    let stack = Stack::sandbox().await;
+    gateway_suite::prepare_cluster(&stack).await;
+    let logs = tempfile::tempdir().expect("tempdir");
+    let mut manager = ManagerProcess::spawn(
+        &stack.process_env(),
+        &ManagerSpec {
+            bin: std::path::Path::new(env!("CARGO_BIN_EXE_threeport-manager")),
+            concurrency: 2,
+            log: logs.path().join("manager.log"),
+            enable: "workload,gateway",
+            test_timings: true,
+            nats_urls: &[],
+        },
+    )
+    .expect("spawn threeport-manager");
+    manager
+        .wait_ready(std::time::Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", manager.log_tail(30)));
+    let (_, readyz) = http_get(manager.admin, "/readyz?verbose").await;
+    for reconciler in gateway_suite::RECONCILERS {
+        assert!(
+            readyz.contains(&format!("[+]reconciler/{reconciler}")),
+            "{reconciler} in\n{readyz}"
+        );
+    }
+    let env = Env {
+        api: stack.api.clone(),
+        stack,
+        manager: None,
+    };
+    let g = gateway_suite::create_gateway(&env, "proc", false).await;
+    gateway_suite::wait_converged(&env, &g, gateway_suite::FIRST_PORTS).await;
+    gateway_suite::assert_gateway_deployed(&env, &g, gateway_suite::FIRST_PORTS, &[5432]).await;
+    let metrics = manager.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"threeport_reconcile_total{controller="gateway",reconciler="GatewayInstanceReconciler",result="success"}"#
+        ),
+        "{metrics}"
+    );
 }
