@@ -10,9 +10,9 @@ use crate::engine::{Outcome, ReconcileContext, ReconcileError};
 use crate::reconcilers::workload::definition_wait_delay;
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::models::{
-    Definition, Filter, Instance, KubernetesRuntimeDefinition, KubernetesRuntimeInstance, Patch,
-    TypedApi, WorkloadDefinition, WorkloadInstance, WorkloadResourceInstance,
-    AWS_EKS_KUBERNETES_RUNTIME_INSTANCE,
+    AwsEksKubernetesRuntimeInstance, Definition, Filter, Instance, KubernetesRuntimeDefinition,
+    KubernetesRuntimeInstance, Patch, TypedApi, WorkloadDefinition, WorkloadInstance,
+    WorkloadResourceInstance,
 };
 use crate::threeport::ApiError;
 
@@ -53,13 +53,10 @@ pub async fn infra_provider(
     match krd.infra_provider.as_deref().unwrap_or_default() {
         "kind" => Ok(InfraProvider::Kind),
         "eks" => {
-            let eks = api
-                .list(
-                    AWS_EKS_KUBERNETES_RUNTIME_INSTANCE,
-                    &[("kubernetesruntimeinstanceid", kri_id.to_string())],
-                )
+            let eks: Vec<AwsEksKubernetesRuntimeInstance> = api
+                .list_objects(&[Filter::eq("KubernetesRuntimeInstanceID", kri_id)])
                 .await?;
-            let inventory = eks.first().map(|e| &e["ResourceInventory"]);
+            let inventory = eks.first().and_then(|e| e.resource_inventory.as_ref());
             let role = |key: &str| {
                 inventory
                     .and_then(|i| i[key]["roleArn"].as_str())

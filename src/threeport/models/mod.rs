@@ -48,6 +48,7 @@ use super::error::ApiError;
 
 #[macro_use]
 mod declare;
+pub mod aws;
 pub mod events;
 pub mod gateway;
 pub mod routes;
@@ -55,6 +56,7 @@ pub mod runtime;
 pub mod typed;
 pub mod workload;
 
+pub use aws::*;
 pub use events::*;
 pub use gateway::*;
 pub use routes::*;
@@ -83,6 +85,8 @@ pub const ALL_OBJECT_TYPES: &[ObjectType] = &[
     DOMAIN_NAME_INSTANCE,
     HELM_WORKLOAD_DEFINITION,
     HELM_WORKLOAD_INSTANCE,
+    AWS_ACCOUNT,
+    AWS_EKS_KUBERNETES_RUNTIME_DEFINITION,
     AWS_EKS_KUBERNETES_RUNTIME_INSTANCE,
     AWS_RELATIONAL_DATABASE_INSTANCE,
     AWS_OBJECT_STORAGE_BUCKET_INSTANCE,

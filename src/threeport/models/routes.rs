@@ -11,10 +11,6 @@ object_type! {
 }
 
 object_type! {
-    AWS_EKS_KUBERNETES_RUNTIME_INSTANCE = "AwsEksKubernetesRuntimeInstance" at "aws-eks-kubernetes-runtime-instances", subject "awsEksKubernetesRuntimeInstance";
-}
-
-object_type! {
     AWS_RELATIONAL_DATABASE_INSTANCE = "AwsRelationalDatabaseInstance" at "aws-relational-database-instances", subject "awsRelationalDatabaseInstance";
 }
 
