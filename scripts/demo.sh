@@ -155,7 +155,7 @@ show_gateway() {
       for o in d["items"]) or "   (no %s)" % d["kind"][:-4]'
   done
   kget /apis/gateway.support-services.nukleros.io/v1alpha1/glooedges | json '"\n".join("   GlooEdge %s  ports=%s" % (o["metadata"]["name"], [(p["protocol"], p["port"], p["ssl"]) for p in o["spec"]["ports"]]) for o in d["items"]) or "   (no GlooEdge)"'
-  kget /apis/gateway.support-services.nukleros.io/v1alpha1/externaldnses | json '"\n".join("   ExternalDNS %s  domain=%s provider=%s" % (o["metadata"]["name"], o["spec"]["domainName"], o["spec"]["provider"]) for o in d["items"]) or "   (no ExternalDNS)"'
+  kget /apis/gateway.support-services.nukleros.io/v1alpha1/externaldns | json '"\n".join("   ExternalDNS %s  domain=%s provider=%s" % (o["metadata"]["name"], o["spec"]["domainName"], o["spec"]["provider"]) for o in d["items"]) or "   (no ExternalDNS)"'
   kget /apis/certificates.support-services.nukleros.io/v1alpha1/certmanagers | json '"\n".join("   CertManager %s  version=%s" % (o["metadata"]["name"], o["spec"]["version"]) for o in d["items"]) or "   (no CertManager)"'
 }
 
@@ -255,7 +255,7 @@ PY
     kpost /api/v1/namespaces "$work/gloo-ns.json"
     for path in gateway.solo.io/v1/virtualservices gateway.solo.io/v1/gateways cert-manager.io/v1/issuers \
       cert-manager.io/v1/certificates gateway.support-services.nukleros.io/v1alpha1/glooedges \
-      gateway.support-services.nukleros.io/v1alpha1/externaldnses certificates.support-services.nukleros.io/v1alpha1/certmanagers; do
+      gateway.support-services.nukleros.io/v1alpha1/externaldns certificates.support-services.nukleros.io/v1alpha1/certmanagers; do
       wait_for 30 kget "/apis/$path"
     done
     echo "== POST a DomainNameDefinition, a GatewayDefinition (443 TLS, 80 HTTPS redirect, TCP 5432), a DomainNameInstance and a GatewayInstance"
