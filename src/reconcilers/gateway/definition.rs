@@ -13,13 +13,44 @@ use super::manifests::{
     gateway_domain, template_documents, template_workload_definition_name, yaml_stream,
     TemplateSettings,
 };
-use super::runtime_support::required_id;
+use super::runtime_support::{referenced, required_id};
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::models::{
     Definition, DomainNameDefinition, Filter, GatewayDefinition, GatewayHttpPort, GatewayTcpPort,
     Patch, TypedApi, WorkloadDefinition,
 };
+
+/// A gateway definition's ports (`GatewayDefinitionID` filter; GET by ID does not return
+/// them).
+pub(super) async fn ports_of(
+    api: &dyn ThreeportApi,
+    gd_id: u64,
+) -> Result<(Vec<GatewayHttpPort>, Vec<GatewayTcpPort>), ReconcileError> {
+    let by_definition = [Filter::eq("GatewayDefinitionID", gd_id)];
+    Ok((
+        api.list_objects(&by_definition).await?,
+        api.list_objects(&by_definition).await?,
+    ))
+}
+
+/// A gateway definition's domain name definition, if it names one; a missing one is a
+/// permanent error naming `by`.
+pub(super) async fn domain_name_of(
+    api: &dyn ThreeportApi,
+    gd: &GatewayDefinition,
+    by: &str,
+) -> Result<Option<DomainNameDefinition>, ReconcileError> {
+    match gd.domain_name_definition_id {
+        Some(dnd_id) => Ok(Some(referenced(
+            api.get_object(dnd_id).await,
+            "domain name definition",
+            dnd_id,
+            by,
+        )?)),
+        None => Ok(None),
+    }
+}
 
 /// Compiles gateway definitions into their template WorkloadDefinitions.
 #[derive(Debug, Default, Clone)]
@@ -40,25 +71,8 @@ impl GatewayDefinitionReconciler {
         id: u64,
         gd: &GatewayDefinition,
     ) -> Result<String, ReconcileError> {
-        let by_definition = [Filter::eq("GatewayDefinitionID", id)];
-        let http: Vec<GatewayHttpPort> = api.list_objects(&by_definition).await?;
-        let tcp: Vec<GatewayTcpPort> = api.list_objects(&by_definition).await?;
-        let dnd = match gd.domain_name_definition_id {
-            Some(dnd_id) => Some(
-                api.get_object::<DomainNameDefinition>(dnd_id)
-                    .await
-                    .map_err(|e| {
-                        if e.is_not_found() {
-                            ReconcileError::permanent(format!(
-                                "gateway definition {id}: its domain name definition {dnd_id} does not exist"
-                            ))
-                        } else {
-                            e.into()
-                        }
-                    })?,
-            ),
-            None => None,
-        };
+        let (http, tcp) = ports_of(api, id).await?;
+        let dnd = domain_name_of(api, gd, &format!("gateway definition {id}")).await?;
         let domain = gateway_domain(gd.sub_domain.as_deref(), dnd.as_ref());
         let name = gd.definition.name.as_deref().unwrap_or_default();
         let docs = template_documents(name, &domain, &http, &tcp, &self.settings)

@@ -16,10 +16,9 @@
 use async_trait::async_trait;
 use tracing::info;
 
-use super::manifests::yaml_stream;
 use super::runtime_support::{
-    ensure_support_workload, gloo_namespace, infra_provider, reconciled_instance,
-    record_on_runtime, recorded_support_instance, referenced, unique_wri, wait_for,
+    deploy_support_workload, gloo_namespace, infra_provider, reconciled_instance,
+    recorded_support_instance, referenced, unique_wri, wait_for,
 };
 use super::support::{external_dns_document, external_dns_workload_name, SupportSettings};
 use super::user_workload::{ensure_attached, remove_attached, wris_of};
@@ -99,22 +98,12 @@ impl DomainNameInstanceReconciler {
                     kri_id,
                     &self.settings,
                 );
-                let yaml = yaml_stream(&[doc]).map_err(|e| {
-                    ReconcileError::permanent(format!("{by}: external-dns YAML: {e}"))
-                })?;
                 let name =
                     external_dns_workload_name(kri.instance.name.as_deref().unwrap_or_default());
-                let wi = ensure_support_workload(api, &name, yaml, kri_id).await?;
-                record_on_runtime(api, kri_id, |k| {
+                deploy_support_workload(api, kri_id, &name, &[doc], |k, wi| {
                     k.dns_controller_instance_id = Some(wi);
                 })
-                .await?;
-                info!(
-                    workload_instance = wi,
-                    runtime = kri_id,
-                    "external-dns deployed"
-                );
-                wi
+                .await?
             }
         };
         if reconciled_instance(api, dns_wi, &by).await?.is_none() {

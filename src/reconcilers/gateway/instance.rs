@@ -21,11 +21,12 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tracing::info;
 
+use super::definition::{domain_name_of, ports_of};
 use super::instance_plan::{instance_documents, plan_wris, InstanceInputs, ServiceRef, WriPlan};
-use super::manifests::{gateway_domain, template_documents, yaml_stream, GatewayDomain};
+use super::manifests::{any_tls, gateway_domain, template_documents, GatewayDomain};
 use super::runtime_support::{
-    ensure_support_workload, gloo_namespace, infra_provider, reconciled_instance,
-    record_on_runtime, recorded_support_instance, referenced, unique_wri, wait_for,
+    deploy_support_workload, gloo_namespace, infra_provider, reconciled_instance,
+    recorded_support_instance, referenced, unique_wri, wait_for,
 };
 use super::support::{exposed_ports, gloo_edge_documents, gloo_edge_workload_name};
 use super::user_workload::{
@@ -37,9 +38,8 @@ use crate::retry::RetryClass;
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::location::aws_region_for_location;
 use crate::threeport::models::{
-    DomainNameDefinition, Filter, GatewayDefinition, GatewayHttpPort, GatewayInstance,
-    GatewayTcpPort, KubernetesRuntimeInstance, Patch, TypedApi, WorkloadResourceInstance,
-    GATEWAY_INSTANCE,
+    GatewayDefinition, GatewayHttpPort, GatewayInstance, GatewayTcpPort, KubernetesRuntimeInstance,
+    Patch, TypedApi, WorkloadResourceInstance, GATEWAY_INSTANCE,
 };
 
 /// How soon a pass that wrote GlooEdge's port list runs again to check it.
@@ -98,35 +98,6 @@ struct GlooEdge {
     ports_written: bool,
 }
 
-/// A definition's ports.
-async fn ports_of(
-    api: &dyn ThreeportApi,
-    gd_id: u64,
-) -> Result<(Vec<GatewayHttpPort>, Vec<GatewayTcpPort>), ReconcileError> {
-    let by_definition = [Filter::eq("GatewayDefinitionID", gd_id)];
-    Ok((
-        api.list_objects(&by_definition).await?,
-        api.list_objects(&by_definition).await?,
-    ))
-}
-
-/// The definition's domain name definition, if it names one.
-async fn domain_name_of(
-    api: &dyn ThreeportApi,
-    gd: &GatewayDefinition,
-    by: &str,
-) -> Result<Option<DomainNameDefinition>, ReconcileError> {
-    match gd.domain_name_definition_id {
-        Some(dnd_id) => Ok(Some(referenced(
-            api.get_object(dnd_id).await,
-            "domain name definition",
-            dnd_id,
-            by,
-        )?)),
-        None => Ok(None),
-    }
-}
-
 /// Write a plan's WRIs.
 async fn apply_plan(
     api: &dyn ThreeportApi,
@@ -172,19 +143,11 @@ impl GatewayInstanceReconciler {
                 let provider = infra_provider(api, refs.runtime, kri).await?;
                 let name =
                     gloo_edge_workload_name(kri.instance.name.as_deref().unwrap_or_default());
-                let yaml = yaml_stream(&gloo_edge_documents(&provider, &self.settings.support))
-                    .map_err(|e| ReconcileError::permanent(format!("{by}: gloo edge YAML: {e}")))?;
-                let wi = ensure_support_workload(api, &name, yaml, refs.runtime).await?;
-                record_on_runtime(api, refs.runtime, |k| {
+                let docs = gloo_edge_documents(&provider, &self.settings.support);
+                deploy_support_workload(api, refs.runtime, &name, &docs, |k, wi| {
                     k.gateway_workload_instance_id = Some(wi);
                 })
-                .await?;
-                info!(
-                    workload_instance = wi,
-                    runtime = refs.runtime,
-                    "gloo edge deployed"
-                );
-                wi
+                .await?
             }
         };
         if reconciled_instance(api, gloo_wi, &by).await?.is_none() {
@@ -285,8 +248,7 @@ impl GatewayInstanceReconciler {
         let dnd = domain_name_of(api, &gd, &by).await?;
         let domain = gateway_domain(gd.sub_domain.as_deref(), dnd.as_ref());
         let gd_name = gd.definition.name.as_deref().unwrap_or_default();
-        let tls = http.iter().any(|p| p.tls_enabled == Some(true))
-            || tcp.iter().any(|p| p.tls_enabled == Some(true));
+        let tls = any_tls(&http, &tcp);
         let location = kri.location.as_deref().unwrap_or_default();
         let region = match aws_region_for_location(location) {
             Some(region) => region,

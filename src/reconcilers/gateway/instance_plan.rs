@@ -11,7 +11,7 @@
 
 use serde_json::{json, Value};
 
-use super::manifests::{kebab, tcp_gateway_name, virtual_service_name, GatewayDomain};
+use super::manifests::{any_tls, kebab, tcp_gateway_name, virtual_service_name, GatewayDomain};
 use crate::threeport::models::{
     DomainNameDefinition, GatewayHttpPort, GatewayTcpPort, WorkloadResourceInstance,
 };
@@ -113,9 +113,7 @@ pub fn instance_documents(
             upstream(inputs, port);
         out.push(gw);
     }
-    let tls = http_ports.iter().any(|p| p.tls_enabled == Some(true))
-        || tcp_ports.iter().any(|p| p.tls_enabled == Some(true));
-    if tls {
+    if any_tls(http_ports, tcp_ports) {
         let dnd = inputs
             .domain_name_definition
             .ok_or_else(|| PlanError::TlsWithoutDomainName(gd.to_string()))?;

@@ -150,6 +150,13 @@ pub fn tcp_gateway_name(gateway_definition: &str, port: i64) -> String {
     format!("{gateway_definition}-{port}")
 }
 
+/// Whether any port of a gateway has TLS (then it needs a domain, an Issuer and a
+/// Certificate).
+pub fn any_tls(http_ports: &[GatewayHttpPort], tcp_ports: &[GatewayTcpPort]) -> bool {
+    http_ports.iter().any(|p| p.tls_enabled == Some(true))
+        || tcp_ports.iter().any(|p| p.tls_enabled == Some(true))
+}
+
 /// The name of the template WorkloadDefinition of a gateway definition.
 pub fn template_workload_definition_name(gateway_definition: &str) -> String {
     format!("{gateway_definition}-gateway")
@@ -188,9 +195,7 @@ pub fn template_documents(
     for p in tcp_ports {
         docs.push(tcp_gateway(gateway_definition, p));
     }
-    let tls = http_ports.iter().any(|p| p.tls_enabled == Some(true))
-        || tcp_ports.iter().any(|p| p.tls_enabled == Some(true));
-    if tls {
+    if any_tls(http_ports, tcp_ports) {
         if domain.name.is_empty() {
             return Err(TemplateError::TlsWithoutDomain {
                 gateway_definition: gateway_definition.to_string(),

@@ -5,6 +5,7 @@
 use serde_json::Value;
 use tracing::{debug, info};
 
+use super::manifests::yaml_stream;
 use super::support::InfraProvider;
 use crate::engine::{Outcome, ReconcileContext, ReconcileError};
 use crate::reconcilers::workload::definition_wait_delay;
@@ -80,10 +81,38 @@ pub async fn infra_provider(
     }
 }
 
+/// Deploy the support workload `name` on runtime `kri_id` from `docs` and record its instance
+/// on the runtime with `record` (the field it fills: `GatewayWorkloadInstanceID`,
+/// `DnsControllerInstanceId`); returns the instance's ID. What an earlier attempt (or
+/// Threeport's Go controller) created is adopted: the definition and instance are looked up
+/// by name (and runtime) before they are POSTed.
+pub async fn deploy_support_workload(
+    api: &dyn ThreeportApi,
+    kri_id: u64,
+    name: &str,
+    docs: &[Value],
+    record: impl FnOnce(&mut KubernetesRuntimeInstance, u64),
+) -> Result<u64, ReconcileError> {
+    let yaml = yaml_stream(docs).map_err(|e| {
+        ReconcileError::permanent(format!(
+            "support workload {name}: cannot write its YAML: {e}"
+        ))
+    })?;
+    let wi = ensure_support_workload(api, name, yaml, kri_id).await?;
+    record_on_runtime(api, kri_id, |k| record(k, wi)).await?;
+    info!(
+        workload_instance = wi,
+        runtime = kri_id,
+        name,
+        "support workload deployed"
+    );
+    Ok(wi)
+}
+
 /// Make sure the support workload `name` (a WorkloadDefinition and a WorkloadInstance of that
 /// name on the runtime) exists, adopting what a failed earlier attempt (or Threeport's Go
 /// controller) created, and return the instance's ID. An existing definition is left as it is.
-pub async fn ensure_support_workload(
+async fn ensure_support_workload(
     api: &dyn ThreeportApi,
     name: &str,
     yaml: String,
@@ -141,7 +170,7 @@ pub fn required_id(id: Option<u64>, name: &str) -> Result<u64, ReconcileError> {
 
 /// Record a support workload instance on the runtime: PATCH only the field `set` fills
 /// (Threeport writes back the whole runtime instance, spec 3.3.2 step 3c).
-pub async fn record_on_runtime(
+async fn record_on_runtime(
     api: &dyn ThreeportApi,
     kri_id: u64,
     set: impl FnOnce(&mut KubernetesRuntimeInstance),
