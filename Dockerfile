@@ -20,6 +20,8 @@ WORKDIR /src
 # manager binary is built.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+# Data the binary compiles in (include_str!): what it installs into runtime clusters.
+COPY data ./data
 COPY sandbox ./sandbox
 COPY benches ./benches
 COPY tests ./tests

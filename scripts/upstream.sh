@@ -4,7 +4,8 @@
 # own Go controllers).
 #
 #   scripts/upstream.sh build            build the pinned binaries (reused while nothing changed)
-#   scripts/upstream.sh up DIR [--auth]  start a stack; writes DIR/env (source it)
+#   scripts/upstream.sh up DIR [--auth] [--audit-request-bodies]
+#                                        start a stack; writes DIR/env (source it)
 #   scripts/upstream.sh down DIR         stop what `up DIR` started (by PID) and remove DIR
 #   scripts/upstream.sh bin              print the folder with the built binaries
 #
@@ -299,13 +300,25 @@ start_kube() {
     KUBE_PORT="$(free_port)"
     # Audit log: one JSON line per request (who, user agent, verb, object), so tests and the
     # benchmark count the requests each controller makes instead of estimating them.
-    cat >"$k/audit-policy.yaml" <<'EOF'
+    # --audit-request-bodies adds the body of every create (Secrets excepted), so a test can
+    # compare what a Go controller sent with what the manager sends.
+    {
+        cat <<'EOF'
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived, ResponseStarted]
 rules:
-  - level: Metadata
 EOF
+        if [[ $AUDIT_REQUEST_BODIES == true ]]; then
+            cat <<'EOF'
+  - level: Metadata
+    resources: [{group: "", resources: [secrets]}]
+  - level: Request
+    verbs: [create]
+EOF
+        fi
+        echo "  - level: Metadata"
+    } >"$k/audit-policy.yaml"
     # Service IPs: a /16, so thousands of Services fit (a /24 holds 254, and allocation in a
     # nearly full range gets slow long before it fails).
     start kube-apiserver "$BIN/kube-apiserver" \
@@ -465,16 +478,25 @@ EOF
 }
 
 cmd_up() {
-    [[ $# -ge 1 ]] || die "usage: upstream.sh up DIR [--auth]"
+    local usage="usage: upstream.sh up DIR [--auth] [--audit-request-bodies]"
+    [[ $# -ge 1 ]] || die "$usage"
     DIR="$1"
+    shift
     AUTH=false
-    [[ "${2:-}" == "--auth" ]] && AUTH=true
-    [[ $# -le 2 && ("${2:-}" == "" || "${2:-}" == "--auth") ]] || die "usage: upstream.sh up DIR [--auth]"
+    AUDIT_REQUEST_BODIES=false
+    local opt
+    for opt in "$@"; do
+        case "$opt" in
+        --auth) AUTH=true ;;
+        --audit-request-bodies) AUDIT_REQUEST_BODIES=true ;;
+        *) die "$usage (unknown option $opt)" ;;
+        esac
+    done
     local b
     for b in etcd kube-apiserver kube-controller-manager rest-api database-migrator; do
         [[ -x "$BIN/$b" ]] || die "$BIN/$b missing: run scripts/upstream.sh build first"
     done
-    if [[ -f "$1/pids" ]]; then die "$1 holds a running stack: scripts/upstream.sh down $1 first"; fi
+    if [[ -f "$DIR/pids" ]]; then die "$DIR holds a running stack: scripts/upstream.sh down $DIR first"; fi
     local p
     for p in $API_PORT $API_READYZ_PORT; do
         port_in_use "$p" && die "port $p is in use: Threeport's REST API needs it (another stack or API running?)"
@@ -518,5 +540,5 @@ build) shift; cmd_build "$@" ;;
 up) shift; cmd_up "$@" ;;
 down) shift; cmd_down "$@" ;;
 bin) echo "$BIN" ;;
-*) die "usage: upstream.sh build | up DIR [--auth] | down DIR | bin" ;;
+*) die "usage: upstream.sh build | up DIR [--auth] [--audit-request-bodies] | down DIR | bin" ;;
 esac

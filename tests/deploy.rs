@@ -577,6 +577,20 @@ fn dockerfile_agrees_with_the_code_and_the_manifests() {
             assert!(root().join(src).exists(), "Dockerfile copies missing {src}");
         }
     }
+    // Every file the binary compiles in from outside src/ is in a folder the build copies.
+    let copied: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+        .filter_map(|l| l.split_whitespace().last())
+        .map(|dest| dest.trim_start_matches("./").trim_end_matches('/'))
+        .collect();
+    for included in compiled_in_data_files() {
+        let top = included.split('/').next().unwrap_or_default().to_string();
+        assert!(
+            copied.contains(&top.as_str()),
+            "the binary includes {included} but the Dockerfile does not copy {top}/"
+        );
+    }
     let ignore = read(".dockerignore");
     for entry in ["target", ".tools", ".git"] {
         assert!(
@@ -813,4 +827,44 @@ fn the_network_policy_opens_only_the_admin_port_of_the_manager_pods() {
         rules[0].from.as_deref().is_some_and(|f| !f.is_empty()),
         "ingress is limited to chosen peers"
     );
+}
+
+/// Repository paths of the files `include_str!` compiles into the binary from outside src/.
+fn compiled_in_data_files() -> Vec<String> {
+    /// `dir`: the folder being read, as repository path components.
+    fn walk(dir: Vec<String>, out: &mut Vec<String>) {
+        let folder: std::path::PathBuf = dir.iter().collect();
+        for entry in std::fs::read_dir(root().join(&folder)).expect("read src") {
+            let entry = entry.expect("entry");
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().is_dir() {
+                walk([dir.clone(), vec![name]].concat(), out);
+                continue;
+            }
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            for call in text.split("include_str!(").skip(1) {
+                let Some(relative) = call.split('"').nth(1) else {
+                    continue;
+                };
+                let mut target = dir.clone();
+                for part in relative.split('/') {
+                    match part {
+                        ".." => drop(target.pop()),
+                        "." | "" => {}
+                        name => target.push(name.to_string()),
+                    }
+                }
+                if target.first().map(String::as_str) != Some("src") {
+                    out.push(target.join("/"));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(vec!["src".to_string()], &mut out);
+    assert!(
+        !out.is_empty(),
+        "the runtime install data files are compiled in"
+    );
+    out
 }

@@ -33,6 +33,10 @@ pub static IMPLEMENTATIONS: &[Implementation] = &[
         controller: "gateway",
         reconcilers: gateway::reconcilers,
     },
+    Implementation {
+        controller: "kubernetes-runtime",
+        reconcilers: kubernetes_runtime::reconcilers,
+    },
 ];
 
 /// One implemented controller.

@@ -373,13 +373,19 @@ pub struct FakeCluster {
 }
 
 impl FakeCluster {
-    /// Serves Namespaces, ConfigMaps, Services, Deployments, CRDs and ThreeportWorkloads.
+    /// Serves Namespaces, ConfigMaps, Services, ServiceAccounts, Deployments, RBAC, CRDs and
+    /// ThreeportWorkloads.
     pub fn new(crd_delay: Duration) -> Arc<Self> {
         let served = [
             ("v1", "Namespace", false),
             ("v1", "ConfigMap", true),
             ("v1", "Service", true),
+            ("v1", "ServiceAccount", true),
             ("apps/v1", "Deployment", true),
+            ("rbac.authorization.k8s.io/v1", "Role", true),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding", true),
+            ("rbac.authorization.k8s.io/v1", "ClusterRole", false),
+            ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", false),
             ("apiextensions.k8s.io/v1", "CustomResourceDefinition", false),
             (
                 crate::kube::manifest::THREEPORT_WORKLOAD_API_VERSION,

@@ -9,7 +9,7 @@
 //! - [`workload_env`]: the manager (in process or as a process) on such a stack, process
 //!   stats, the web-app fixture.
 //! - [`go_controller`]: Threeport's Go controllers as processes.
-//! - [`workload_suite`], [`scale_suite`], [`gateway_suite`]: scenarios that run unchanged
+//! - [`workload_suite`], [`scale_suite`], [`gateway_suite`], [`runtime_suite`]: scenarios that run unchanged
 //!   against either stack.
 #![allow(dead_code)]
 
@@ -18,6 +18,7 @@ pub mod common;
 #[macro_use]
 pub mod gateway_suite;
 pub mod go_controller;
+pub mod runtime_suite;
 pub mod scale_suite;
 pub mod workload_env;
 #[macro_use]

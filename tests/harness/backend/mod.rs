@@ -172,11 +172,21 @@ impl Stack {
     /// The real stack (`scripts/upstream.sh up`, with `--auth` when `auth`), or `None` with a
     /// message when its binaries were never built and [`REQUIRE_UPSTREAM_ENV`] is not set.
     pub async fn upstream(auth: bool) -> Option<Self> {
+        Self::upstream_with(UpstreamOptions {
+            auth,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// The real stack with these options (see [`UpstreamOptions`]).
+    pub async fn upstream_with(options: UpstreamOptions) -> Option<Self> {
+        let auth = options.auth;
         if !upstream_available() {
             return None;
         }
         let serial = upstream_serial().await;
-        let stack = tokio::task::spawn_blocking(move || UpstreamProcesses::up(auth))
+        let stack = tokio::task::spawn_blocking(move || UpstreamProcesses::up(options))
             .await
             .expect("upstream.sh up task")
             .unwrap_or_else(|e| panic!("{e}"));
@@ -513,6 +523,16 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// How `scripts/upstream.sh up` starts a real stack.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpstreamOptions {
+    /// `--auth`: the API with client-certificate authentication.
+    pub auth: bool,
+    /// `--audit-request-bodies`: kube-apiserver's audit log keeps the body of every create
+    /// ([`request_log::KubeRequest::body`]).
+    pub audit_request_bodies: bool,
+}
+
 /// The processes of `scripts/upstream.sh up DIR`; `down DIR` on drop.
 pub struct UpstreamProcesses {
     pub dir: PathBuf,
@@ -520,7 +540,7 @@ pub struct UpstreamProcesses {
 }
 
 impl UpstreamProcesses {
-    pub fn up(auth: bool) -> Result<Self, String> {
+    pub fn up(options: UpstreamOptions) -> Result<Self, String> {
         // Not a 0700 temporary folder: PostgreSQL runs as the `postgres` user and must reach
         // its data folder inside. `up` creates it; `down` removes it.
         static STACKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -531,8 +551,11 @@ impl UpstreamProcesses {
         ));
         let mut cmd = Command::new(repo_root().join("scripts/upstream.sh"));
         cmd.arg("up").arg(&dir);
-        if auth {
+        if options.auth {
             cmd.arg("--auth");
+        }
+        if options.audit_request_bodies {
+            cmd.arg("--audit-request-bodies");
         }
         let out = cmd
             .output()

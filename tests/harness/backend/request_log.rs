@@ -23,6 +23,9 @@ pub struct KubeRequest {
     pub code: u16,
     /// `requestReceivedTimestamp`, RFC 3339.
     pub received: String,
+    /// The object sent (`requestObject`), on creates of a stack started with
+    /// `--audit-request-bodies`.
+    pub body: Option<Value>,
 }
 
 impl KubeRequest {
@@ -65,6 +68,7 @@ pub fn kube_requests(dir: &Path) -> Vec<KubeRequest> {
                 name: s(&obj["name"]),
                 code: e["responseStatus"]["code"].as_u64().unwrap_or(0) as u16,
                 received: s(&e["requestReceivedTimestamp"]),
+                body: e.get("requestObject").cloned(),
             }
         })
         .collect()

@@ -1,0 +1,266 @@
+//! KubernetesRuntimeInstanceReconciler (spec 3.4): an `eks` runtime gets its
+//! AwsEksKubernetesRuntimeInstance when created; a runtime with an API endpoint gets what
+//! Threeport's installer puts into a cluster ([`super::install`]); a deleted `eks` runtime
+//! gets its EKS instance deleted.
+//!
+//! Unlike Threeport's Go reconciler (spec 4.5 item 36):
+//! - The install is server-side apply of data files, so a second install changes nothing that
+//!   is right and repairs what is not (Go POSTs and leaves anything that exists untouched, so a
+//!   changed `ThreeportAgentImage` never reaches the agent).
+//! - Instead of a fixed 10 s sleep, the support-services step waits (bounded) until the
+//!   cluster serves the kinds of every CRD installed before it; discovery lists a CRD's kinds
+//!   only once the CRD is Established.
+//! - The cluster client is the shared, cached one, rebuilt only when the runtime's endpoint or
+//!   credentials change (Go builds two per reconcile).
+//! - Deleted first checks what the API's delete hook checks: while workload instances still
+//!   run on the runtime, the deletion waits, retried with backoff, with a FailedDelete event
+//!   naming them, and the EKS cluster is not torn down under them (Go deletes the EKS instance
+//!   at once and then has its final DELETE refused every ~30 s, with no word why).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tracing::{debug, info};
+
+use super::definition::choose_account;
+use super::eks::{delete_eks_instance, ensure_eks_instance};
+use super::install::{crd_kinds, install_plan, InstallInputs, InstallStep};
+use crate::engine::reconciler::EventOverride;
+use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
+use crate::kube::ops::dynamic_object;
+use crate::kube::{Cluster, Clusters};
+use crate::threeport::api::ThreeportApi;
+use crate::threeport::events::EventOperation;
+use crate::threeport::models::{
+    AwsAccount, Filter, KubernetesRuntimeDefinition, KubernetesRuntimeInstance, TypedApi,
+    WorkloadInstance,
+};
+
+/// How long the support-services step waits for the CRDs before it is retried.
+pub const CRD_WAIT: Duration = Duration::from_secs(60);
+
+/// The infrastructure providers Threeport knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provider {
+    Kind,
+    Eks,
+}
+
+/// Reconciles kubernetes runtime instances.
+pub struct KubernetesRuntimeInstanceReconciler {
+    clusters: Arc<dyn Clusters>,
+    crd_wait: Duration,
+}
+
+impl KubernetesRuntimeInstanceReconciler {
+    /// Installs into clusters found by `clusters`.
+    pub fn new(clusters: Arc<dyn Clusters>) -> Self {
+        Self::with_crd_wait(clusters, CRD_WAIT)
+    }
+
+    /// With another bound on the wait for CRDs (tests).
+    pub fn with_crd_wait(clusters: Arc<dyn Clusters>, crd_wait: Duration) -> Self {
+        Self { clusters, crd_wait }
+    }
+
+    /// Apply every step of the install, in order.
+    async fn install(
+        &self,
+        cluster: &dyn Cluster,
+        plan: Vec<(InstallStep, Vec<serde_json::Value>)>,
+    ) -> Result<usize, ReconcileError> {
+        let mut crds: Vec<(String, String)> = Vec::new();
+        let mut applied = 0;
+        for (step, objects) in plan {
+            if step.needs_crds_served() {
+                for (api_version, kind) in &crds {
+                    cluster
+                        .wait_for_kind(api_version, kind, self.crd_wait)
+                        .await?;
+                }
+            }
+            crds.extend(crd_kinds(&objects));
+            for object in objects {
+                cluster.apply(&dynamic_object(object)?).await?;
+                applied += 1;
+            }
+            debug!(step = ?step, "install step applied");
+        }
+        Ok(applied)
+    }
+}
+
+#[async_trait]
+impl Reconciler for KubernetesRuntimeInstanceReconciler {
+    type Object = KubernetesRuntimeInstance;
+
+    /// Threeport registers its own runtime already reconciled: that one is left alone.
+    async fn created(
+        &self,
+        ctx: &ReconcileContext,
+        kri: KubernetesRuntimeInstance,
+    ) -> Result<Outcome, ReconcileError> {
+        if kri.reconciliation.reconciled == Some(true) {
+            return Ok(Outcome::Done);
+        }
+        let id = kri.common.id.unwrap_or(ctx.object_id);
+        let krd_id = definition_id(id, &kri)?;
+        let krd: KubernetesRuntimeDefinition = ctx.api.get_object(krd_id).await?;
+        match provider(krd_id, &krd)? {
+            Provider::Kind => {}
+            Provider::Eks => ensure_eks_instance(ctx.api.as_ref(), id, &kri, krd_id).await?,
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// The install, once the runtime has an API endpoint (an EKS runtime gets one from the aws
+    /// controller when its cluster is ready).
+    async fn updated(
+        &self,
+        ctx: &ReconcileContext,
+        kri: KubernetesRuntimeInstance,
+    ) -> Result<Outcome, ReconcileError> {
+        let id = kri.common.id.unwrap_or(ctx.object_id);
+        if kri.api_endpoint.as_deref().unwrap_or_default().is_empty() {
+            debug!("no API endpoint yet: nothing to install");
+            return Ok(Outcome::Done);
+        }
+        if kri.reconciliation.deletion_scheduled.is_some() {
+            return Ok(Outcome::Done);
+        }
+        let krd_id = definition_id(id, &kri)?;
+        let krd: KubernetesRuntimeDefinition = ctx.api.get_object(krd_id).await?;
+        let aws_account_id = match provider(krd_id, &krd)? {
+            Provider::Kind => None,
+            Provider::Eks => Some(aws_account_id(ctx.api.as_ref(), krd_id, &krd).await?),
+        };
+        let runtime_name = kri.instance.name.clone().unwrap_or_default();
+        let plan = install_plan(&InstallInputs {
+            runtime_name,
+            agent_image: kri.threeport_agent_image.clone(),
+            aws_account_id,
+        })
+        .map_err(|e| ReconcileError::permanent(format!("kubernetes runtime instance {id}: {e}")))?;
+        // Always the runtime's external endpoint, as Threeport does: the install also runs for
+        // runtimes the control plane is not on.
+        let cluster = self.clusters.cluster(&kri, false)?;
+        let applied = self.install(cluster.as_ref(), plan).await?;
+        info!(
+            runtime = cluster.runtime(),
+            objects = applied,
+            "runtime prepared: agent, CRDs and support services applied"
+        );
+        Ok(Outcome::Done)
+    }
+
+    /// Waits while workload instances run on the runtime (the API refuses the final DELETE
+    /// until they are gone); then an EKS runtime's EKS instance is deleted, which starts the
+    /// aws controller's teardown.
+    async fn deleted(
+        &self,
+        ctx: &ReconcileContext,
+        kri: KubernetesRuntimeInstance,
+    ) -> Result<Outcome, ReconcileError> {
+        let id = kri.common.id.unwrap_or(ctx.object_id);
+        let workloads: Vec<WorkloadInstance> = ctx
+            .api
+            .list_objects(&[Filter::eq("KubernetesRuntimeInstanceID", id)])
+            .await?;
+        if !workloads.is_empty() {
+            return Err(deletion_blocked(id, &kri, &workloads));
+        }
+        let krd_id = definition_id(id, &kri)?;
+        let krd: KubernetesRuntimeDefinition = ctx.api.get_object(krd_id).await?;
+        if provider(krd_id, &krd)? == Provider::Eks {
+            delete_eks_instance(ctx.api.as_ref(), id).await?;
+        }
+        Ok(Outcome::Done)
+    }
+}
+
+fn definition_id(id: u64, kri: &KubernetesRuntimeInstance) -> Result<u64, ReconcileError> {
+    kri.kubernetes_runtime_definition_id.ok_or_else(|| {
+        ReconcileError::permanent(format!(
+            "kubernetes runtime instance {id} has no KubernetesRuntimeDefinitionID"
+        ))
+    })
+}
+
+fn provider(krd_id: u64, krd: &KubernetesRuntimeDefinition) -> Result<Provider, ReconcileError> {
+    match krd.infra_provider.as_deref().unwrap_or_default() {
+        "kind" => Ok(Provider::Kind),
+        "eks" => Ok(Provider::Eks),
+        other => Err(ReconcileError::permanent(format!(
+            "kubernetes runtime definition {krd_id}: InfraProvider {other:?} is not kind or eks"
+        ))),
+    }
+}
+
+/// The AWS account ID of an `eks` definition's account, chosen as the definition reconciler
+/// chose it (Threeport looks it up by `InfraProviderAccountName` only, and fails without one).
+async fn aws_account_id(
+    api: &dyn ThreeportApi,
+    krd_id: u64,
+    krd: &KubernetesRuntimeDefinition,
+) -> Result<String, ReconcileError> {
+    let name = krd
+        .infra_provider_account_name
+        .as_deref()
+        .filter(|n| !n.is_empty());
+    let filters = match name {
+        Some(n) => vec![Filter::eq("Name", n)],
+        None => Vec::new(),
+    };
+    let accounts: Vec<AwsAccount> = api.list_objects(&filters).await?;
+    let account = choose_account(&accounts, name).map_err(|e| {
+        ReconcileError::permanent(format!("kubernetes runtime definition {krd_id}: {e}"))
+    })?;
+    account
+        .account_id
+        .clone()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| {
+            ReconcileError::permanent(format!(
+                "AWS account {:?} has no AccountID (the cluster-autoscaler's IAM role needs it)",
+                account.name.as_deref().unwrap_or_default()
+            ))
+        })
+}
+
+/// The error of a deletion that waits for workloads, with the event that says so.
+fn deletion_blocked(
+    id: u64,
+    kri: &KubernetesRuntimeInstance,
+    workloads: &[WorkloadInstance],
+) -> ReconcileError {
+    const NAMED: usize = 10;
+    let mut names: Vec<String> = workloads
+        .iter()
+        .take(NAMED)
+        .map(|w| {
+            format!(
+                "{} (ID {})",
+                w.instance.name.as_deref().unwrap_or_default(),
+                w.common.id.unwrap_or_default()
+            )
+        })
+        .collect();
+    if workloads.len() > NAMED {
+        names.push(format!("and {} more", workloads.len() - NAMED));
+    }
+    let note = format!(
+        "kubernetes runtime instance {} (ID {id}) is not deleted while {} workload instance(s) run on it: {}; delete them and the deletion goes on (retried with backoff)",
+        kri.instance.name.as_deref().unwrap_or_default(),
+        workloads.len(),
+        names.join(", ")
+    );
+    ReconcileError::transient(note.clone()).with_event(EventOverride {
+        reason: EventOperation::Deleted.failure_reason().to_string(),
+        note,
+        warning: true,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+//! The kubernetes-runtime controller's scenarios (issue 13), on either backend: the stack's own
+//! runtime instance is turned into an EKS runtime (an AWS account, the definition's provider
+//! `eks`), so every install step runs, and its kube-apiserver is the cluster the install goes
+//! to. Used by `tests/kubernetes_runtime.rs` (sandbox, fault injection) and
+//! `tests/upstream_runtime_install.rs` (real kube-apiserver, Threeport's API and its Go
+//! controller).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use threeport_manager::reconcilers::kubernetes_runtime::install::{install_plan, InstallInputs};
+use threeport_manager::threeport::models::{
+    AWS_ACCOUNT, AWS_EKS_KUBERNETES_RUNTIME_INSTANCE, KUBERNETES_RUNTIME_DEFINITION,
+    KUBERNETES_RUNTIME_INSTANCE,
+};
+use threeport_manager::threeport::ThreeportApi;
+
+use crate::harness::backend::Stack;
+use crate::harness::workload_suite::{wait_until, LIMIT};
+
+/// What `--enable kubernetes-runtime` runs.
+pub const RECONCILERS: &[&str] = &[
+    "KubernetesRuntimeDefinitionReconciler",
+    "KubernetesRuntimeInstanceReconciler",
+];
+
+/// The AWS account the runtime's definition names.
+pub const ACCOUNT_NAME: &str = "runtime-tests";
+/// Its AWS account ID (an example value: nothing talks to AWS here).
+pub const AWS_ACCOUNT_ID: &str = "111122223333";
+
+/// The runtime instance of the stack.
+pub async fn runtime(stack: &Stack) -> Value {
+    stack
+        .get(KUBERNETES_RUNTIME_INSTANCE, stack.runtime_id)
+        .await
+        .expect("the stack's runtime instance")
+}
+
+/// Its name.
+pub async fn runtime_name(stack: &Stack) -> String {
+    runtime(stack).await["Name"]
+        .as_str()
+        .expect("runtime name")
+        .to_string()
+}
+
+/// Make the stack's runtime an EKS runtime: an AWS account, and the definition's provider
+/// `eks` naming it (with the node settings an EKS definition needs).
+pub async fn make_eks(stack: &Stack) {
+    stack
+        .api
+        .create(
+            AWS_ACCOUNT,
+            json!({"Name": ACCOUNT_NAME, "AccountID": AWS_ACCOUNT_ID, "DefaultAccount": true,
+                   "DefaultRegion": "us-east-1", "AccessKeyID": "AKIAEXAMPLEKEY000000",
+                   "SecretAccessKey": "example-secret-access-key"}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("POST the AWS account: {e}"));
+    let krd = runtime(stack).await["KubernetesRuntimeDefinitionID"]
+        .as_u64()
+        .expect("KubernetesRuntimeDefinitionID");
+    stack
+        .api
+        .patch(
+            KUBERNETES_RUNTIME_DEFINITION,
+            krd,
+            json!({"InfraProvider": "eks", "InfraProviderAccountName": ACCOUNT_NAME,
+                   "NodeProfile": "Balanced", "NodeSize": "Medium", "NodeMaximum": 4}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("PATCH the runtime definition: {e}"));
+}
+
+/// PATCH the runtime instance with `body` and `Reconciled:false`: its Updated notification
+/// asks for the install.
+pub async fn request_install(stack: &Stack, mut body: Value) {
+    body["Reconciled"] = json!(false);
+    stack
+        .api
+        .patch(KUBERNETES_RUNTIME_INSTANCE, stack.runtime_id, body)
+        .await
+        .unwrap_or_else(|e| panic!("PATCH the runtime instance: {e}"));
+}
+
+/// Wait until the runtime instance is reconciled (again).
+pub async fn wait_reconciled(stack: &Stack, what: &str) {
+    wait_until(LIMIT, what, || async {
+        runtime(stack).await["Reconciled"] == true
+    })
+    .await;
+}
+
+/// Wait until the runtime instance has its EKS instance (the Created reconcile of an EKS
+/// runtime).
+pub async fn wait_eks_instance(stack: &Stack) {
+    wait_until(LIMIT, "the runtime's EKS instance", || async {
+        !stack
+            .list_where(
+                AWS_EKS_KUBERNETES_RUNTIME_INSTANCE,
+                "kubernetesruntimeinstanceid",
+                stack.runtime_id,
+            )
+            .await
+            .is_empty()
+    })
+    .await;
+}
+
+/// The objects the install puts into the stack's cluster for an EKS runtime named `runtime`.
+pub fn expected_objects(runtime: &str, agent_image: Option<&str>) -> Vec<Value> {
+    install_plan(&InstallInputs {
+        runtime_name: runtime.to_string(),
+        agent_image: agent_image.map(str::to_string),
+        aws_account_id: Some(AWS_ACCOUNT_ID.to_string()),
+    })
+    .expect("install plan")
+    .into_iter()
+    .flat_map(|(_, objects)| objects)
+    .collect()
+}
+
+/// `apiVersion kind namespace/name` of an object.
+pub fn identity(o: &Value) -> String {
+    let s = |p: &str| o.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    format!(
+        "{} {} {}/{}",
+        s("/apiVersion"),
+        s("/kind"),
+        s("/metadata/namespace"),
+        s("/metadata/name")
+    )
+}
+
+/// The live object for `expected`, if it exists.
+pub async fn live(stack: &Stack, expected: &Value) -> Option<Value> {
+    let s = |p: &str| expected.pointer(p).and_then(Value::as_str);
+    stack
+        .object(
+            s("/apiVersion").unwrap_or_default(),
+            s("/kind").unwrap_or_default(),
+            s("/metadata/namespace"),
+            s("/metadata/name").unwrap_or_default(),
+        )
+        .await
+}
+
+/// Where `live` does not hold what `wanted` says (`None`: it holds all of it). Fields the API
+/// server adds (defaults, status, metadata) are allowed; lists must match element by element.
+pub fn missing(wanted: &Value, live: &Value, path: &str) -> Option<String> {
+    match (wanted, live) {
+        (Value::Object(w), Value::Object(l)) => w.iter().find_map(|(k, wv)| match l.get(k) {
+            Some(lv) => missing(wv, lv, &format!("{path}/{k}")),
+            // The API server drops empty values and nulls (creationTimestamp: null, {}).
+            None if wv.is_null() || wv == &json!({}) || wv == &json!([]) => None,
+            None => Some(format!("{path}/{k} is missing")),
+        }),
+        (Value::Array(w), Value::Array(l)) if w.len() == l.len() => w
+            .iter()
+            .zip(l)
+            .enumerate()
+            .find_map(|(i, (wv, lv))| missing(wv, lv, &format!("{path}/{i}"))),
+        _ if wanted == live => None,
+        _ => Some(format!("{path}: wanted {wanted}, found {live}")),
+    }
+}
+
+/// Every expected object is in the cluster with every field it names.
+pub async fn assert_installed(stack: &Stack, expected: &[Value]) {
+    for wanted in expected {
+        let found = live(stack, wanted)
+            .await
+            .unwrap_or_else(|| panic!("{} is not in the cluster", identity(wanted)));
+        if let Some(diff) = missing(wanted, &found, "") {
+            panic!("{}: {diff}", identity(wanted));
+        }
+    }
+}
+
+/// `identity -> metadata.resourceVersion` of the expected objects.
+pub async fn resource_versions(stack: &Stack, expected: &[Value]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for wanted in expected {
+        let found = live(stack, wanted).await.unwrap_or_default();
+        out.insert(
+            identity(wanted),
+            found["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    out
+}
