@@ -2,13 +2,15 @@
 # The main job, locally: a pinned nats-server, the sandbox Threeport API (which creates
 # Threeport's JetStream streams, as the real API does) with a sandbox Kubernetes cluster
 # registered as the default KubernetesRuntimeInstance, and `threeport-manager --enable
-# workload,gateway`, all on loopback. Creates a WorkloadDefinition (ConfigMap + Deployment +
+# workload,gateway,kubernetes-runtime`, all on loopback. Creates a WorkloadDefinition (ConfigMap + Deployment +
 # Service) and a WorkloadInstance through the API, waits for both to be reconciled, prints the
 # Kubernetes objects the manager created; then puts a gateway in front of the app (a domain
 # name, a gateway definition with HTTPS on 443, an HTTPS redirect on 80 and TCP 5432, a domain
 # name instance and a gateway instance; minimal CRDs stand in for gloo's, cert-manager's and
 # the nukleros operator's, which do not run here) and prints the gloo, cert-manager and
-# support-service objects the manager made; deletes the gateway instance (its objects go, the
+# support-service objects the manager made; un-reconciles the runtime instance and shows what
+# the kubernetes-runtime controller installed into the cluster (Threeport's agent, CRDs and
+# support-services operator); deletes the gateway instance (its objects go, the
 # app stays) and the workload instance and shows that its objects are gone (the gloo-edge and
 # external-dns support workloads stay, as in Threeport); then shuts
 # the manager down with SIGTERM and shows that it exits 0.
@@ -83,6 +85,7 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 implemented() { "$bin/threeport-manager" list --output json | json "next(c['implemented'] for c in d if c['name'] == '$1')"; }
 workload_implemented="$(implemented workload)"
 gateway_implemented="$(implemented gateway)"
+runtime_implemented="$(implemented kubernetes-runtime)"
 
 # Threeport's ENCRYPTION_KEY: 32 random bytes, base64. Passed by environment, never printed.
 encryption_key="$(python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')"
@@ -161,7 +164,10 @@ show_gateway() {
 
 admin="127.0.0.1:$(free_port)"
 enable=()
-if [[ "$workload_implemented" == "True" && "$gateway_implemented" == "True" ]]; then
+if [[ "$workload_implemented" == "True" && "$gateway_implemented" == "True" && "$runtime_implemented" == "True" ]]; then
+  enable=(--enable workload,gateway,kubernetes-runtime)
+  echo "== threeport-manager --enable workload,gateway,kubernetes-runtime (Threeport env names: API_SERVER, AUTH_ENABLED, ENCRYPTION_KEY, MSG_BROKER_*)"
+elif [[ "$workload_implemented" == "True" && "$gateway_implemented" == "True" ]]; then
   enable=(--enable workload,gateway)
   echo "== threeport-manager --enable workload,gateway (Threeport env names: API_SERVER, AUTH_ENABLED, ENCRYPTION_KEY, MSG_BROKER_*)"
 elif [[ "$workload_implemented" == "True" ]]; then
@@ -276,6 +282,20 @@ PY
     show_gateway
   fi
 
+  if [[ "$runtime_implemented" == "True" ]]; then
+    echo
+    echo "== kubernetes-runtime: PATCH /v0/kubernetes-runtime-instances/$runtime_id {\"Reconciled\": false}"
+    echo "   (what the aws controller does once an EKS cluster is ready): the manager installs Threeport's"
+    echo "   agent, CRDs and support-services operator into the runtime (data/runtime-install/threeport-v0.6.1)"
+    curl -fsS -X PATCH "$api_url/v0/kubernetes-runtime-instances/$runtime_id" -H 'Content-Type: application/json' \
+      -d '{"Reconciled":false}' >/dev/null
+    wait_reconciled kubernetes-runtime-instances "$runtime_id" 120
+    kget /api/v1/namespaces | json '"\n".join("   Namespace %s" % o["metadata"]["name"] for o in d["items"] if o["metadata"]["name"] in ("threeport-control-plane", "support-services-system"))'
+    kget /apis/apps/v1/deployments | json '"\n".join("   Deployment %s/%s  images=%s" % (o["metadata"]["namespace"], o["metadata"]["name"], [c["image"] for c in o["spec"]["template"]["spec"]["containers"]]) for o in d["items"] if o["metadata"]["namespace"] in ("threeport-control-plane", "support-services-system"))'
+    kget /apis/apiextensions.k8s.io/v1/customresourcedefinitions | json '"\n".join("   CustomResourceDefinition %s" % o["metadata"]["name"] for o in d["items"] if o["metadata"]["name"].endswith((".support-services.nukleros.io", ".control-plane.threeport.io")))'
+    kget /apis/orchestration.support-services.nukleros.io/v1alpha1/supportservices | json '"\n".join("   SupportServices %s" % o["metadata"]["name"] for o in d["items"])'
+  fi
+
   if [[ $keep == 1 ]]; then
     echo; echo "running; admin on http://$admin, API on $api_url, Kubernetes on $kube_url (kubeconfig $kubeconfig), NATS on $nats_url. Ctrl-C to stop."
     wait "$manager"
@@ -317,7 +337,7 @@ PY
   echo
   echo "== GET /metrics (after the delete)"
   curl -sS "http://$admin/metrics" |
-    grep -E '^threeport_reconcile_total\{controller="(workload|gateway)"' | grep -vE ' 0$' | sed 's/^/   /'
+    grep -E '^threeport_reconcile_total\{controller="(workload|gateway|kubernetes-runtime)"' | grep -vE ' 0$' | sed 's/^/   /'
 else
   echo "== GET /metrics (threeport_*)"
   curl -sS "http://$admin/metrics" | grep -E '^threeport_(nats|max_concurrent|reconcile_total)' | head -20

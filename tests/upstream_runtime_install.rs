@@ -13,20 +13,19 @@
 //!   changes the agent's image and nothing else.
 
 mod harness;
-use harness::{backend, go_controller, runtime_suite, workload_suite};
+use harness::{backend, go_controller, runtime_suite};
 
 use backend::request_log::kube_requests;
 use backend::{Stack, UpstreamOptions};
 use go_controller::GoController;
 use runtime_suite::{
-    assert_installed, expected_objects, identity, make_eks, request_install, resource_versions,
-    runtime_name, wait_eks_instance, wait_reconciled, AWS_ACCOUNT_ID, RECONCILERS,
+    identity, make_eks, request_install, runtime_name, wait_eks_instance, wait_reconciled,
+    AWS_ACCOUNT_ID, RECONCILERS,
 };
 use serde_json::{json, Value};
 use threeport_manager::reconcilers::kubernetes_runtime::install::{
     InstallStep, AWS_ACCOUNT_ID as ACCOUNT_PLACEHOLDER, RUNTIME_NAME, THREEPORT_VERSION,
 };
-use workload_suite::Env;
 
 const RECORD_ENV: &str = "THREEPORT_RECORD_RUNTIME_MANIFESTS";
 /// client-go's User-Agent names the binary.
@@ -172,35 +171,19 @@ async fn manager_installs_everything_and_a_second_install_changes_nothing() {
     let Some(stack) = Stack::upstream(false).await else {
         return;
     };
-    make_eks(&stack).await;
-    let env = Env::start_with(stack, RECONCILERS).await;
-    let stack = &env.stack;
-    wait_eks_instance(stack).await;
-    wait_reconciled(stack, "the runtime's Created reconcile").await;
-    let runtime = runtime_name(stack).await;
-    let expected = expected_objects(&runtime, None);
+    let env = runtime_suite::start(stack, RECONCILERS).await;
+    runtime_suite::install_scenario(&env).await;
+    env.stop().await;
+}
 
-    request_install(stack, json!({})).await;
-    wait_reconciled(stack, "the install").await;
-    assert_installed(stack, &expected).await;
-    let first = resource_versions(stack, &expected).await;
-
-    request_install(stack, json!({})).await;
-    wait_reconciled(stack, "the second install").await;
-    let second = resource_versions(stack, &expected).await;
-    assert_eq!(first, second, "a second install changed objects");
-
-    let image = "registry.example.com/platform/threeport-agent:v0.6.1-patched";
-    request_install(stack, json!({"ThreeportAgentImage": image})).await;
-    wait_reconciled(stack, "the install with another agent image").await;
-    let expected = expected_objects(&runtime, Some(image));
-    assert_installed(stack, &expected).await;
-    let third = resource_versions(stack, &expected).await;
-    let changed: Vec<&String> = first.keys().filter(|k| first[*k] != third[*k]).collect();
-    assert_eq!(
-        changed,
-        vec!["apps/v1 Deployment threeport-control-plane/threeport-agent"],
-        "only the agent changes"
-    );
+/// The real API's delete hook refuses the runtime's final DELETE while a workload instance
+/// references it; the manager waits before that, visibly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_deletion_waits_for_its_workloads_then_deletes_the_eks_instance() {
+    let Some(stack) = Stack::upstream(false).await else {
+        return;
+    };
+    let env = runtime_suite::start(stack, runtime_suite::WITH_WORKLOAD).await;
+    runtime_suite::deletion_waits_for_workloads_scenario(&env).await;
     env.stop().await;
 }

@@ -690,7 +690,9 @@ impl Store {
             let rd = crd_def(&new).map_err(|(field, msg)| {
                 KErr::invalid(def, &name, &field, "FieldValueInvalid", &msg)
             })?;
-            new["status"] = crd_status(&new, &rd);
+            let mut status = crd_status(&new, &rd);
+            keep_transition_times(&mut status, &old["status"]);
+            new["status"] = status;
         }
         if def.generation && spec_part(old) != spec_part(&new) {
             let g = meta(old)
@@ -1173,6 +1175,24 @@ fn crd_def(obj: &Value) -> Result<ResourceDef, (String, String)> {
         status,
         custom: true,
     })
+}
+
+/// A condition whose status did not change keeps its `lastTransitionTime`, as in the real
+/// API server (so re-applying an unchanged CRD is a no-op that keeps its resourceVersion).
+fn keep_transition_times(status: &mut Value, old_status: &Value) {
+    let Some(conditions) = status["conditions"].as_array_mut() else {
+        return;
+    };
+    for c in conditions {
+        let before = old_status["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|o| o["type"] == c["type"] && o["status"] == c["status"]);
+        if let Some(before) = before {
+            c["lastTransitionTime"] = before["lastTransitionTime"].clone();
+        }
+    }
 }
 
 fn crd_status(obj: &Value, rd: &ResourceDef) -> Value {

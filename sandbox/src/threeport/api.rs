@@ -728,10 +728,18 @@ fn soft_delete(st: &mut Store, td: &'static TypeDef, id: u64) -> Result<(), ApiE
             .live("workload-instances")
             .any(|r| r.get("KubernetesRuntimeInstanceID").and_then(Value::as_u64) == Some(id))
     {
-        // gorm BeforeDelete hook error: a DB error, so 500.
+        // gorm BeforeDelete hook error: a DB error, so 500, with Threeport's message.
+        let name = st
+            .get_live(td.path, id)
+            .and_then(|r| r.get("Name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         return Err(err(
             500,
-            "cannot delete kubernetes runtime instance with workload instances still deployed to it",
+            format!(
+                "kubernetes runtime instance {name} cannot be deleted until workloads are removed"
+            ),
         ));
     }
     if let Some(r) = st.table(td.path).get_mut(&id) {

@@ -11,16 +11,25 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 use threeport_manager::reconcilers::kubernetes_runtime::install::{install_plan, InstallInputs};
 use threeport_manager::threeport::models::{
-    AWS_ACCOUNT, AWS_EKS_KUBERNETES_RUNTIME_INSTANCE, KUBERNETES_RUNTIME_DEFINITION,
-    KUBERNETES_RUNTIME_INSTANCE,
+    AWS_ACCOUNT, AWS_EKS_KUBERNETES_RUNTIME_INSTANCE, EVENT, KUBERNETES_RUNTIME_DEFINITION,
+    KUBERNETES_RUNTIME_INSTANCE, WORKLOAD_INSTANCE,
 };
 use threeport_manager::threeport::ThreeportApi;
 
 use crate::harness::backend::Stack;
-use crate::harness::workload_suite::{wait_until, LIMIT};
+use crate::harness::workload_env::metric_sum;
+use crate::harness::workload_suite::{wait_until, Env, LIMIT, WEB_APP};
 
 /// What `--enable kubernetes-runtime` runs.
 pub const RECONCILERS: &[&str] = &[
+    "KubernetesRuntimeDefinitionReconciler",
+    "KubernetesRuntimeInstanceReconciler",
+];
+
+/// The workload controller as well: the deletion scenario needs workloads that come and go.
+pub const WITH_WORKLOAD: &[&str] = &[
+    "WorkloadDefinitionReconciler",
+    "WorkloadInstanceReconciler",
     "KubernetesRuntimeDefinitionReconciler",
     "KubernetesRuntimeInstanceReconciler",
 ];
@@ -193,4 +202,133 @@ pub async fn resource_versions(stack: &Stack, expected: &[Value]) -> BTreeMap<St
         );
     }
     out
+}
+
+/// The manager (`reconcilers`) on `stack`, whose runtime was made an EKS runtime first. The
+/// real stack registers its runtime unreconciled, so the runtime's Created reconcile runs and
+/// makes the EKS instance, which this waits for; the sandbox registers it already reconciled,
+/// as Threeport registers its genesis runtime, so there Created has nothing to do.
+pub async fn start(stack: Stack, reconcilers: &[&str]) -> Env {
+    let registered_reconciled = runtime(&stack).await["Reconciled"] == true;
+    make_eks(&stack).await;
+    let env = Env::start_with(stack, reconcilers).await;
+    if !registered_reconciled {
+        wait_eks_instance(&env.stack).await;
+        wait_reconciled(&env.stack, "the runtime's Created reconcile").await;
+    }
+    env
+}
+
+/// The runtime's EKS instances.
+pub async fn eks_instances(stack: &Stack) -> Vec<Value> {
+    stack
+        .list_where(
+            AWS_EKS_KUBERNETES_RUNTIME_INSTANCE,
+            "kubernetesruntimeinstanceid",
+            stack.runtime_id,
+        )
+        .await
+}
+
+/// The install puts every object in place, a second install changes none of them (same
+/// resourceVersions), and `ThreeportAgentImage` changes the agent Deployment and nothing else.
+pub async fn install_scenario(env: &Env) {
+    let stack = &env.stack;
+    let runtime = runtime_name(stack).await;
+    let expected = expected_objects(&runtime, None);
+
+    request_install(stack, json!({})).await;
+    wait_reconciled(stack, "the install").await;
+    assert_installed(stack, &expected).await;
+    let first = resource_versions(stack, &expected).await;
+
+    request_install(stack, json!({})).await;
+    wait_reconciled(stack, "the second install").await;
+    let second = resource_versions(stack, &expected).await;
+    assert_eq!(first, second, "a second install changed objects");
+
+    let image = "registry.example.com/platform/threeport-agent:v0.6.1-patched";
+    request_install(stack, json!({"ThreeportAgentImage": image})).await;
+    wait_reconciled(stack, "the install with another agent image").await;
+    let expected = expected_objects(&runtime, Some(image));
+    assert_installed(stack, &expected).await;
+    let third = resource_versions(stack, &expected).await;
+    let changed: Vec<&String> = first.keys().filter(|k| first[*k] != third[*k]).collect();
+    assert_eq!(
+        changed,
+        vec!["apps/v1 Deployment threeport-control-plane/threeport-agent"],
+        "only the agent changes"
+    );
+}
+
+/// Deleting the runtime while a workload runs on it: the deletion waits, visibly (a
+/// FailedDelete event naming the workload, a failed-reconcile count), and the EKS cluster is
+/// not torn down; once the workload is deleted, the EKS instance is deleted and the runtime
+/// is gone.
+pub async fn deletion_waits_for_workloads_scenario(env: &Env) {
+    let stack = &env.stack;
+    let wd = env.create_wd("runtime-tenant", WEB_APP).await;
+    let wi = env.create_wi("runtime-tenant-0", wd).await;
+    env.wait_reconciled(WORKLOAD_INSTANCE, wi).await;
+
+    stack
+        .api
+        .delete(KUBERNETES_RUNTIME_INSTANCE, stack.runtime_id)
+        .await
+        .unwrap_or_else(|e| panic!("DELETE the runtime instance: {e}"));
+    let blocked = || async {
+        stack.list_all(EVENT).await.into_iter().find(|e| {
+            e["Reason"] == "FailedDelete"
+                && e["Note"]
+                    .as_str()
+                    .is_some_and(|n| n.contains(&format!("runtime-tenant-0 (ID {wi})")))
+        })
+    };
+    wait_until(
+        LIMIT,
+        "the FailedDelete event naming the workload",
+        || async { blocked().await.is_some() },
+    )
+    .await;
+    let event = blocked().await.expect("event");
+    assert_eq!(event["Type"], "Warning", "{event}");
+    // Counted once the attempt has ended (the event is recorded before that).
+    wait_until(
+        LIMIT,
+        "the blocked deletion counted as a failed reconcile",
+        || async {
+            metric_sum(
+                &env.metrics(),
+                "threeport_reconcile_errors_total",
+                &[("reconciler", "KubernetesRuntimeInstanceReconciler")],
+            ) >= 1.0
+        },
+    )
+    .await;
+    let eks = eks_instances(stack).await;
+    assert!(
+        eks.iter().all(|e| e["DeletionScheduled"].is_null()),
+        "the EKS cluster stays while the workload runs: {eks:?}"
+    );
+    assert!(stack
+        .get(KUBERNETES_RUNTIME_INSTANCE, stack.runtime_id)
+        .await
+        .is_some());
+
+    stack
+        .api
+        .delete(WORKLOAD_INSTANCE, wi)
+        .await
+        .unwrap_or_else(|e| panic!("DELETE the workload instance: {e}"));
+    env.wait_gone(WORKLOAD_INSTANCE, wi).await;
+    env.wait_gone(KUBERNETES_RUNTIME_INSTANCE, stack.runtime_id)
+        .await;
+    // The EKS instance is the aws controller's (not running here): deleting it schedules its
+    // deletion.
+    let after = eks_instances(stack).await;
+    assert_eq!(after.len(), eks.len());
+    assert!(
+        after.iter().all(|e| !e["DeletionScheduled"].is_null()),
+        "the EKS instance's deletion is scheduled: {after:?}"
+    );
 }

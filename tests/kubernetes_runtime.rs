@@ -1,0 +1,118 @@
+//! The kubernetes-runtime controller end to end on the sandbox backend (real nats-server,
+//! sandbox Threeport API and Kubernetes API). The scenarios live in `runtime_suite` and run
+//! unchanged on the real stack in `tests/upstream_runtime_install.rs`; the fault injection and
+//! the process test need the sandbox and run here only.
+
+mod harness;
+use backend::Stack;
+use harness::common::http_get;
+use harness::workload_env::{ManagerProcess, ManagerSpec};
+use harness::{backend, runtime_suite};
+use runtime_suite::{expected_objects, request_install, runtime_name, wait_reconciled};
+use sandbox::kube::KubeRouteFilter;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_then_reinstall_changes_nothing() {
+    let env = runtime_suite::start(Stack::sandbox().await, runtime_suite::RECONCILERS).await;
+    runtime_suite::install_scenario(&env).await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_waits_for_the_runtimes_workloads() {
+    let env = runtime_suite::start(Stack::sandbox().await, runtime_suite::WITH_WORKLOAD).await;
+    runtime_suite::deletion_waits_for_workloads_scenario(&env).await;
+    env.stop().await;
+}
+
+/// A failed apply at each step of the install (the namespace, the agent's RBAC and
+/// Deployment, a CRD, the operator, its custom resource, the EKS services) fails that attempt;
+/// the retries install everything, and every injected fault was hit exactly as often as set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_at_each_install_step_converge() {
+    let env = runtime_suite::start(Stack::sandbox().await, runtime_suite::RECONCILERS).await;
+    let stack = &env.stack;
+    let kube = stack.sandbox_kube().expect("sandbox");
+    let faults = [
+        ("namespaces", 1),
+        ("clusterroles", 2),
+        ("customresourcedefinitions", 1),
+        ("deployments", 3),
+        ("supportservices", 1),
+        ("serviceaccounts", 1),
+    ];
+    for (resource, n) in faults {
+        kube.faults().fail_next(
+            n,
+            500,
+            KubeRouteFilter {
+                verb: Some("patch"),
+                resource: Some(resource.into()),
+            },
+        );
+    }
+    request_install(stack, json!({})).await;
+    wait_reconciled(stack, "the install despite faults").await;
+    let expected = expected_objects(&runtime_name(stack).await, None);
+    runtime_suite::assert_installed(stack, &expected).await;
+    let counters = kube.counters();
+    for (resource, n) in faults {
+        assert_eq!(
+            counters.get_status("patch", resource, 500),
+            n as u64,
+            "{resource}"
+        );
+    }
+    let errors = harness::workload_env::metric_sum(
+        &env.metrics(),
+        "threeport_reconcile_errors_total",
+        &[("reconciler", "KubernetesRuntimeInstanceReconciler")],
+    );
+    let injected: usize = faults.iter().map(|(_, n)| n).sum();
+    assert_eq!(errors, injected as f64, "one failed attempt per fault");
+    env.stop().await;
+}
+
+/// `threeport-manager --enable kubernetes-runtime`, configured by Threeport's environment
+/// variables alone, is ready with the controller's two reconcilers and installs the runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enable_kubernetes_runtime_process_is_ready_and_installs() {
+    let stack = Stack::sandbox().await;
+    runtime_suite::make_eks(&stack).await;
+    let logs = tempfile::tempdir().expect("tempdir");
+    let mut manager = ManagerProcess::spawn(
+        &stack.process_env(),
+        &ManagerSpec {
+            bin: std::path::Path::new(env!("CARGO_BIN_EXE_threeport-manager")),
+            concurrency: 2,
+            log: logs.path().join("manager.log"),
+            enable: "kubernetes-runtime",
+            test_timings: true,
+            nats_urls: &[],
+        },
+    )
+    .expect("spawn threeport-manager");
+    manager
+        .wait_ready(std::time::Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", manager.log_tail(30)));
+    let (_, readyz) = http_get(manager.admin, "/readyz?verbose").await;
+    for reconciler in runtime_suite::RECONCILERS {
+        assert!(
+            readyz.contains(&format!("[+]reconciler/{reconciler}")),
+            "{reconciler} in\n{readyz}"
+        );
+    }
+    request_install(&stack, json!({})).await;
+    wait_reconciled(&stack, "the install").await;
+    let expected = expected_objects(&runtime_name(&stack).await, None);
+    runtime_suite::assert_installed(&stack, &expected).await;
+    let metrics = manager.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"threeport_reconcile_total{controller="kubernetes-runtime",reconciler="KubernetesRuntimeInstanceReconciler",result="success"}"#
+        ),
+        "{metrics}"
+    );
+}
