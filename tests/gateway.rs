@@ -8,8 +8,7 @@
 #[macro_use]
 mod harness;
 use backend::Stack;
-use harness::common::http_get;
-use harness::workload_env::{ManagerProcess, ManagerSpec};
+use harness::workload_env::ManagerProcess;
 use harness::workload_suite::Env;
 use harness::{backend, gateway_suite};
 use sandbox::kube::KubeRouteFilter;
@@ -108,29 +107,14 @@ async fn the_enable_workload_gateway_process_is_ready_and_reconciles() {
     let stack = Stack::sandbox().await;
     gateway_suite::prepare_cluster(&stack).await;
     let logs = tempfile::tempdir().expect("tempdir");
-    let mut manager = ManagerProcess::spawn(
+    let manager = ManagerProcess::spawn_ready(
         &stack.process_env(),
-        &ManagerSpec {
-            bin: std::path::Path::new(env!("CARGO_BIN_EXE_threeport-manager")),
-            concurrency: 2,
-            log: logs.path().join("manager.log"),
-            enable: "workload,gateway",
-            test_timings: true,
-            nats_urls: &[],
-        },
+        "workload,gateway",
+        2,
+        logs.path().join("manager.log"),
+        gateway_suite::RECONCILERS,
     )
-    .expect("spawn threeport-manager");
-    manager
-        .wait_ready(std::time::Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", manager.log_tail(30)));
-    let (_, readyz) = http_get(manager.admin, "/readyz?verbose").await;
-    for reconciler in gateway_suite::RECONCILERS {
-        assert!(
-            readyz.contains(&format!("[+]reconciler/{reconciler}")),
-            "{reconciler} in\n{readyz}"
-        );
-    }
+    .await;
     let env = Env {
         api: stack.api.clone(),
         stack,

@@ -5,8 +5,7 @@
 
 mod harness;
 use backend::Stack;
-use harness::common::http_get;
-use harness::workload_env::{ManagerProcess, ManagerSpec};
+use harness::workload_env::ManagerProcess;
 use harness::{backend, runtime_suite};
 use runtime_suite::{expected_objects, request_install, runtime_name, wait_reconciled};
 use sandbox::kube::KubeRouteFilter;
@@ -81,29 +80,14 @@ async fn the_enable_kubernetes_runtime_process_is_ready_and_installs() {
     let stack = Stack::sandbox().await;
     runtime_suite::make_eks(&stack).await;
     let logs = tempfile::tempdir().expect("tempdir");
-    let mut manager = ManagerProcess::spawn(
+    let manager = ManagerProcess::spawn_ready(
         &stack.process_env(),
-        &ManagerSpec {
-            bin: std::path::Path::new(env!("CARGO_BIN_EXE_threeport-manager")),
-            concurrency: 2,
-            log: logs.path().join("manager.log"),
-            enable: "kubernetes-runtime",
-            test_timings: true,
-            nats_urls: &[],
-        },
+        "kubernetes-runtime",
+        2,
+        logs.path().join("manager.log"),
+        runtime_suite::RECONCILERS,
     )
-    .expect("spawn threeport-manager");
-    manager
-        .wait_ready(std::time::Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", manager.log_tail(30)));
-    let (_, readyz) = http_get(manager.admin, "/readyz?verbose").await;
-    for reconciler in runtime_suite::RECONCILERS {
-        assert!(
-            readyz.contains(&format!("[+]reconciler/{reconciler}")),
-            "{reconciler} in\n{readyz}"
-        );
-    }
+    .await;
     request_install(&stack, json!({})).await;
     wait_reconciled(&stack, "the install").await;
     let expected = expected_objects(&runtime_name(&stack).await, None);

@@ -38,7 +38,7 @@ use scale_suite::{
 use serde_json::json;
 use threeport_manager::threeport::models::{WORKLOAD_INSTANCE, WORKLOAD_RESOURCE_INSTANCE};
 use threeport_manager::threeport::ThreeportApi;
-use workload_env::{metric_sum, ManagerProcess, ManagerSpec};
+use workload_env::{metric_sum, ManagerProcess};
 
 const INSTANCES: usize = 200;
 const MANAGER_AGENT: &str = "threeport-manager/";
@@ -68,22 +68,14 @@ impl Fleet {
             "THREEPORT_MANAGER__ENGINE__LOCK_TAKEOVER_AFTER".into(),
             "1m".into(),
         ));
-        let mut manager = ManagerProcess::spawn(
+        let manager = ManagerProcess::spawn_ready(
             &vars,
-            &ManagerSpec {
-                bin: Path::new(env!("CARGO_BIN_EXE_threeport-manager")),
-                concurrency: 4,
-                log: logs.path().join("manager.log"),
-                enable: "workload",
-                test_timings: true,
-                nats_urls: &[],
-            },
+            "workload",
+            4,
+            logs.path().join("manager.log"),
+            &["WorkloadDefinitionReconciler", "WorkloadInstanceReconciler"],
         )
-        .expect("spawn threeport-manager");
-        manager
-            .wait_ready(Duration::from_secs(30))
-            .await
-            .expect("manager ready");
+        .await;
         Some(Fleet {
             stack,
             go: Some(go),

@@ -55,22 +55,14 @@ async fn mtls_to_the_real_api_with_threeports_certificate_layout() {
     // The release binary configured only by Threeport's environment variables
     // (AUTH_ENABLED=true, API_SERVER, ...) plus the certificate paths reconciles over mTLS too.
     let logs = tempfile::tempdir().expect("tempdir");
-    let mut manager = workload_env::ManagerProcess::spawn(
+    let mut manager = workload_env::ManagerProcess::spawn_ready(
         &stack.process_env(),
-        &workload_env::ManagerSpec {
-            bin: std::path::Path::new(env!("CARGO_BIN_EXE_threeport-manager")),
-            concurrency: 1,
-            log: logs.path().join("manager.log"),
-            enable: "workload",
-            test_timings: true,
-            nats_urls: &[],
-        },
+        "workload",
+        1,
+        logs.path().join("manager.log"),
+        &["WorkloadDefinitionReconciler", "WorkloadInstanceReconciler"],
     )
-    .expect("spawn threeport-manager");
-    manager
-        .wait_ready(std::time::Duration::from_secs(30))
-        .await
-        .expect("ready");
+    .await;
     let wd = stack
         .api
         .create(

@@ -78,6 +78,27 @@ pub fn choose_account<'a>(
     }
 }
 
+/// The AWS account of the `eks` definition `krd` (ID `id`), as [`choose_account`] picks it; a
+/// permanent error naming why when none can be chosen.
+pub async fn account_of(
+    api: &dyn ThreeportApi,
+    id: u64,
+    krd: &KubernetesRuntimeDefinition,
+) -> Result<AwsAccount, ReconcileError> {
+    let name = krd
+        .infra_provider_account_name
+        .as_deref()
+        .filter(|n| !n.is_empty());
+    let filters = match name {
+        Some(n) => vec![Filter::eq("Name", n)],
+        None => Vec::new(),
+    };
+    let accounts: Vec<AwsAccount> = api.list_objects(&filters).await?;
+    choose_account(&accounts, name)
+        .cloned()
+        .map_err(|e| ReconcileError::permanent(format!("kubernetes runtime definition {id}: {e}")))
+}
+
 /// The AwsEksKubernetesRuntimeDefinition Threeport creates for `krd` with `account`.
 pub fn eks_definition(
     id: u64,
@@ -143,18 +164,7 @@ impl KubernetesRuntimeDefinitionReconciler {
                 if !existing.is_empty() {
                     return Ok(Outcome::Done);
                 }
-                let name = krd
-                    .infra_provider_account_name
-                    .as_deref()
-                    .filter(|n| !n.is_empty());
-                let filters = match name {
-                    Some(n) => vec![Filter::eq("Name", n)],
-                    None => Vec::new(),
-                };
-                let accounts: Vec<AwsAccount> = api.list_objects(&filters).await?;
-                let account = choose_account(&accounts, name).map_err(|e| {
-                    ReconcileError::permanent(format!("kubernetes runtime definition {id}: {e}"))
-                })?;
+                let account = account_of(api, id, &krd).await?;
                 let account_id = account.common.id.ok_or_else(|| {
                     ReconcileError::transient("the API returned an AWS account without an ID")
                 })?;

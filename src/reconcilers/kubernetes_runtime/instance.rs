@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tracing::{debug, info};
 
-use super::definition::choose_account;
+use super::definition::account_of;
 use super::eks::{delete_eks_instance, ensure_eks_instance};
 use super::install::{crd_kinds, install_plan, InstallInputs, InstallStep};
 use crate::engine::reconciler::EventOverride;
@@ -33,8 +33,7 @@ use crate::kube::{Cluster, Clusters};
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::events::EventOperation;
 use crate::threeport::models::{
-    AwsAccount, Filter, KubernetesRuntimeDefinition, KubernetesRuntimeInstance, TypedApi,
-    WorkloadInstance,
+    Filter, KubernetesRuntimeDefinition, KubernetesRuntimeInstance, TypedApi, WorkloadInstance,
 };
 
 /// How long the support-services step waits for the CRDs before it is retried.
@@ -204,18 +203,7 @@ async fn aws_account_id(
     krd_id: u64,
     krd: &KubernetesRuntimeDefinition,
 ) -> Result<String, ReconcileError> {
-    let name = krd
-        .infra_provider_account_name
-        .as_deref()
-        .filter(|n| !n.is_empty());
-    let filters = match name {
-        Some(n) => vec![Filter::eq("Name", n)],
-        None => Vec::new(),
-    };
-    let accounts: Vec<AwsAccount> = api.list_objects(&filters).await?;
-    let account = choose_account(&accounts, name).map_err(|e| {
-        ReconcileError::permanent(format!("kubernetes runtime definition {krd_id}: {e}"))
-    })?;
+    let account = account_of(api, krd_id, krd).await?;
     account
         .account_id
         .clone()

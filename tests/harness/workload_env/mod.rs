@@ -278,6 +278,42 @@ impl ManagerProcess {
         )
     }
 
+    /// This crate's `threeport-manager --enable <enable>`, configured by Threeport's environment
+    /// variables `vars` alone, with the tests' short timings, once it is ready (30 s; panics
+    /// with its log otherwise) and `/readyz?verbose` lists every one of `reconcilers` as ready.
+    pub async fn spawn_ready(
+        vars: &[(String, String)],
+        enable: &str,
+        concurrency: usize,
+        log: PathBuf,
+        reconcilers: &[&str],
+    ) -> Self {
+        let mut manager = Self::spawn(
+            vars,
+            &ManagerSpec {
+                bin: Path::new(env!("CARGO_BIN_EXE_threeport-manager")),
+                concurrency,
+                log,
+                enable,
+                test_timings: true,
+                nats_urls: &[],
+            },
+        )
+        .expect("spawn threeport-manager");
+        manager
+            .wait_ready(Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (_, readyz) = http_get(manager.admin, "/readyz?verbose").await;
+        for reconciler in reconcilers {
+            assert!(
+                readyz.contains(&format!("[+]reconciler/{reconciler}")),
+                "{reconciler} in\n{readyz}"
+            );
+        }
+        manager
+    }
+
     /// The instance UUID the manager logged at start (its lock value), once it has.
     pub fn instance_id(&self) -> Option<String> {
         let text = std::fs::read_to_string(&self.log).ok()?;

@@ -6,8 +6,8 @@ use crate::reconcilers::testing::{context, FakeApi, FakeCluster, FakeClusters};
 use crate::retry::RetryClass;
 use crate::threeport::api::Method;
 use crate::threeport::models::{
-    AwsEksKubernetesRuntimeDefinition, AwsEksKubernetesRuntimeInstance, Definition, Instance,
-    Reconciliation,
+    AwsAccount, AwsEksKubernetesRuntimeDefinition, AwsEksKubernetesRuntimeInstance, Definition,
+    Instance, Reconciliation,
 };
 
 const OBJECTS_KIND: usize = 29;
