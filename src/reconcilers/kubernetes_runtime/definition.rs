@@ -78,6 +78,26 @@ pub fn choose_account<'a>(
     }
 }
 
+/// The infrastructure providers Threeport knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// A local kind cluster: nothing to provision.
+    Kind,
+    /// AWS EKS, provisioned by the aws controller.
+    Eks,
+}
+
+/// The provider of definition `krd` (ID `id`); anything else is a permanent error naming it.
+pub fn provider(id: u64, krd: &KubernetesRuntimeDefinition) -> Result<Provider, ReconcileError> {
+    match krd.infra_provider.as_deref().unwrap_or_default() {
+        "kind" => Ok(Provider::Kind),
+        "eks" => Ok(Provider::Eks),
+        other => Err(ReconcileError::permanent(format!(
+            "kubernetes runtime definition {id}: InfraProvider {other:?} is not kind or eks"
+        ))),
+    }
+}
+
 /// The AWS account of the `eks` definition `krd` (ID `id`), as [`choose_account`] picks it; a
 /// permanent error naming why when none can be chosen.
 pub async fn account_of(
@@ -155,9 +175,9 @@ impl KubernetesRuntimeDefinitionReconciler {
         id: u64,
         krd: KubernetesRuntimeDefinition,
     ) -> Result<Outcome, ReconcileError> {
-        match krd.infra_provider.as_deref().unwrap_or_default() {
-            "kind" => Ok(Outcome::Done),
-            "eks" => {
+        match provider(id, &krd)? {
+            Provider::Kind => Ok(Outcome::Done),
+            Provider::Eks => {
                 let existing: Vec<AwsEksKubernetesRuntimeDefinition> = api
                     .list_objects(&[Filter::eq("KubernetesRuntimeDefinitionID", id)])
                     .await?;
@@ -178,9 +198,6 @@ impl KubernetesRuntimeDefinitionReconciler {
                 );
                 Ok(Outcome::Done)
             }
-            other => Err(ReconcileError::permanent(format!(
-                "kubernetes runtime definition {id}: InfraProvider {other:?} is not kind or eks"
-            ))),
         }
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tracing::{debug, info};
 
-use super::definition::account_of;
+use super::definition::{account_of, provider, Provider};
 use super::eks::{delete_eks_instance, ensure_eks_instance};
 use super::install::{crd_kinds, install_plan, InstallInputs, InstallStep};
 use crate::engine::reconciler::EventOverride;
@@ -38,13 +38,6 @@ use crate::threeport::models::{
 
 /// How long the support-services step waits for the CRDs before it is retried.
 pub const CRD_WAIT: Duration = Duration::from_secs(60);
-
-/// The infrastructure providers Threeport knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Provider {
-    Kind,
-    Eks,
-}
 
 /// Reconciles kubernetes runtime instances.
 pub struct KubernetesRuntimeInstanceReconciler {
@@ -154,8 +147,8 @@ impl Reconciler for KubernetesRuntimeInstanceReconciler {
     }
 
     /// Waits while workload instances run on the runtime (the API refuses the final DELETE
-    /// until they are gone); then an EKS runtime's EKS instance is deleted, which starts the
-    /// aws controller's teardown.
+    /// until they are gone); then the runtime's EKS instance, if it has one, is deleted, which
+    /// starts the aws controller's teardown.
     async fn deleted(
         &self,
         ctx: &ReconcileContext,
@@ -169,11 +162,9 @@ impl Reconciler for KubernetesRuntimeInstanceReconciler {
         if !workloads.is_empty() {
             return Err(deletion_blocked(id, &kri, &workloads));
         }
-        let krd_id = definition_id(id, &kri)?;
-        let krd: KubernetesRuntimeDefinition = ctx.api.get_object(krd_id).await?;
-        if provider(krd_id, &krd)? == Provider::Eks {
-            delete_eks_instance(ctx.api.as_ref(), id).await?;
-        }
+        // Found by the runtime's ID, so this needs no definition (it may be gone already) and
+        // is a no-op for a kind runtime.
+        delete_eks_instance(ctx.api.as_ref(), id).await?;
         Ok(Outcome::Done)
     }
 }
@@ -184,16 +175,6 @@ fn definition_id(id: u64, kri: &KubernetesRuntimeInstance) -> Result<u64, Reconc
             "kubernetes runtime instance {id} has no KubernetesRuntimeDefinitionID"
         ))
     })
-}
-
-fn provider(krd_id: u64, krd: &KubernetesRuntimeDefinition) -> Result<Provider, ReconcileError> {
-    match krd.infra_provider.as_deref().unwrap_or_default() {
-        "kind" => Ok(Provider::Kind),
-        "eks" => Ok(Provider::Eks),
-        other => Err(ReconcileError::permanent(format!(
-            "kubernetes runtime definition {krd_id}: InfraProvider {other:?} is not kind or eks"
-        ))),
-    }
 }
 
 /// The AWS account ID of an `eks` definition's account, chosen as the definition reconciler
