@@ -581,8 +581,11 @@ fn dockerfile_agrees_with_the_code_and_the_manifests() {
     let copied: Vec<&str> = lines
         .iter()
         .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
-        .filter_map(|l| l.split_whitespace().last())
-        .map(|dest| dest.trim_start_matches("./").trim_end_matches('/'))
+        .flat_map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            parts[1..parts.len() - 1].to_vec()
+        })
+        .map(|source| source.trim_start_matches("./").trim_end_matches('/'))
         .collect();
     for included in compiled_in_data_files() {
         let top = included.split('/').next().unwrap_or_default().to_string();

@@ -19,7 +19,16 @@ pub trait RequestFilter: std::fmt::Debug + Send + 'static {
 struct FaultState<F> {
     error_rate: Option<(f64, u16)>,
     latency: Duration,
-    fail_next: Vec<(usize, u16, F)>,
+    fail_next: Vec<FailRule<F>>,
+}
+
+/// Let `skip` matching requests through, then fail `n` with `status`.
+#[derive(Debug)]
+struct FailRule<F> {
+    skip: usize,
+    n: usize,
+    status: u16,
+    filter: F,
 }
 
 impl<F> Default for FaultState<F> {
@@ -66,8 +75,21 @@ impl<F: RequestFilter> FaultInjector<F> {
     /// Fail the next `n` requests that match `filter` with `status`. Rules are consumed in the
     /// order they were added.
     pub fn fail_next(&self, n: usize, status: u16, filter: F) {
+        self.fail_after(0, n, status, filter);
+    }
+
+    /// Let the next `skip` requests that match `filter` through, then fail `n` with `status`:
+    /// for a request later in a known sequence (e.g. the second Deployment an install writes).
+    pub fn fail_after(&self, skip: usize, n: usize, status: u16, filter: F) {
         if n > 0 {
-            self.with(|s| s.fail_next.push((n, status, filter)));
+            self.with(|s| {
+                s.fail_next.push(FailRule {
+                    skip,
+                    n,
+                    status,
+                    filter,
+                });
+            });
         }
     }
 
@@ -83,14 +105,18 @@ impl<F: RequestFilter> FaultInjector<F> {
     /// Decide whether this request fails; consumes a `fail_next` slot when one matches.
     pub(crate) fn decide(&self, first: &str, second: &str) -> Option<u16> {
         self.with(|s| {
-            if let Some(i) = s
-                .fail_next
-                .iter()
-                .position(|(_, _, f)| f.matches(first, second))
-            {
-                let status = s.fail_next[i].1;
-                s.fail_next[i].0 -= 1;
-                if s.fail_next[i].0 == 0 {
+            for i in 0..s.fail_next.len() {
+                let rule = &mut s.fail_next[i];
+                if !rule.filter.matches(first, second) {
+                    continue;
+                }
+                if rule.skip > 0 {
+                    rule.skip -= 1;
+                    continue;
+                }
+                let status = rule.status;
+                rule.n -= 1;
+                if rule.n == 0 {
                     s.fail_next.remove(i);
                 }
                 return Some(status);
@@ -155,6 +181,17 @@ mod tests {
         f.clear();
         assert_eq!(f.decide("x", ""), None);
         assert_eq!(f.latency(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_rule_with_skip_lets_that_many_matches_through_first() {
+        let f = FaultInjector::<Prefix>::default();
+        f.fail_after(2, 1, 500, Prefix("a"));
+        assert_eq!(f.decide("b", ""), None, "not a match: not counted");
+        assert_eq!(f.decide("a1", ""), None);
+        assert_eq!(f.decide("a2", ""), None);
+        assert_eq!(f.decide("a3", ""), Some(500));
+        assert_eq!(f.decide("a4", ""), None);
     }
 
     #[test]

@@ -66,4 +66,8 @@ pub trait Clusters: Send + Sync {
         kri: &KubernetesRuntimeInstance,
         in_cluster: bool,
     ) -> Result<Arc<dyn Cluster>, KubeError>;
+
+    /// Drop what is cached for runtime `runtime_id` (its clients, its discovery), e.g. once it
+    /// is deleted. Nothing is cached by default.
+    fn forget(&self, _runtime_id: u64) {}
 }

@@ -484,6 +484,10 @@ impl Clusters for KubeRuntimes {
     ) -> Result<Arc<dyn Cluster>, KubeError> {
         Ok(Arc::new(self.handle_for(kri, in_cluster)?))
     }
+
+    fn forget(&self, runtime_id: u64) {
+        KubeRuntimes::forget(self, runtime_id);
+    }
 }
 
 #[cfg(test)]

@@ -439,6 +439,11 @@ impl FakeCluster {
             .collect()
     }
 
+    /// Every stored object, in a stable order.
+    pub fn all_objects(&self) -> Vec<Value> {
+        self.state().objects.values().cloned().collect()
+    }
+
     /// How many objects the cluster holds.
     pub fn len(&self) -> usize {
         self.state().objects.len()
@@ -629,6 +634,14 @@ impl Clusters for FakeClusters {
         _in_cluster: bool,
     ) -> Result<Arc<dyn Cluster>, KubeError> {
         Ok(self.0.clone())
+    }
+
+    /// Recorded as the operation `forget runtime <id>`.
+    fn forget(&self, runtime_id: u64) {
+        self.0
+            .state()
+            .ops
+            .push(format!("forget runtime {runtime_id}"));
     }
 }
 

@@ -551,7 +551,7 @@ fn rows() -> Vec<Row> {
                 f("Repo", Str, Req),
                 f("Chart", Str, Req),
                 f("ChartVersion", Str, Opt),
-                f("ValuesDocument", Str, Opt),
+                f("ValuesDocument", Str, Opt).noq(),
                 f("HelmWorkloadInstances", Array, Assoc),
                 f("AdditionalResources", JsonArray, Opt),
             ],
@@ -568,7 +568,7 @@ fn rows() -> Vec<Row> {
             class: Class::Instance,
             reconciliation: true,
             own: vec![
-                f("ValuesDocument", Str, Opt),
+                f("ValuesDocument", Str, Opt).noq(),
                 f("KubernetesRuntimeInstanceID", U64, Req).q("kubernetesruntimeinstanceid"),
                 f("ReleaseNamespace", Str, Opt),
                 f("HelmWorkloadDefinitionID", U64, Req),

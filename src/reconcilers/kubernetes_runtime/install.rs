@@ -113,6 +113,11 @@ pub struct InstallInputs {
     pub agent_image: Option<String>,
     /// The AWS account ID, for EKS runtimes (`None`: not EKS, the EKS step is left out).
     pub aws_account_id: Option<String>,
+    /// The runtime hosts the Threeport control plane (`ThreeportControlPlaneHost`): its agent
+    /// was installed with the control plane, by Threeport's installer, with the API's auth
+    /// secrets and arguments this controller cannot reproduce (it has no CA key), so the agent
+    /// step is left out rather than applying an agent without auth over it.
+    pub control_plane_host: bool,
 }
 
 /// Why the install cannot be planned.
@@ -154,6 +159,9 @@ pub fn install_plan(
         if step.eks_only() && inputs.aws_account_id.is_none() {
             continue;
         }
+        if step == InstallStep::Agent && inputs.control_plane_host {
+            continue;
+        }
         let mut objects = step.template()?;
         for object in &mut objects {
             replace_placeholders(object, inputs);
@@ -182,7 +190,15 @@ pub fn checked_image(image: &str) -> Result<&str, InstallError> {
     }
     let last = image.rsplit('/').next().unwrap_or_default();
     let (name, version) = match last.split_once('@') {
-        Some((name, digest)) => (name, digest),
+        Some((name, digest)) => {
+            // A digest is `<algorithm>:<hex>`.
+            if !digest.split_once(':').is_some_and(|(a, h)| {
+                !a.is_empty() && !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit())
+            }) {
+                return refuse("has a digest that is not <algorithm>:<hex>");
+            }
+            (name, digest)
+        }
         None => last.split_once(':').unwrap_or((last, "")),
     };
     if name.is_empty() {

@@ -11,7 +11,10 @@
 //!   cluster serves the kinds of every CRD installed before it; discovery lists a CRD's kinds
 //!   only once the CRD is Established.
 //! - The cluster client is the shared, cached one, rebuilt only when the runtime's endpoint or
-//!   credentials change (Go builds two per reconcile).
+//!   credentials change (Go builds two per reconcile), and dropped when the runtime is deleted.
+//! - On the runtime that hosts the control plane the agent is left as Threeport's installer
+//!   made it (with the API's auth, which this controller cannot reproduce); Go's POST leaves it
+//!   too, as it leaves everything that exists.
 //! - Deleted first checks what the API's delete hook checks: while workload instances still
 //!   run on the runtime, the deletion waits, retried with backoff, with a FailedDelete event
 //!   naming them, and the EKS cluster is not torn down under them (Go deletes the EKS instance
@@ -33,7 +36,8 @@ use crate::kube::{Cluster, Clusters};
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::events::EventOperation;
 use crate::threeport::models::{
-    Filter, KubernetesRuntimeDefinition, KubernetesRuntimeInstance, TypedApi, WorkloadInstance,
+    AwsAccount, AwsEksKubernetesRuntimeDefinition, Filter, KubernetesRuntimeDefinition,
+    KubernetesRuntimeInstance, TypedApi, WorkloadInstance,
 };
 
 /// How long the support-services step waits for the CRDs before it is retried.
@@ -66,10 +70,11 @@ impl KubernetesRuntimeInstanceReconciler {
         let mut applied = 0;
         for (step, objects) in plan {
             if step.needs_crds_served() {
+                // One bound for all of them, not one each.
+                let deadline = tokio::time::Instant::now() + self.crd_wait;
                 for (api_version, kind) in &crds {
-                    cluster
-                        .wait_for_kind(api_version, kind, self.crd_wait)
-                        .await?;
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    cluster.wait_for_kind(api_version, kind, left).await?;
                 }
             }
             crds.extend(crd_kinds(&objects));
@@ -125,17 +130,19 @@ impl Reconciler for KubernetesRuntimeInstanceReconciler {
         let krd: KubernetesRuntimeDefinition = ctx.api.get_object(krd_id).await?;
         let aws_account_id = match provider(krd_id, &krd)? {
             Provider::Kind => None,
-            Provider::Eks => Some(aws_account_id(ctx.api.as_ref(), krd_id, &krd).await?),
+            Provider::Eks => Some(aws_account_id(ctx.api.as_ref(), id, krd_id, &krd).await?),
         };
         let runtime_name = kri.instance.name.clone().unwrap_or_default();
         let plan = install_plan(&InstallInputs {
             runtime_name,
             agent_image: kri.threeport_agent_image.clone(),
             aws_account_id,
+            control_plane_host: kri.threeport_control_plane_host == Some(true),
         })
         .map_err(|e| ReconcileError::permanent(format!("kubernetes runtime instance {id}: {e}")))?;
-        // Always the runtime's external endpoint, as Threeport does: the install also runs for
-        // runtimes the control plane is not on.
+        // The runtime's external endpoint, as Threeport does (`GetClient(kri, false)`): the
+        // same cluster as the in-cluster address on the control plane's own runtime, and the
+        // only way in for every other.
         let cluster = self.clusters.cluster(&kri, false)?;
         let applied = self.install(cluster.as_ref(), plan).await?;
         info!(
@@ -165,6 +172,8 @@ impl Reconciler for KubernetesRuntimeInstanceReconciler {
         // Found by the runtime's ID, so this needs no definition (it may be gone already) and
         // is a no-op for a kind runtime.
         delete_eks_instance(ctx.api.as_ref(), id).await?;
+        // Its cached client and discovery are of no more use.
+        self.clusters.forget(id);
         Ok(Outcome::Done)
     }
 }
@@ -177,22 +186,33 @@ fn definition_id(id: u64, kri: &KubernetesRuntimeInstance) -> Result<u64, Reconc
     })
 }
 
-/// The AWS account ID of an `eks` definition's account, chosen as the definition reconciler
-/// chose it (Threeport looks it up by `InfraProviderAccountName` only, and fails without one).
+/// The AWS account ID the EKS cluster of runtime `kri_id` was built in: the account its
+/// AwsEksKubernetesRuntimeDefinition names (so a later change of `InfraProviderAccountName` or
+/// of the default account does not point cluster-autoscaler at another account), else, for an
+/// EKS runtime registered without one, the definition's account chosen as the definition
+/// reconciler chooses it. (Threeport looks it up by `InfraProviderAccountName` only.)
 async fn aws_account_id(
     api: &dyn ThreeportApi,
+    kri_id: u64,
     krd_id: u64,
     krd: &KubernetesRuntimeDefinition,
 ) -> Result<String, ReconcileError> {
-    let account = account_of(api, krd_id, krd).await?;
+    let eks: Vec<AwsEksKubernetesRuntimeDefinition> = api
+        .list_objects(&[Filter::eq("KubernetesRuntimeDefinitionID", krd_id)])
+        .await?;
+    let account = match eks.first().and_then(|d| d.aws_account_id) {
+        Some(account_id) => api.get_object::<AwsAccount>(account_id).await?,
+        None => account_of(api, krd_id, krd).await?,
+    };
     account
         .account_id
         .clone()
         .filter(|a| !a.is_empty())
         .ok_or_else(|| {
             ReconcileError::permanent(format!(
-                "AWS account {:?} has no AccountID (the cluster-autoscaler's IAM role needs it)",
-                account.name.as_deref().unwrap_or_default()
+                "kubernetes runtime instance {kri_id}: AWS account {:?} (ID {}) has no AccountID, which cluster-autoscaler's IAM role needs",
+                account.name.as_deref().unwrap_or_default(),
+                account.common.id.unwrap_or_default()
             ))
         })
 }

@@ -3,14 +3,6 @@
 //! its fields.
 
 object_type! {
-    HELM_WORKLOAD_DEFINITION = "HelmWorkloadDefinition" at "helm-workload-definitions", subject "helmWorkloadDefinition";
-}
-
-object_type! {
-    HELM_WORKLOAD_INSTANCE = "HelmWorkloadInstance" at "helm-workload-instances", subject "helmWorkloadInstance";
-}
-
-object_type! {
     AWS_RELATIONAL_DATABASE_INSTANCE = "AwsRelationalDatabaseInstance" at "aws-relational-database-instances", subject "awsRelationalDatabaseInstance";
 }
 

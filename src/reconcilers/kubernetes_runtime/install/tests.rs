@@ -15,6 +15,8 @@ fn agent_images_need_a_name_and_a_tag_or_digest() {
         ("localhost:5000/org/agent", "no tag or digest"),
         ("ghcr.io/threeport/:v1", "no image name"),
         ("ghcr.io/threeport/agent :v1", "whitespace"),
+        ("ghcr.io/threeport/agent@sha256", "digest"),
+        ("ghcr.io/threeport/agent@sha256:xyz", "digest"),
     ] {
         let err = checked_image(bad).expect_err(bad).to_string();
         assert!(err.contains(why) && err.contains(bad), "{bad}: {err}");
@@ -26,6 +28,7 @@ fn inputs(eks: bool) -> InstallInputs {
         runtime_name: "edge-1".into(),
         agent_image: None,
         aws_account_id: eks.then(|| "111122223333".to_string()),
+        control_plane_host: false,
     }
 }
 
@@ -100,6 +103,24 @@ fn the_plan_replaces_every_placeholder_and_leaves_eks_out_of_kind_runtimes() {
     assert_eq!(
         agent["metadata"]["labels"]["app.kubernetes.io/instance"],
         "threeport-agentedge-1"
+    );
+}
+
+#[test]
+fn the_control_planes_own_runtime_keeps_the_agent_its_installer_made() {
+    let host = install_plan(&InstallInputs {
+        control_plane_host: true,
+        ..inputs(false)
+    })
+    .unwrap();
+    let steps: Vec<InstallStep> = host.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        steps,
+        vec![
+            InstallStep::ControlPlaneNamespace,
+            InstallStep::ThreeportCrds,
+            InstallStep::SupportServicesOperator
+        ]
     );
 }
 

@@ -154,10 +154,14 @@ async fn updated_installs_every_step_in_order_and_again_the_same() {
         sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
         "arn:aws:iam::111122223333:role/ca-role-edge-1"
     );
-    let stored = f.cluster.len();
+    let stored = f.cluster.all_objects();
     f.run(Operation::Updated).await.expect("again");
     assert_eq!(f.applied().len(), 2 * OBJECTS_EKS);
-    assert_eq!(f.cluster.len(), stored, "nothing new the second time");
+    assert_eq!(
+        f.cluster.all_objects(),
+        stored,
+        "the same objects the second time"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -253,10 +257,13 @@ async fn the_agent_image_is_applied_to_the_agent() {
         .into_iter()
         .find(|o| o["metadata"]["name"] == "threeport-agent")
         .unwrap();
-    assert_eq!(
-        agent["spec"]["template"]["spec"]["containers"][1]["image"],
-        "registry.example.com/agent:v2"
-    );
+    let manager = agent["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "manager")
+        .unwrap();
+    assert_eq!(manager["image"], "registry.example.com/agent:v2");
 }
 
 #[tokio::test]
@@ -294,4 +301,50 @@ async fn deletion_waits_for_workloads_then_deletes_the_eks_instance() {
         1
     );
     assert!(f.api.all::<AwsEksKubernetesRuntimeInstance>().is_empty());
+    assert_eq!(f.cluster.ops(), vec![format!("forget runtime {}", f.kri)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_control_planes_own_runtime_keeps_its_agent() {
+    let f = Fixture::new("kind");
+    f.api.update::<KubernetesRuntimeInstance>(f.kri, |k| {
+        k.threeport_control_plane_host = Some(true);
+    });
+    f.run(Operation::Updated).await.expect("install");
+    assert!(f.applied().iter().all(|a| !a.contains("threeport-agent")));
+    assert!(f
+        .applied()
+        .contains(&"apply SupportServices threeport-support-services".to_string()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn eks_services_use_the_account_the_cluster_was_built_in() {
+    let f = Fixture::new("eks");
+    // The EKS definition was made with account "prod"; then the definition names "dev".
+    let prod = f.api.all::<AwsAccount>()[0].common.id;
+    let eks_def = f.api.all::<AwsEksKubernetesRuntimeDefinition>()[0]
+        .common
+        .id
+        .unwrap();
+    f.api
+        .update::<AwsEksKubernetesRuntimeDefinition>(eks_def, |d| d.aws_account_id = prod);
+    f.api.insert(&AwsAccount {
+        name: Some("dev".into()),
+        account_id: Some("444455556666".into()),
+        ..Default::default()
+    });
+    f.api.update::<KubernetesRuntimeDefinition>(f.krd, |k| {
+        k.infra_provider_account_name = Some("dev".into());
+    });
+    f.run(Operation::Updated).await.expect("install");
+    let sa = f
+        .cluster
+        .objects("ServiceAccount")
+        .into_iter()
+        .find(|o| o["metadata"]["name"] == "cluster-autoscaler")
+        .unwrap();
+    assert_eq!(
+        sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::111122223333:role/ca-role-edge-1"
+    );
 }
