@@ -103,6 +103,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ConfigOutput::Toml)]
         output: ConfigOutput,
     },
+    /// helm's post-renderer for the helm-workload controller: reads the rendered chart on
+    /// stdin, prints it labelled with the additional resources appended. Run by helm.
+    #[command(hide = true)]
+    HelmPostRender {
+        /// The release's post-render spec (JSON), written by the reconcile.
+        #[arg(long)]
+        spec: std::path::PathBuf,
+    },
 }
 
 /// How `list` prints the registry.

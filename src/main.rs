@@ -22,6 +22,16 @@ fn main() -> ExitCode {
         print!("{}", cli::render_list(output));
         return ExitCode::SUCCESS;
     }
+    // Run by helm, with no configuration: nothing but stdin, the spec file and stdout.
+    if let Command::HelmPostRender { spec } = &command {
+        return match helm_post_render(spec) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("threeport-manager helm-post-render: {e:#}");
+                ExitCode::from(EXIT_RUNTIME_ERROR)
+            }
+        };
+    }
 
     let config = match Config::load(&cli.load_sources(cli::process_env())) {
         Ok(config) => config,
@@ -42,7 +52,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_INVALID_CONFIG)
             }
         },
-        Command::Run | Command::List { .. } => match run(config) {
+        Command::Run | Command::List { .. } | Command::HelmPostRender { .. } => match run(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("threeport-manager: {e:#}");
@@ -75,5 +85,24 @@ fn run(config: Config) -> anyhow::Result<()> {
     // The manager has stopped: export the last spans (bounded), whatever the outcome.
     telemetry.shutdown(SHUTDOWN_FLUSH_TIMEOUT);
     result?;
+    Ok(())
+}
+
+/// `helm-post-render --spec FILE`: the rendered chart from stdin, post-rendered to stdout.
+fn helm_post_render(spec_file: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    use threeport_manager::reconcilers::helm_workload::post_render::{post_render, PostRenderSpec};
+    let spec: PostRenderSpec = serde_json::from_slice(
+        &std::fs::read(spec_file).with_context(|| format!("read {}", spec_file.display()))?,
+    )
+    .with_context(|| format!("{} is not a post-render spec", spec_file.display()))?;
+    let mut rendered = String::new();
+    std::io::stdin()
+        .read_to_string(&mut rendered)
+        .context("read the rendered chart from stdin")?;
+    let out = post_render(&rendered, &spec)?;
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .context("write to stdout")?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! docs/adding-a-controller.md.
 
 pub mod gateway;
+pub mod helm_workload;
 pub mod kubernetes_runtime;
 pub mod workload;
 
