@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod health;
+pub mod helm;
 pub mod kube;
 pub mod reconcilers;
 pub mod registry;
