@@ -166,8 +166,18 @@ fn is_crd(obj: &Value) -> bool {
 /// `<instance name>-<10 chars of [a-z0-9] from a hash of the instance ID>`, a valid DNS label
 /// of at most 63 characters. The same instance always gets the same name (module docs).
 pub fn managed_namespace_name(instance_name: &str, instance_id: u64) -> String {
+    generated_namespace_name(
+        instance_name,
+        &format!("threeport-manager/managed-namespace/{instance_id}"),
+    )
+}
+
+/// `<instance name>-<10 chars of [a-z0-9] from a hash of seed>`, a valid DNS label of at most
+/// 63 characters; the seed names the kind of object and its ID, so two object types with the
+/// same ID and name get different namespaces.
+pub fn generated_namespace_name(instance_name: &str, seed: &str) -> String {
     const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let digest = Sha256::digest(format!("threeport-manager/managed-namespace/{instance_id}"));
+    let digest = Sha256::digest(seed);
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     let mut n = u64::from_be_bytes(first);

@@ -8,3 +8,4 @@
 //! without Threeport's data loss (spec 4.5 item 37).
 
 pub mod post_render;
+pub mod release;
