@@ -1,5 +1,6 @@
 //! The helm runner (`src/helm/`) with the real helm CLI (v3.22, built by `scripts/upstream.sh
-//! build`): a private workspace whose kubeconfig reaches the runtime (the sandbox cluster),
+//! build`): a private workspace whose kubeconfig reaches the runtime (the sandbox cluster, and
+//! a real kube-apiserver for an install),
 //! helm's failures classified from what helm v3.22 really prints, and every run bounded by
 //! the timeout and ended by cancellation.
 
@@ -158,4 +159,198 @@ async fn a_missing_helm_binary_is_permanent() {
         .await
         .expect_err("no binary");
     assert_eq!(err.retry_class(), RetryClass::Permanent, "{err}");
+}
+
+/// A folder served over HTTP on loopback (a chart repository), until dropped.
+struct ChartServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ChartServer {
+    fn serve(dir: &std::path::Path) -> Self {
+        let port = harness::workload_env::free_port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "-d",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ChartServer { child, url }
+    }
+}
+
+impl Drop for ChartServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The release command of `src/reconcilers/helm_workload/release.rs` run by helm against a
+/// real kube-apiserver (helm validates against its OpenAPI document, which the sandbox does not
+/// serve), from a chart repository on loopback: the release's objects land in the
+/// release namespace, labelled by the post-renderer, with the instance's values over the
+/// definition's; run again, it upgrades the same release.
+#[tokio::test]
+async fn the_release_command_installs_and_upgrades_from_a_repository() {
+    use threeport_manager::reconcilers::helm_workload::post_render::PostRenderSpec;
+    use threeport_manager::reconcilers::helm_workload::release::{
+        chart_source, repository_name, upgrade_install_args, ReleaseCommand,
+    };
+    let Some(bin) = helm_binary() else {
+        return;
+    };
+    let helm = helm(bin, Duration::from_secs(120));
+    let charts = tempfile::tempdir().unwrap();
+    let Some(stack) = Stack::upstream(false).await else {
+        return;
+    };
+    let kri: KubernetesRuntimeInstance = serde_json::from_value(
+        stack
+            .get(KUBERNETES_RUNTIME_INSTANCE, stack.runtime_id)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let key = EncryptionKey::from_base64(&stack.encryption_key).unwrap();
+    let creds = RuntimeCredentials::from_instance(&kri, false, Some(&key)).unwrap();
+    let ws = HelmWorkspace::new(&creds).unwrap();
+    let cancel = CancellationToken::new();
+    let chart_dir = repo_root().join("tests/fixtures/charts/web");
+    let dest = charts.path().to_string_lossy().into_owned();
+    helm.run(
+        &ws,
+        &args(&[
+            "package",
+            &chart_dir.to_string_lossy(),
+            "--destination",
+            &dest,
+        ]),
+        &cancel,
+    )
+    .await
+    .expect("helm package");
+    let server = ChartServer::serve(charts.path());
+    helm.run(
+        &ws,
+        &args(&["repo", "index", &dest, "--url", &server.url]),
+        &cancel,
+    )
+    .await
+    .expect("helm repo index");
+    helm.run(
+        &ws,
+        &args(&["repo", "add", &repository_name(4), &server.url]),
+        &cancel,
+    )
+    .await
+    .expect("helm repo add");
+
+    let source = chart_source(&server.url, "web").unwrap();
+    let def_values = ws
+        .write_file(
+            "definition-values.yaml",
+            "greeting: from-def\nreplicas: 2\n",
+        )
+        .unwrap();
+    let inst_values = ws
+        .write_file("instance-values.yaml", "greeting: from-inst\n")
+        .unwrap();
+    let spec = PostRenderSpec {
+        definition_name: "web".into(),
+        instance_name: "web-one".into(),
+        instance_id: 4,
+        release_namespace: "web-one-ns".into(),
+        additional_resources: vec![],
+    };
+    let spec_file = ws
+        .write_file("post-render.json", &serde_json::to_string(&spec).unwrap())
+        .unwrap();
+    let files = [def_values.as_path(), inst_values.as_path()];
+    let command = ReleaseCommand {
+        name: "web-one-release",
+        namespace: "web-one-ns",
+        instance_id: 4,
+        source: &source,
+        version: Some("0.1.0"),
+        values_files: &files,
+        post_renderer: std::path::Path::new(env!("CARGO_BIN_EXE_threeport-manager")),
+        post_render_spec: &spec_file,
+    };
+    helm.run(&ws, &upgrade_install_args(&command), &cancel)
+        .await
+        .expect("helm upgrade --install (install)");
+    let cm = stack
+        .object(
+            "v1",
+            "ConfigMap",
+            Some("web-one-ns"),
+            "web-one-release-config",
+        )
+        .await
+        .expect("the chart's ConfigMap in the release namespace");
+    assert_eq!(cm["data"]["greeting"], "from-inst");
+    assert_eq!(
+        cm["metadata"]["labels"]["control-plane.threeport.io/helm-workload-instance"],
+        "4"
+    );
+    let deployment = stack
+        .object(
+            "apps/v1",
+            "Deployment",
+            Some("web-one-ns"),
+            "web-one-release",
+        )
+        .await
+        .expect("the chart's Deployment in the release namespace");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+
+    ws.write_file("instance-values.yaml", "greeting: changed\n")
+        .unwrap();
+    helm.run(&ws, &upgrade_install_args(&command), &cancel)
+        .await
+        .expect("helm upgrade --install (upgrade)");
+    let cm = stack
+        .object(
+            "v1",
+            "ConfigMap",
+            Some("web-one-ns"),
+            "web-one-release-config",
+        )
+        .await
+        .unwrap();
+    assert_eq!(cm["data"]["greeting"], "changed");
+    let history = helm
+        .run(
+            &ws,
+            &args(&[
+                "history",
+                "web-one-release",
+                "--namespace",
+                "web-one-ns",
+                "--output",
+                "json",
+            ]),
+            &cancel,
+        )
+        .await
+        .expect("helm history");
+    let revisions: Vec<serde_json::Value> = serde_json::from_str(&history).unwrap();
+    assert_eq!(revisions.len(), 2, "one release, upgraded: {history}");
 }
