@@ -128,7 +128,9 @@ fi
 
 # Cluster reads: kubectl when installed, else curl with the client certificate.
 kget() { # kget <api path>
-  curl -fsS --cacert "$kube_ca" --cert "$kube_cert" --key "$kube_key" "$kube_url$1"
+  # Retried (curl retries 429 and 5xx): kube-apiserver answers a list with 429 while a
+  # resource's watch cache is being rebuilt, e.g. just after the runtime install updated a CRD.
+  curl -fsS --retry 5 --retry-delay 1 --cacert "$kube_ca" --cert "$kube_cert" --key "$kube_key" "$kube_url$1"
 }
 show_cluster() { # show_cluster <workload instance id>
   local sel="control-plane.threeport.io/workload-instance%3D$1"
