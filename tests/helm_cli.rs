@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use harness::backend::{repo_root, Stack, REQUIRE_UPSTREAM_ENV};
+use harness::backend::{repo_root, Stack};
 use threeport_manager::helm::{Helm, HelmError, HelmSettings, HelmWorkspace};
 use threeport_manager::kube::{RuntimeAuth, RuntimeCredentials};
 use threeport_manager::retry::{Classify, RetryClass};
@@ -19,18 +19,6 @@ use threeport_manager::threeport::models::{
     KubernetesRuntimeInstance, SecretString, KUBERNETES_RUNTIME_INSTANCE,
 };
 use tokio_util::sync::CancellationToken;
-
-fn helm_binary() -> Option<PathBuf> {
-    let bin = repo_root().join(".tools/upstream/bin/helm");
-    if bin.is_file() {
-        return Some(bin);
-    }
-    if std::env::var_os(REQUIRE_UPSTREAM_ENV).is_some() {
-        panic!("{REQUIRE_UPSTREAM_ENV} is set but helm is missing: run scripts/upstream.sh build");
-    }
-    eprintln!("SKIPPED: helm is not built (scripts/upstream.sh build)");
-    None
-}
 
 fn helm(binary: PathBuf, timeout: Duration) -> Helm {
     Helm::new(HelmSettings {
@@ -57,7 +45,7 @@ fn nowhere(endpoint: &str) -> RuntimeCredentials {
 
 #[tokio::test]
 async fn helm_reaches_the_runtime_through_the_workspace_kubeconfig() {
-    let Some(bin) = helm_binary() else {
+    let Some(bin) = harness::backend::helm_binary() else {
         return;
     };
     let stack = Stack::sandbox().await;
@@ -87,7 +75,7 @@ async fn helm_reaches_the_runtime_through_the_workspace_kubeconfig() {
 
 #[tokio::test]
 async fn failures_are_classified_from_what_helm_prints() {
-    let Some(bin) = helm_binary() else {
+    let Some(bin) = harness::backend::helm_binary() else {
         return;
     };
     let helm = helm(bin, Duration::from_secs(60));
@@ -116,7 +104,7 @@ async fn failures_are_classified_from_what_helm_prints() {
 
 #[tokio::test]
 async fn a_helm_that_hangs_is_stopped_at_the_timeout_or_on_cancellation() {
-    let Some(bin) = helm_binary() else {
+    let Some(bin) = harness::backend::helm_binary() else {
         return;
     };
     // An API server that accepts connections and never answers.
@@ -213,7 +201,7 @@ async fn the_release_command_installs_and_upgrades_from_a_repository() {
     use threeport_manager::reconcilers::helm_workload::release::{
         chart_source, repository_name, upgrade_install_args, ReleaseCommand,
     };
-    let Some(bin) = helm_binary() else {
+    let Some(bin) = harness::backend::helm_binary() else {
         return;
     };
     let helm = helm(bin, Duration::from_secs(120));
@@ -296,15 +284,18 @@ async fn the_release_command_installs_and_upgrades_from_a_repository() {
     helm.run(&ws, &upgrade_install_args(&command), &cancel)
         .await
         .expect("helm upgrade --install (install)");
-    let cm = stack
-        .object(
-            "v1",
-            "ConfigMap",
-            Some("web-one-ns"),
-            "web-one-release-config",
-        )
-        .await
-        .expect("the chart's ConfigMap in the release namespace");
+    let config_map = || async {
+        stack
+            .object(
+                "v1",
+                "ConfigMap",
+                Some("web-one-ns"),
+                "web-one-release-config",
+            )
+            .await
+            .expect("the chart's ConfigMap in the release namespace")
+    };
+    let cm = config_map().await;
     assert_eq!(cm["data"]["greeting"], "from-inst");
     assert_eq!(
         cm["metadata"]["labels"]["control-plane.threeport.io/helm-workload-instance"],
@@ -326,15 +317,7 @@ async fn the_release_command_installs_and_upgrades_from_a_repository() {
     helm.run(&ws, &upgrade_install_args(&command), &cancel)
         .await
         .expect("helm upgrade --install (upgrade)");
-    let cm = stack
-        .object(
-            "v1",
-            "ConfigMap",
-            Some("web-one-ns"),
-            "web-one-release-config",
-        )
-        .await
-        .unwrap();
+    let cm = config_map().await;
     assert_eq!(cm["data"]["greeting"], "changed");
     let history = helm
         .run(

@@ -7,27 +7,13 @@
 
 mod harness;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use harness::backend::{repo_root, REQUIRE_UPSTREAM_ENV};
+use harness::backend::repo_root;
 use serde_json::json;
 use threeport_manager::kube::manifest::{split_yaml, HELM_WORKLOAD_INSTANCE_LABEL};
 use threeport_manager::reconcilers::helm_workload::post_render::PostRenderSpec;
-
-/// The helm CLI, or `None` (with a message) when it was never built and the real-stack tests
-/// are not required.
-fn helm() -> Option<PathBuf> {
-    let bin = repo_root().join(".tools/upstream/bin/helm");
-    if bin.is_file() {
-        return Some(bin);
-    }
-    if std::env::var_os(REQUIRE_UPSTREAM_ENV).is_some() {
-        panic!("{REQUIRE_UPSTREAM_ENV} is set but helm is missing: run scripts/upstream.sh build");
-    }
-    eprintln!("SKIPPED: helm is not built (scripts/upstream.sh build)");
-    None
-}
 
 /// `helm template web-1-release <chart> --namespace web-1-ns` with the manager as
 /// post-renderer reading `spec`; helm's own folders in `home`.
@@ -53,7 +39,7 @@ fn template(helm: &Path, home: &Path, spec: &Path) -> Output {
 
 #[test]
 fn helm_deploys_the_labelled_chart_and_the_additional_resources() {
-    let Some(helm) = helm() else {
+    let Some(helm) = harness::backend::helm_binary() else {
         return;
     };
     let home = tempfile::tempdir().expect("tempdir");
@@ -115,7 +101,7 @@ fn helm_deploys_the_labelled_chart_and_the_additional_resources() {
 
 #[test]
 fn a_broken_spec_fails_the_helm_run_with_the_reason() {
-    let Some(helm) = helm() else {
+    let Some(helm) = harness::backend::helm_binary() else {
         return;
     };
     let home = tempfile::tempdir().expect("tempdir");

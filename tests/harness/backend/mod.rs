@@ -506,6 +506,20 @@ pub fn upstream_available() -> bool {
     false
 }
 
+/// The helm CLI `scripts/upstream.sh build` makes, or `None` (with a message) when it was
+/// never built and [`REQUIRE_UPSTREAM_ENV`] is not set.
+pub fn helm_binary() -> Option<PathBuf> {
+    let bin = repo_root().join(".tools/upstream/bin/helm");
+    if bin.is_file() {
+        return Some(bin);
+    }
+    if std::env::var_os(REQUIRE_UPSTREAM_ENV).is_some() {
+        panic!("{REQUIRE_UPSTREAM_ENV} is set but helm is missing: run scripts/upstream.sh build");
+    }
+    eprintln!("SKIPPED: helm is not built (scripts/upstream.sh build)");
+    None
+}
+
 pub fn upstream_built() -> bool {
     let bin = repo_root().join(".tools/upstream/bin");
     [

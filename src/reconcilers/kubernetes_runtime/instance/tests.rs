@@ -1,5 +1,7 @@
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use super::*;
 use crate::engine::Operation;
 use crate::reconcilers::testing::{context, FakeApi, FakeCluster, FakeClusters};
@@ -92,6 +94,15 @@ impl Fixture {
         }
     }
 
+    /// The stored object of `kind` named `name`.
+    fn object(&self, kind: &str, name: &str) -> Value {
+        self.cluster
+            .objects(kind)
+            .into_iter()
+            .find(|o| o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    }
+
     fn applied(&self) -> Vec<String> {
         self.cluster
             .ops()
@@ -144,12 +155,7 @@ async fn updated_installs_every_step_in_order_and_again_the_same() {
         applied.last().map(String::as_str),
         Some("apply Deployment cluster-autoscaler")
     );
-    let sa = f
-        .cluster
-        .objects("ServiceAccount")
-        .into_iter()
-        .find(|o| o["metadata"]["name"] == "cluster-autoscaler")
-        .unwrap();
+    let sa = f.object("ServiceAccount", "cluster-autoscaler");
     assert_eq!(
         sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
         "arn:aws:iam::111122223333:role/ca-role-edge-1"
@@ -251,12 +257,7 @@ async fn the_agent_image_is_applied_to_the_agent() {
         k.threeport_agent_image = Some("registry.example.com/agent:v2".into());
     });
     f.run(Operation::Updated).await.expect("install");
-    let agent = f
-        .cluster
-        .objects("Deployment")
-        .into_iter()
-        .find(|o| o["metadata"]["name"] == "threeport-agent")
-        .unwrap();
+    let agent = f.object("Deployment", "threeport-agent");
     let manager = agent["spec"]["template"]["spec"]["containers"]
         .as_array()
         .unwrap()
@@ -337,12 +338,7 @@ async fn eks_services_use_the_account_the_cluster_was_built_in() {
         k.infra_provider_account_name = Some("dev".into());
     });
     f.run(Operation::Updated).await.expect("install");
-    let sa = f
-        .cluster
-        .objects("ServiceAccount")
-        .into_iter()
-        .find(|o| o["metadata"]["name"] == "cluster-autoscaler")
-        .unwrap();
+    let sa = f.object("ServiceAccount", "cluster-autoscaler");
     assert_eq!(
         sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
         "arn:aws:iam::111122223333:role/ca-role-edge-1"
