@@ -9,7 +9,7 @@
 //!   reconcile's cleanup deletes another's files).
 //! - Every command has a timeout and ends on cancellation (a lost lock, shutdown): SIGTERM,
 //!   then SIGKILL after a grace period, so no helm outlives its reconcile.
-//! - Failures are classified ([`classify`]): a missing chart or repository, invalid values or
+//! - Failures are classified ([`classify()`]): a missing chart or repository, invalid values or
 //!   templates are permanent; network and API-server trouble is transient. helm's stderr is
 //!   kept in the error (so in the event), with the runtime's secrets removed.
 
