@@ -2,9 +2,13 @@
 #
 #   docker build -t threeport-manager:0.1.0 .
 #
-# Stage 1 builds a static (musl) release binary with the locked dependency set; stage 2 is
-# `scratch`: no shell, no package manager, nothing but the binary. The manager needs no CA
-# bundle (it trusts only the CA files it is configured with) and no writable filesystem.
+# Stage 1 builds a static (musl) release binary with the locked dependency set; stage 2 builds
+# the helm v3 CLI the helm-workload controller runs, from the published helm.sh/helm/v3 module
+# at the version upstream/helm/go.mod pins (the one the tests run); stage 3 is `scratch`: no
+# shell, no package manager, the two binaries and the CA bundle helm needs for https chart
+# repositories and OCI registries. The manager itself trusts only the CA files it is
+# configured with; helm writes its per-reconcile workspaces under /tmp (an emptyDir in
+# manifests/base).
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends musl-tools \
@@ -32,8 +36,19 @@ ENV THREEPORT_MANAGER_GIT_SHA=$GIT_SHA
 RUN cargo build --release --locked --target "$(cat /rust-target)" --bin threeport-manager \
  && cp "target/$(cat /rust-target)/release/threeport-manager" /threeport-manager
 
+FROM golang:1.26-bookworm AS helm
+WORKDIR /helm
+COPY upstream/helm/go.mod upstream/helm/go.sum ./
+RUN version="$(go list -m -f '{{.Version}}' helm.sh/helm/v3)" \
+ && CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$version" \
+      -o /helm helm.sh/helm/v3/cmd/helm
+
 FROM scratch
 COPY --from=build /threeport-manager /threeport-manager
+COPY --from=helm /helm /usr/local/bin/helm
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+ENV PATH=/usr/local/bin
 # Threeport's images run as the distroless nonroot user.
 USER 65532:65532
 # Admin server: /livez, /readyz, /metrics, /configz.

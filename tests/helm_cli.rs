@@ -10,7 +10,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use harness::backend::{repo_root, Stack};
+use harness::backend::Stack;
+use harness::charts::ChartRepo;
 use threeport_manager::helm::{Helm, HelmError, HelmSettings, HelmWorkspace};
 use threeport_manager::kube::{RuntimeAuth, RuntimeCredentials};
 use threeport_manager::retry::{Classify, RetryClass};
@@ -149,47 +150,6 @@ async fn a_missing_helm_binary_is_permanent() {
     assert_eq!(err.retry_class(), RetryClass::Permanent, "{err}");
 }
 
-/// A folder served over HTTP on loopback (a chart repository), until dropped.
-struct ChartServer {
-    child: std::process::Child,
-    url: String,
-}
-
-impl ChartServer {
-    fn serve(dir: &std::path::Path) -> Self {
-        let port = harness::workload_env::free_port();
-        let child = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "-d",
-            ])
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 -m http.server");
-        let url = format!("http://127.0.0.1:{port}");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ChartServer { child, url }
-    }
-}
-
-impl Drop for ChartServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The release command of `src/reconcilers/helm_workload/release.rs` run by helm against a
 /// real kube-apiserver (helm validates against its OpenAPI document, which the sandbox does not
 /// serve), from a chart repository on loopback: the release's objects land in the
@@ -204,8 +164,7 @@ async fn the_release_command_installs_and_upgrades_from_a_repository() {
     let Some(bin) = harness::backend::helm_binary() else {
         return;
     };
-    let helm = helm(bin, Duration::from_secs(120));
-    let charts = tempfile::tempdir().unwrap();
+    let helm = helm(bin.clone(), Duration::from_secs(120));
     let Some(stack) = Stack::upstream(false).await else {
         return;
     };
@@ -220,28 +179,7 @@ async fn the_release_command_installs_and_upgrades_from_a_repository() {
     let creds = RuntimeCredentials::from_instance(&kri, false, Some(&key)).unwrap();
     let ws = HelmWorkspace::new(&creds).unwrap();
     let cancel = CancellationToken::new();
-    let chart_dir = repo_root().join("tests/fixtures/charts/web");
-    let dest = charts.path().to_string_lossy().into_owned();
-    helm.run(
-        &ws,
-        &args(&[
-            "package",
-            &chart_dir.to_string_lossy(),
-            "--destination",
-            &dest,
-        ]),
-        &cancel,
-    )
-    .await
-    .expect("helm package");
-    let server = ChartServer::serve(charts.path());
-    helm.run(
-        &ws,
-        &args(&["repo", "index", &dest, "--url", &server.url]),
-        &cancel,
-    )
-    .await
-    .expect("helm repo index");
+    let server = ChartRepo::serve(&bin, &["web"]);
     helm.run(
         &ws,
         &args(&["repo", "add", &repository_name(4), &server.url]),

@@ -83,6 +83,8 @@ section! {
         /// Values the gateway controller writes that Threeport hard-codes (spec 4.4 item 35);
         /// the defaults are Threeport's.
         pub gateway: GatewayConfig = GatewayConfig::default(),
+        /// How the helm-workload controller runs the helm CLI.
+        pub helm: HelmConfig = HelmConfig::default(),
         /// Threeport's `ENCRYPTION_KEY`: standard base64 of a 16, 24 or 32 byte AES key.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub encryption_key: Option<Secret> = None,
@@ -274,6 +276,29 @@ section! {
         pub external_dns_image: String = "registry.k8s.io/external-dns/external-dns".into(),
         /// external-dns version of the ExternalDNS support resource.
         pub external_dns_version: String = "v0.13.5".into(),
+    }
+}
+
+section! {
+    /// How the helm-workload controller runs the helm v3 CLI.
+    pub struct HelmConfig {
+        /// The helm v3 binary; a bare name is looked up in `PATH`.
+        pub binary: PathBuf = "helm".into(),
+        /// The longest one helm command (repo add, upgrade --install, uninstall ...) may run
+        /// before it is stopped and the reconcile retried.
+        #[serde(with = "duration_str")]
+        pub timeout: Duration = Duration::from_secs(300),
+        /// After SIGTERM (timeout, cancellation), how long helm has to stop before SIGKILL.
+        #[serde(with = "duration_str")]
+        pub stop_grace: Duration = Duration::from_secs(5),
+        /// The post-renderer helm runs on every install and upgrade: a threeport-manager
+        /// binary (run as `<it> helm-post-render --spec FILE`). Unset: this binary.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub post_renderer: Option<PathBuf> = None,
+        /// How long a deleted instance waits for its release namespace to be gone (checked
+        /// by requeues, never by blocking a worker) before its deletion finishes anyway.
+        #[serde(with = "duration_str")]
+        pub namespace_wait: Duration = Duration::from_secs(120),
     }
 }
 

@@ -11,7 +11,7 @@ use super::error::ConfigError;
 use super::find_reconciler;
 use super::redact::Secret;
 use super::schema::{
-    ApiConfig, Config, EngineConfig, GatewayConfig, LogConfig, LogFormat, NatsConfig,
+    ApiConfig, Config, EngineConfig, GatewayConfig, HelmConfig, LogConfig, LogFormat, NatsConfig,
     ReconcilersConfig, TelemetryConfig,
 };
 use super::serde_helpers::fmt_duration;
@@ -95,6 +95,8 @@ pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
     telemetry(&config.telemetry)?;
     config.gateway.check("gateway")?;
     gateway(&config.gateway)?;
+    config.helm.check("helm")?;
+    helm(&config.helm)?;
     // Never echo the key.
     if let Some(key) = &config.encryption_key {
         decode_encryption_key(key.expose())?;
@@ -364,6 +366,25 @@ fn gateway(gateway: &GatewayConfig) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+fn helm(helm: &HelmConfig) -> Result<(), ConfigError> {
+    if helm.binary.as_os_str().is_empty() {
+        return Err(ConfigError::invalid("helm.binary", "must not be empty"));
+    }
+    if helm
+        .post_renderer
+        .as_ref()
+        .is_some_and(|p| !p.is_absolute())
+    {
+        return Err(ConfigError::invalid(
+            "helm.post_renderer",
+            "must be an absolute path (helm runs it from a temporary folder)",
+        ));
+    }
+    positive("helm.timeout", helm.timeout)?;
+    positive("helm.stop_grace", helm.stop_grace)?;
+    positive("helm.namespace_wait", helm.namespace_wait)
 }
 
 fn positive(field: &str, d: Duration) -> Result<(), ConfigError> {

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use kube::api::DynamicObject;
 use serde_json::Value;
 
-use super::KubeError;
+use super::{KubeError, RuntimeCredentials};
 #[cfg(doc)]
 use super::{KubeRuntimes, RuntimeHandle};
 use crate::threeport::models::KubernetesRuntimeInstance;
@@ -66,6 +66,14 @@ pub trait Clusters: Send + Sync {
         kri: &KubernetesRuntimeInstance,
         in_cluster: bool,
     ) -> Result<Arc<dyn Cluster>, KubeError>;
+
+    /// The credentials [`cluster`](Self::cluster) would use, for a program that reaches the
+    /// runtime by itself (helm, through a kubeconfig).
+    fn credentials(
+        &self,
+        kri: &KubernetesRuntimeInstance,
+        in_cluster: bool,
+    ) -> Result<RuntimeCredentials, KubeError>;
 
     /// Drop what is cached for runtime `runtime_id` (its clients, its discovery), e.g. once it
     /// is deleted. Nothing is cached by default.

@@ -485,6 +485,14 @@ impl Clusters for KubeRuntimes {
         Ok(Arc::new(self.handle_for(kri, in_cluster)?))
     }
 
+    fn credentials(
+        &self,
+        kri: &KubernetesRuntimeInstance,
+        in_cluster: bool,
+    ) -> Result<RuntimeCredentials, KubeError> {
+        KubeRuntimes::credentials(self, kri, in_cluster)
+    }
+
     fn forget(&self, runtime_id: u64) {
         KubeRuntimes::forget(self, runtime_id);
     }

@@ -15,7 +15,7 @@ pub(crate) mod testing;
 
 use std::sync::Arc;
 
-use crate::config::{Config, GatewayConfig};
+use crate::config::{Config, GatewayConfig, HelmConfig};
 use crate::engine::{DynReconciler, Reconciler};
 use crate::kube::{Clusters, KubeRuntimes, KubeSettings};
 #[cfg(doc)]
@@ -37,6 +37,10 @@ pub static IMPLEMENTATIONS: &[Implementation] = &[
     Implementation {
         controller: "kubernetes-runtime",
         reconcilers: kubernetes_runtime::reconcilers,
+    },
+    Implementation {
+        controller: "helm-workload",
+        reconcilers: helm_workload::reconcilers,
     },
 ];
 
@@ -91,6 +95,8 @@ pub struct ReconcilerDeps {
     pub clusters: Arc<dyn Clusters>,
     /// The gateway controller's values (the `gateway` config section).
     pub gateway: GatewayConfig,
+    /// How the helm-workload controller runs helm (the `helm` config section).
+    pub helm: HelmConfig,
 }
 
 impl ReconcilerDeps {
@@ -102,6 +108,7 @@ impl ReconcilerDeps {
         Ok(Self {
             clusters: Arc::new(kube),
             gateway: config.gateway.clone(),
+            helm: config.helm.clone(),
         })
     }
 }
@@ -125,6 +132,7 @@ mod tests {
         ReconcilerDeps {
             clusters: Arc::new(KubeRuntimes::new(None, KubeSettings::default())),
             gateway: GatewayConfig::default(),
+            helm: HelmConfig::default(),
         }
     }
 

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::engine::{Operation, ReconcileContext};
-use crate::kube::{Cluster, Clusters, KubeError};
+use crate::kube::{Cluster, Clusters, KubeError, RuntimeCredentials};
 use crate::registry;
 use crate::threeport::api::{ApiRequest, ApiResponse, Method, PageMeta, API_PAGE_SIZE};
 use crate::threeport::models::{
@@ -634,6 +634,15 @@ impl Clusters for FakeClusters {
         _in_cluster: bool,
     ) -> Result<Arc<dyn Cluster>, KubeError> {
         Ok(self.0.clone())
+    }
+
+    /// The instance's own, without decryption.
+    fn credentials(
+        &self,
+        kri: &KubernetesRuntimeInstance,
+        in_cluster: bool,
+    ) -> Result<RuntimeCredentials, KubeError> {
+        RuntimeCredentials::from_instance(kri, in_cluster, None)
     }
 
     /// Recorded as the operation `forget runtime <id>`.

@@ -14,10 +14,12 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod charts;
 pub mod common;
 #[macro_use]
 pub mod gateway_suite;
 pub mod go_controller;
+pub mod helm_suite;
 pub mod runtime_suite;
 pub mod scale_suite;
 pub mod workload_env;

@@ -33,35 +33,3 @@ object_type! {
 object_type! {
     TERRAFORM_INSTANCE = "TerraformInstance" at "terraform-instances", subject "terraformInstance";
 }
-
-object_type! {
-    OBSERVABILITY_STACK_DEFINITION = "ObservabilityStackDefinition" at "observability-stack-definitions", subject "observabilityStackDefinition";
-}
-
-object_type! {
-    OBSERVABILITY_STACK_INSTANCE = "ObservabilityStackInstance" at "observability-stack-instances", subject "observabilityStackInstance";
-}
-
-object_type! {
-    OBSERVABILITY_DASHBOARD_DEFINITION = "ObservabilityDashboardDefinition" at "observability-dashboard-definitions", subject "observabilityDashboardDefinition";
-}
-
-object_type! {
-    OBSERVABILITY_DASHBOARD_INSTANCE = "ObservabilityDashboardInstance" at "observability-dashboard-instances", subject "observabilityDashboardInstance";
-}
-
-object_type! {
-    METRICS_DEFINITION = "MetricsDefinition" at "metrics-definitions", subject "metricsDefinition";
-}
-
-object_type! {
-    METRICS_INSTANCE = "MetricsInstance" at "metrics-instances", subject "metricsInstance";
-}
-
-object_type! {
-    LOGGING_DEFINITION = "LoggingDefinition" at "logging-definitions", subject "loggingDefinition";
-}
-
-object_type! {
-    LOGGING_INSTANCE = "LoggingInstance" at "logging-instances", subject "loggingInstance";
-}

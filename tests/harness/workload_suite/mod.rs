@@ -60,6 +60,16 @@ impl Env {
     /// The stack with these reconcilers (Threeport names) running in process, 4 workers each.
     pub async fn start_with(stack: Stack, reconcilers: &[&str]) -> Self {
         let config = stack.config();
+        Self::start_with_config(stack, config, reconcilers).await
+    }
+
+    /// [`start_with`](Self::start_with), with `config` (the stack's, changed) instead of the
+    /// stack's.
+    pub async fn start_with_config(
+        stack: Stack,
+        config: threeport_manager::config::Config,
+        reconcilers: &[&str],
+    ) -> Self {
         let deps = ReconcilerDeps::from_config(&config).expect("deps");
         let bindings = reconcilers
             .iter()

@@ -92,3 +92,107 @@ fn the_command_installs_or_upgrades_with_values_in_order_and_the_post_renderer()
     assert_eq!(args[3], "oci://r.example/charts/web");
     assert!(!args.contains(&OsString::from("--version")));
 }
+
+#[test]
+fn a_pending_release_is_rolled_back_to_its_last_deployed_revision_or_uninstalled() {
+    assert!(is_pending_release(
+        "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress"
+    ));
+    assert!(!is_pending_release("Error: INSTALLATION FAILED: timed out"));
+    let history = r#"[
+        {"revision":1,"updated":"2026-12-01T10:00:00Z","status":"superseded","chart":"web-0.1.0"},
+        {"revision":2,"updated":"2026-12-01T10:01:00Z","status":"deployed","chart":"web-0.1.0"},
+        {"revision":3,"updated":"2026-12-01T10:02:00Z","status":"pending-upgrade","chart":"web-0.2.0"}
+    ]"#;
+    assert_eq!(unstick(history), Ok(Unstick::Rollback(2)));
+    let never_deployed = r#"[{"revision":1,"status":"pending-install"}]"#;
+    assert_eq!(unstick(never_deployed), Ok(Unstick::Uninstall));
+    let err = unstick("Error: release: not found").unwrap_err();
+    assert!(err.contains("helm history"), "{err}");
+}
+
+#[test]
+fn additional_resources_are_a_json_array_or_nothing() {
+    let cm =
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
+    assert_eq!(additional_resources(None, "d"), Ok(vec![]));
+    assert_eq!(additional_resources(Some(&Value::Null), "d"), Ok(vec![]));
+    assert_eq!(
+        additional_resources(Some(&serde_json::json!([cm.clone()])), "d"),
+        Ok(vec![cm.clone()])
+    );
+    let err = additional_resources(Some(&cm), "helm workload definition 3").unwrap_err();
+    assert_eq!(
+        err,
+        "AdditionalResources of helm workload definition 3 is not a JSON array of Kubernetes \
+         objects (it is an object)"
+    );
+}
+
+#[test]
+fn the_threeport_workload_names_the_namespace_of_every_namespaced_object() {
+    let objects = vec![
+        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}),
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "elsewhere"}}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r", "namespace": "ignored"}}),
+        serde_json::json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+    ];
+    let scopes: HashMap<(String, String), bool> = [
+        (("apps/v1", "Deployment"), true),
+        (("v1", "ConfigMap"), true),
+        (("rbac.authorization.k8s.io/v1", "ClusterRole"), false),
+    ]
+    .into_iter()
+    .map(|((a, k), n)| ((a.to_string(), k.to_string()), n))
+    .collect();
+    let refs = workload_resources(&objects, &scopes, "rel-ns");
+    let got: Vec<(&str, &str, &str, &str, &str)> = refs
+        .iter()
+        .map(|r| {
+            (
+                r.group.as_str(),
+                r.version.as_str(),
+                r.kind.as_str(),
+                r.namespace.as_str(),
+                r.name.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("apps", "v1", "Deployment", "rel-ns", "web"),
+            ("", "v1", "ConfigMap", "elsewhere", "c"),
+            ("rbac.authorization.k8s.io", "v1", "ClusterRole", "", "r"),
+            ("example.com", "v1", "Widget", "rel-ns", "w"),
+        ]
+    );
+    assert!(refs.iter().all(|r| r.threeport_id == 0));
+}
+
+#[test]
+fn helm_commands_name_the_release_and_its_namespace() {
+    let s = |a: Vec<OsString>| {
+        a.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        s(repo_add_args(4, "http://127.0.0.1:1")),
+        "repo add 4-repo http://127.0.0.1:1"
+    );
+    assert_eq!(
+        s(get_manifest_args("r", "n")),
+        "get manifest r --namespace n"
+    );
+    assert_eq!(
+        s(uninstall_args("r", "n")),
+        "uninstall r --namespace n --ignore-not-found"
+    );
+    assert_eq!(
+        s(history_args("r", "n")),
+        "history r --namespace n --output json"
+    );
+    assert_eq!(s(rollback_args("r", "n", 2)), "rollback r 2 --namespace n");
+}
