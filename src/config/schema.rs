@@ -85,6 +85,9 @@ section! {
         pub gateway: GatewayConfig = GatewayConfig::default(),
         /// How the helm-workload controller runs the helm CLI.
         pub helm: HelmConfig = HelmConfig::default(),
+        /// Where the observability controller's charts come from (Threeport's repositories by
+        /// default).
+        pub observability: ObservabilityConfig = ObservabilityConfig::default(),
         /// Threeport's `ENCRYPTION_KEY`: standard base64 of a 16, 24 or 32 byte AES key.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub encryption_key: Option<Secret> = None,
@@ -299,6 +302,18 @@ section! {
         /// by requeues, never by blocking a worker) before its deletion finishes anyway.
         #[serde(with = "duration_str")]
         pub namespace_wait: Duration = Duration::from_secs(120),
+    }
+}
+
+section! {
+    /// The chart repositories of the observability controller's helm workloads; Threeport
+    /// hard-codes the public ones, a mirror (air-gapped clusters) goes here.
+    pub struct ObservabilityConfig {
+        /// Grafana, Loki and Promtail (http(s):// chart repository or oci:// registry).
+        pub grafana_repo: String = "https://grafana.github.io/helm-charts".into(),
+        /// kube-prometheus-stack.
+        pub prometheus_community_repo: String =
+            "https://prometheus-community.github.io/helm-charts".into(),
     }
 }
 

@@ -12,7 +12,7 @@ use super::find_reconciler;
 use super::redact::Secret;
 use super::schema::{
     ApiConfig, Config, EngineConfig, GatewayConfig, HelmConfig, LogConfig, LogFormat, NatsConfig,
-    ReconcilersConfig, TelemetryConfig,
+    ObservabilityConfig, ReconcilersConfig, TelemetryConfig,
 };
 use super::serde_helpers::fmt_duration;
 use crate::registry;
@@ -97,6 +97,8 @@ pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
     gateway(&config.gateway)?;
     config.helm.check("helm")?;
     helm(&config.helm)?;
+    config.observability.check("observability")?;
+    observability(&config.observability)?;
     // Never echo the key.
     if let Some(key) = &config.encryption_key {
         decode_encryption_key(key.expose())?;
@@ -385,6 +387,25 @@ fn helm(helm: &HelmConfig) -> Result<(), ConfigError> {
     positive("helm.timeout", helm.timeout)?;
     positive("helm.stop_grace", helm.stop_grace)?;
     positive("helm.namespace_wait", helm.namespace_wait)
+}
+
+fn observability(o: &ObservabilityConfig) -> Result<(), ConfigError> {
+    for (field, repo) in [
+        ("observability.grafana_repo", &o.grafana_repo),
+        (
+            "observability.prometheus_community_repo",
+            &o.prometheus_community_repo,
+        ),
+    ] {
+        // The same rule the helm-workload controller applies to a definition's Repo.
+        crate::reconcilers::helm_workload::release::chart_source(repo, "chart").map_err(|_| {
+            ConfigError::invalid(
+                field,
+                "must be an http(s):// chart repository or an oci:// registry",
+            )
+        })?;
+    }
+    Ok(())
 }
 
 fn positive(field: &str, d: Duration) -> Result<(), ConfigError> {

@@ -8,6 +8,7 @@
 pub mod gateway;
 pub mod helm_workload;
 pub mod kubernetes_runtime;
+pub mod observability;
 pub mod workload;
 
 #[cfg(test)]
@@ -15,7 +16,7 @@ pub(crate) mod testing;
 
 use std::sync::Arc;
 
-use crate::config::{Config, GatewayConfig, HelmConfig};
+use crate::config::{Config, GatewayConfig, HelmConfig, ObservabilityConfig};
 use crate::engine::{DynReconciler, Reconciler};
 use crate::kube::{Clusters, KubeRuntimes, KubeSettings};
 #[cfg(doc)]
@@ -41,6 +42,10 @@ pub static IMPLEMENTATIONS: &[Implementation] = &[
     Implementation {
         controller: "helm-workload",
         reconcilers: helm_workload::reconcilers,
+    },
+    Implementation {
+        controller: "observability",
+        reconcilers: observability::reconcilers,
     },
 ];
 
@@ -97,6 +102,8 @@ pub struct ReconcilerDeps {
     pub gateway: GatewayConfig,
     /// How the helm-workload controller runs helm (the `helm` config section).
     pub helm: HelmConfig,
+    /// The observability controller's chart repositories (the `observability` section).
+    pub observability: ObservabilityConfig,
 }
 
 impl ReconcilerDeps {
@@ -109,6 +116,7 @@ impl ReconcilerDeps {
             clusters: Arc::new(kube),
             gateway: config.gateway.clone(),
             helm: config.helm.clone(),
+            observability: config.observability.clone(),
         })
     }
 }
@@ -133,6 +141,7 @@ mod tests {
             clusters: Arc::new(KubeRuntimes::new(None, KubeSettings::default())),
             gateway: GatewayConfig::default(),
             helm: HelmConfig::default(),
+            observability: ObservabilityConfig::default(),
         }
     }
 
