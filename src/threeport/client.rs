@@ -424,7 +424,8 @@ pub fn decode_envelope(route: &str, body: &[u8]) -> Result<ApiResponse, ApiError
     Ok(ApiResponse { data, meta })
 }
 
-fn json_kind(v: &Value) -> &'static str {
+/// The JSON type of `v`, with an article, for messages ("an object").
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

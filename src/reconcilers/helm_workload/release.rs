@@ -234,19 +234,8 @@ pub fn additional_resources(value: Option<&Value>, owner: &str) -> Result<Vec<Va
         Some(Value::Array(items)) => Ok(items.clone()),
         Some(other) => Err(format!(
             "AdditionalResources of {owner} is not a JSON array of Kubernetes objects (it is {})",
-            json_type(other)
+            crate::threeport::client::json_kind(other)
         )),
-    }
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -8,14 +8,15 @@ use async_trait::async_trait;
 
 use super::values::{LOKI, PROMTAIL};
 use super::{
-    ensure_chart_definition, ensure_chart_release, reconciled, remove_chart_definition,
-    remove_chart_release, required_id, required_name, wait_for_definition, ChartDefinition,
-    ChartRelease, Repositories, LOKI_CHART, PROMTAIL_CHART,
+    ensure_chart_definition, ensure_chart_release, reconciled, remove_chart, required_id,
+    required_name, wait_for_definition, ChartDefinition, ChartRelease, Repositories, LOKI_CHART,
+    PROMTAIL_CHART,
 };
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
 use crate::kube::manifest::generated_namespace_name;
 use crate::threeport::models::{
-    HelmWorkloadInstance, LoggingDefinition, LoggingInstance, Patch, TypedApi,
+    HelmWorkloadDefinition, HelmWorkloadInstance, LoggingDefinition, LoggingInstance, Patch,
+    TypedApi,
 };
 
 const LOKI_SUFFIX: &str = "loki";
@@ -118,15 +119,20 @@ impl Reconciler for LoggingDefinitionReconciler {
         def: LoggingDefinition,
     ) -> Result<Outcome, ReconcileError> {
         let name = def.definition.name.as_deref();
-        remove_chart_definition(
+        remove_chart::<HelmWorkloadDefinition>(
             ctx,
             name,
             PROMTAIL_SUFFIX,
             def.promtail_helm_workload_definition_id,
         )
         .await?;
-        remove_chart_definition(ctx, name, LOKI_SUFFIX, def.loki_helm_workload_definition_id)
-            .await?;
+        remove_chart::<HelmWorkloadDefinition>(
+            ctx,
+            name,
+            LOKI_SUFFIX,
+            def.loki_helm_workload_definition_id,
+        )
+        .await?;
         Ok(Outcome::Done)
     }
 }
@@ -269,14 +275,20 @@ impl Reconciler for LoggingInstanceReconciler {
         inst: LoggingInstance,
     ) -> Result<Outcome, ReconcileError> {
         let name = inst.instance.name.as_deref();
-        remove_chart_release(
+        remove_chart::<HelmWorkloadInstance>(
             ctx,
             name,
             PROMTAIL_SUFFIX,
             inst.promtail_helm_workload_instance_id,
         )
         .await?;
-        remove_chart_release(ctx, name, LOKI_SUFFIX, inst.loki_helm_workload_instance_id).await?;
+        remove_chart::<HelmWorkloadInstance>(
+            ctx,
+            name,
+            LOKI_SUFFIX,
+            inst.loki_helm_workload_instance_id,
+        )
+        .await?;
         Ok(Outcome::Done)
     }
 }

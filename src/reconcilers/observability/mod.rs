@@ -6,7 +6,7 @@
 //! documents are Threeport's (`data/observability/threeport-v0.6.1/`).
 //!
 //! - [`stack`], [`dashboard`], [`metrics`], [`logging`]: the eight reconcilers, a definition
-//!   and an instance each.
+//!   and an instance each; dashboard and metrics are one chart each ([`one_chart`]).
 //! - [`children`]: finding, making, updating and removing the composed objects idempotently.
 //! - [`values`]: Threeport's values documents and the values merge.
 //!
@@ -23,13 +23,14 @@ pub mod children;
 pub mod dashboard;
 pub mod logging;
 pub mod metrics;
+pub mod one_chart;
 pub mod stack;
 pub mod values;
 
 use crate::config::ObservabilityConfig;
 use crate::engine::{Outcome, ReconcileContext, ReconcileError};
 use crate::threeport::models::{
-    Definition, HelmWorkloadDefinition, HelmWorkloadInstance, Instance, Reconciliation,
+    ApiObject, Definition, HelmWorkloadDefinition, HelmWorkloadInstance, Instance, Reconciliation,
 };
 
 use super::{ReconcilerDeps, Registered};
@@ -61,7 +62,7 @@ pub fn reconcilers(deps: &ReconcilerDeps) -> Vec<Registered> {
         ),
         Registered::new(
             "ObservabilityDashboardInstanceReconciler",
-            dashboard::ObservabilityDashboardInstanceReconciler,
+            dashboard::ObservabilityDashboardInstanceReconciler::default(),
         ),
         Registered::new(
             "MetricsDefinitionReconciler",
@@ -69,7 +70,7 @@ pub fn reconcilers(deps: &ReconcilerDeps) -> Vec<Registered> {
         ),
         Registered::new(
             "MetricsInstanceReconciler",
-            metrics::MetricsInstanceReconciler,
+            metrics::MetricsInstanceReconciler::default(),
         ),
         Registered::new(
             "LoggingDefinitionReconciler",
@@ -265,26 +266,16 @@ pub async fn ensure_chart_release(
     children::ensure(ctx.api.as_ref(), chart.recorded, &child, &hwi, true).await
 }
 
-/// Remove the helm workload definition `<name>-<suffix>` (recorded as `recorded`).
-pub async fn remove_chart_definition(
+/// Remove the helm workload definition or instance (`T`) `<name>-<suffix>`, recorded as
+/// `recorded`.
+pub async fn remove_chart<T: ApiObject>(
     ctx: &ReconcileContext,
     name: Option<&str>,
     suffix: &str,
     recorded: Option<u64>,
 ) -> Result<(), ReconcileError> {
     let child = child_name(name.unwrap_or_default(), suffix);
-    children::remove::<HelmWorkloadDefinition>(ctx.api.as_ref(), recorded, &child).await
-}
-
-/// Remove the helm workload instance `<name>-<suffix>` (recorded as `recorded`).
-pub async fn remove_chart_release(
-    ctx: &ReconcileContext,
-    name: Option<&str>,
-    suffix: &str,
-    recorded: Option<u64>,
-) -> Result<(), ReconcileError> {
-    let child = child_name(name.unwrap_or_default(), suffix);
-    children::remove::<HelmWorkloadInstance>(ctx.api.as_ref(), recorded, &child).await
+    children::remove::<T>(ctx.api.as_ref(), recorded, &child).await
 }
 
 #[cfg(test)]

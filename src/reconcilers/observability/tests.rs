@@ -133,7 +133,7 @@ impl Stack {
             id_of::<ObservabilityDashboardInstance>(api, "obs-1-observability-dashboard");
         run(
             api,
-            &ObservabilityDashboardInstanceReconciler,
+            &ObservabilityDashboardInstanceReconciler::default(),
             "ObservabilityDashboardInstanceReconciler",
             dashboard,
             op,
@@ -143,7 +143,7 @@ impl Stack {
         for metrics in api.all::<MetricsInstance>() {
             run(
                 api,
-                &MetricsInstanceReconciler,
+                &MetricsInstanceReconciler::default(),
                 "MetricsInstanceReconciler",
                 metrics.common.id.unwrap(),
                 op,
@@ -340,7 +340,7 @@ async fn an_instance_waits_for_its_definition_by_requeueing() {
     });
     let outcome = run(
         &api,
-        &MetricsInstanceReconciler,
+        &MetricsInstanceReconciler::default(),
         "MetricsInstanceReconciler",
         inst,
         Operation::Created,
