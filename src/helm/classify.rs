@@ -39,6 +39,15 @@ const PERMANENT: &[&str] = &[
     "yaml: ",
     "parse error",
     "execution error at",
+    // The release name (`<instance>-release`) is longer than helm allows (53 characters).
+    "exceeds max length",
+    "invalid release name",
+    // The API server rejected an object of the chart (`<kind> "<name>" is invalid: ...`).
+    " is invalid: ",
+    // The runtime's credentials may not do what the chart needs (RBAC).
+    "forbidden",
+    // An object of the chart belongs to another release or to no release.
+    "cannot be imported into the current release",
     "values don't meet the specifications",
     "chart requires kubeversion",
     "invalid reference format",
@@ -50,7 +59,7 @@ const PERMANENT_PAIRS: &[(&str, &str)] = &[("repo ", " not found"), ("path \"", 
 /// The retry class of a helm failure that printed `stderr`.
 pub fn classify(stderr: &str) -> RetryClass {
     let text = stderr.to_lowercase();
-    if TRANSIENT.iter().any(|p| text.contains(p)) {
+    if TRANSIENT.iter().any(|p| contains_phrase(&text, p)) {
         RetryClass::Transient
     } else if PERMANENT.iter().any(|p| text.contains(p))
         || PERMANENT_PAIRS
@@ -61,6 +70,17 @@ pub fn classify(stderr: &str) -> RetryClass {
     } else {
         RetryClass::Transient
     }
+}
+
+/// Whether `phrase` occurs in `text` as words: not inside a longer word, so `timeout` is not
+/// found in a template error about `timeoutSeconds` and `eof` not in `whereof`.
+fn contains_phrase(text: &str, phrase: &str) -> bool {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(phrase).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + phrase.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
 }
 
 #[cfg(test)]
@@ -101,6 +121,23 @@ mod tests {
                 RetryClass::Transient,
             ),
             ("Error: something helm has never said", RetryClass::Transient),
+            (
+                "Error: INSTALLATION FAILED: release name \"a-very-long-observability-stack-observability-dashboard-grafana-release\": invalid release name, must match regex ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$ and the length must not be longer than 53",
+                RetryClass::Permanent,
+            ),
+            (
+                "Error: INSTALLATION FAILED: Deployment.apps \"web\" is invalid: spec.template.spec.containers[0].readinessProbe.timeoutSeconds: Invalid value: -1",
+                RetryClass::Permanent,
+            ),
+            (
+                "Error: INSTALLATION FAILED: configmaps is forbidden: User \"runtime\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"web\"",
+                RetryClass::Permanent,
+            ),
+            (
+                "Error: INSTALLATION FAILED: rendered manifests contain a resource that already exists. Unable to continue with install: ConfigMap \"c\" in namespace \"web\" exists and cannot be imported into the current release",
+                RetryClass::Permanent,
+            ),
+            ("Error: unexpected EOF", RetryClass::Transient),
         ] {
             assert_eq!(classify(stderr), class, "{stderr}");
         }

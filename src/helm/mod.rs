@@ -29,6 +29,37 @@ use crate::kube::RuntimeCredentials;
 use crate::retry::{Classify, RetryClass};
 pub use classify::classify;
 
+/// Workspaces are folders `<temp dir>/threeport-helm-<pid>-<random>`.
+const WORKSPACE_PREFIX: &str = "threeport-helm-";
+
+/// Remove the workspaces that processes which no longer run left in the temporary folder: a
+/// manager killed mid-reconcile (SIGKILL, OOM) cannot remove its own, and they hold runtime
+/// credentials (a pod's `/tmp` emptyDir outlives a container restart). Runs once per process,
+/// before its first workspace; a folder of this process's PID can only be a previous
+/// container's (PID 1 again). Returns how many were removed.
+pub fn remove_stale_workspaces() -> usize {
+    static ONCE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ONCE.get_or_init(|| {
+        let own = std::process::id();
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|entry| {
+                let name = entry.file_name();
+                let pid = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix(WORKSPACE_PREFIX))
+                    .and_then(|rest| rest.split('-').next())
+                    .and_then(|pid| pid.parse::<u32>().ok());
+                pid.is_some_and(|pid| pid == own || !Path::new(&format!("/proc/{pid}")).exists())
+            })
+            .filter(|entry| std::fs::remove_dir_all(entry.path()).is_ok())
+            .count()
+    })
+}
+
 /// Most of helm's stderr kept in an error.
 const STDERR_LIMIT: usize = 4096;
 
@@ -117,7 +148,7 @@ impl HelmWorkspace {
     /// A new workspace whose kubeconfig reaches the runtime with `credentials`.
     pub fn new(credentials: &RuntimeCredentials) -> std::io::Result<Self> {
         let dir = tempfile::Builder::new()
-            .prefix("threeport-helm-")
+            .prefix(&format!("{WORKSPACE_PREFIX}{}-", std::process::id()))
             .tempdir()?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
         let ws = Self {

@@ -19,10 +19,10 @@
 //! - The release namespace is written back with a PATCH of that field only, at the end, with
 //!   `Reconciled:true` as Go does, so the write does not trigger another `Updated`; Go writes
 //!   back the whole instance read at the start and ignores the error.
-//! - Deleted runs only for an object scheduled for deletion (the engine's guard), treats a
-//!   release, ThreeportWorkload or workload events that are already gone as done, and waits
-//!   for the release namespace by requeueing (bounded by `helm.namespace_wait`), never by
-//!   blocking a worker for 120 s.
+//! - Deleted treats a release, ThreeportWorkload or workload events that are already gone as
+//!   done (Go fails on the events' 404 forever), never deletes a system namespace (`default`,
+//!   `kube-*`), and waits for the release namespace by requeueing (bounded by
+//!   `helm.namespace_wait` from the deletion's request), never by blocking a worker for 120 s.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -54,6 +54,9 @@ use crate::threeport::models::{
     Reconciliation, TypedApi, WorkloadEvent,
 };
 
+/// Namespaces a release may be in that are never deleted with it.
+const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
 /// How often a deletion looks again for its release namespace to be gone.
 const NAMESPACE_POLL: Duration = Duration::from_secs(5);
 
@@ -68,6 +71,13 @@ pub struct HelmWorkloadInstanceReconciler {
 impl HelmWorkloadInstanceReconciler {
     /// Releases into clusters found by `clusters`, running helm as `config` says.
     pub fn new(clusters: Arc<dyn Clusters>, config: &HelmConfig) -> Self {
+        let removed = crate::helm::remove_stale_workspaces();
+        if removed > 0 {
+            info!(
+                removed,
+                "removed helm workspaces left by processes that no longer run"
+            );
+        }
         let post_renderer = config.post_renderer.clone().unwrap_or_else(|| {
             // Only unavailable when /proc is not mounted; helm then reports the post-renderer
             // it cannot run, which is the error an operator would want to see.
@@ -261,6 +271,12 @@ impl HelmWorkloadInstanceReconciler {
             Ok(existed) => Ok(!existed),
             // The API server answers 409 while a namespace is terminating.
             Err(e) if e.status_code() == Some(409) => Ok(false),
+            // The runtime's credentials may not delete namespaces: the release is gone, the
+            // namespace is the cluster admin's to remove (Threeport ignores this error too).
+            Err(e) if e.status_code() == Some(403) => {
+                warn!(namespace, error = %e, "release namespace not deleted: forbidden");
+                Ok(true)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -378,6 +394,10 @@ impl Reconciler for HelmWorkloadInstanceReconciler {
             .await?
             .into_iter()
             .filter(|other| other.common.id != Some(id))
+            // One being deleted too does not keep the namespace: whichever deletion finishes
+            // last would otherwise leave it behind (Loki and Promtail of a logging instance
+            // are deleted together).
+            .filter(|other| other.reconciliation.deletion_scheduled.is_none())
             .filter(|other| {
                 other.kubernetes_runtime_instance_id == Some(target.runtime_id)
                     && other.instance.name.as_deref().is_some_and(|name| {
@@ -393,6 +413,10 @@ impl Reconciler for HelmWorkloadInstanceReconciler {
             info!(namespace = %target.namespace, others = sharing, "release namespace kept: other instances release into it");
             return Ok(Outcome::Done);
         }
+        if SYSTEM_NAMESPACES.contains(&target.namespace.as_str()) {
+            info!(namespace = %target.namespace, "helm release removed; its namespace is a system namespace and stays");
+            return Ok(Outcome::Done);
+        }
         let cluster = self.clusters.cluster(&kri, true)?;
         if self
             .namespace_gone(cluster.as_ref(), &target.namespace)
@@ -401,11 +425,12 @@ impl Reconciler for HelmWorkloadInstanceReconciler {
             info!(namespace = %target.namespace, "helm release removed");
             return Ok(Outcome::Done);
         }
-        let scheduled = hwi
+        // Counted from when the deletion was asked for; without that time (not an object the
+        // API scheduled for deletion) there is nothing to wait for.
+        let waited = hwi
             .reconciliation
             .deletion_scheduled
-            .unwrap_or_else(OffsetDateTime::now_utc);
-        let waited = OffsetDateTime::now_utc() - scheduled;
+            .map_or(time::Duration::MAX, |at| OffsetDateTime::now_utc() - at);
         if waited >= self.namespace_wait {
             warn!(
                 namespace = %target.namespace,

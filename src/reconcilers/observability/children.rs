@@ -41,7 +41,19 @@ pub async fn ensure<T: ApiObject>(
             "{kind} {name} (ID {id}) is being deleted; waiting to make it again"
         )));
     }
-    let changes = changed_fields(&serde_json::to_value(desired).map_err(encode)?, &existing);
+    let desired = serde_json::to_value(desired).map_err(encode)?;
+    let (wanted, has) = (
+        &desired["KubernetesRuntimeInstanceID"],
+        &existing["KubernetesRuntimeInstanceID"],
+    );
+    if !wanted.is_null() && !has.is_null() && wanted != has {
+        // Its release would stay on the old runtime: moving is deleting and making anew.
+        return Err(ReconcileError::permanent(format!(
+            "{kind} {name} (ID {id}) runs on runtime {has}, not {wanted}; moving it to another \
+             runtime is not supported: delete the instance and create it on the new runtime"
+        )));
+    }
+    let changes = changed_fields(&desired, &existing);
     if !changes.is_empty() {
         let mut body = changes;
         if retrigger {
@@ -86,11 +98,17 @@ async fn find<T: ApiObject>(
             Err(e) => return Err(e.into()),
         }
     }
+    // Compared here as well: an object found by the filter alone, had the API ignored it,
+    // would be someone else's.
     Ok(api
         .list_objects::<T>(&[Filter::eq("Name", name)])
         .await?
         .into_iter()
-        .next())
+        .find(|o| {
+            serde_json::to_value(o)
+                .map(|v| v["Name"] == name)
+                .unwrap_or(false)
+        }))
 }
 
 /// The top-level fields of `desired` whose value `existing` does not have.

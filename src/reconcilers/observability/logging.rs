@@ -159,7 +159,12 @@ impl LoggingInstanceReconciler {
             "KubernetesRuntimeInstanceID",
         )?;
         let def: LoggingDefinition = ctx.api.get_object(def_id).await?;
-        if let Some(wait) = wait_for_definition(ctx, def.reconciliation.reconciled) {
+        if let Some(wait) = wait_for_definition(
+            ctx,
+            def.reconciliation.reconciled,
+            "logging definition",
+            def_id,
+        ) {
             return Ok(wait);
         }
         let def_field = |v, f| required_id(v, f, "logging definition", def_id);

@@ -105,11 +105,32 @@ pub fn required_id(
     value.ok_or_else(|| ReconcileError::permanent(format!("{what} {id} has no {field}")))
 }
 
+/// Attempts after which a wait for a definition is logged as a warning.
+const LONG_WAIT_ATTEMPTS: u64 = 10;
+
 /// Requeue while a definition is not reconciled yet (its children are not made yet): 1 s,
-/// 2 s ... 30 s, a wait and not a failure.
-pub fn wait_for_definition(ctx: &ReconcileContext, reconciled: Option<bool>) -> Option<Outcome> {
-    (reconciled != Some(true))
-        .then(|| Outcome::RequeueAfter(super::workload::definition_wait_delay(ctx.attempt)))
+/// 2 s ... 30 s, a wait and not a failure. A wait that goes on (the definition failing, or
+/// being deleted) is logged as a warning on every check after the tenth (about 4 minutes).
+pub fn wait_for_definition(
+    ctx: &ReconcileContext,
+    reconciled: Option<bool>,
+    definition: &str,
+    definition_id: u64,
+) -> Option<Outcome> {
+    if reconciled == Some(true) {
+        return None;
+    }
+    if ctx.attempt >= LONG_WAIT_ATTEMPTS {
+        tracing::warn!(
+            definition,
+            definition_id,
+            attempt = ctx.attempt,
+            "still waiting for the definition to be reconciled (see its events)"
+        );
+    }
+    Some(Outcome::RequeueAfter(
+        super::workload::definition_wait_delay(ctx.attempt),
+    ))
 }
 
 /// A helm workload definition of `chart` from `repo`.

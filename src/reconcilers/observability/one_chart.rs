@@ -187,7 +187,7 @@ impl<C: OneChart> ChartInstanceReconciler<C> {
         )?;
         let def: C::Definition = ctx.api.get_object(def_id).await?;
         let def_parts = C::definition(&def);
-        if let Some(wait) = wait_for_definition(ctx, def_parts.reconciled) {
+        if let Some(wait) = wait_for_definition(ctx, def_parts.reconciled, C::DEFINITION, def_id) {
             return Ok(wait);
         }
         let hwd = required_id(def_parts.hwd, C::HWD_FIELD, C::DEFINITION, def_id)?;

@@ -192,7 +192,12 @@ impl ObservabilityStackInstanceReconciler {
             "KubernetesRuntimeInstanceID",
         )?;
         let def: ObservabilityStackDefinition = api.get_object(def_id).await?;
-        if let Some(wait) = wait_for_definition(ctx, def.reconciliation.reconciled) {
+        if let Some(wait) = wait_for_definition(
+            ctx,
+            def.reconciliation.reconciled,
+            "observability stack definition",
+            def_id,
+        ) {
             return Ok(wait);
         }
         let def_field = |v, f| required_id(v, f, "observability stack definition", def_id);

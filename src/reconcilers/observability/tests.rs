@@ -55,6 +55,11 @@ fn id_of<T: ApiObject>(api: &FakeApi, name: &str) -> u64 {
     all[0]["ID"].as_u64().expect("ID")
 }
 
+/// Asserts the reconcile finished (not a requeue: a run that waits would make nothing).
+fn done(outcome: Outcome) {
+    assert!(matches!(outcome, Outcome::Done), "{outcome:?}");
+}
+
 fn yaml(doc: &str) -> Yaml {
     serde_yaml_ng::from_str(doc).expect("YAML")
 }
@@ -139,7 +144,9 @@ impl Stack {
             op,
         )
         .await
+        .map(done)
         .expect("dashboard instance");
+
         for metrics in api.all::<MetricsInstance>() {
             run(
                 api,
@@ -149,6 +156,7 @@ impl Stack {
                 op,
             )
             .await
+            .map(done)
             .expect("metrics instance");
         }
         for logging in api.all::<LoggingInstance>() {
@@ -160,6 +168,7 @@ impl Stack {
                 op,
             )
             .await
+            .map(done)
             .expect("logging instance");
         }
     }
@@ -480,6 +489,33 @@ async fn a_user_values_document_that_is_not_yaml_is_a_permanent_error_naming_the
         err.to_string().contains(&format!(
             "metrics definition {def}: KubePrometheusStackHelmValuesDocument"
         )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_child_on_another_runtime_is_a_permanent_error_not_a_move() {
+    let s = Stack::new();
+    let def = s.stack_definition();
+    s.definitions(def, Operation::Created).await;
+    let inst = s.stack_instance(def);
+    s.instances(inst, Operation::Created).await;
+    s.api.update::<ObservabilityStackInstance>(inst, |i| {
+        i.kubernetes_runtime_instance_id = Some(RUNTIME + 1);
+    });
+    let err = run(
+        &s.api,
+        &ObservabilityStackInstanceReconciler,
+        "ObservabilityStackInstanceReconciler",
+        inst,
+        Operation::Updated,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.class, crate::retry::RetryClass::Permanent);
+    assert!(
+        err.to_string()
+            .contains("moving it to another runtime is not supported"),
         "{err}"
     );
 }

@@ -388,3 +388,48 @@ async fn deleted_without_its_runtime_only_cleans_up_the_api() {
     assert!(f.helm.read("calls").is_empty());
     assert_eq!(f.api.count(Method::Delete, "/v0/workload-events"), 1);
 }
+
+#[tokio::test]
+async fn two_instances_deleted_together_remove_their_shared_namespace() {
+    let f = Fixture::new();
+    let one = f.instance("one", Some("shared"));
+    let two = f.instance("two", Some("shared"));
+    f.cluster
+        .apply(&dynamic_object(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shared"}})).unwrap())
+        .await
+        .unwrap();
+    for id in [one, two] {
+        f.api.update::<HelmWorkloadInstance>(id, |i| {
+            i.reconciliation.deletion_scheduled = Some(OffsetDateTime::now_utc());
+        });
+    }
+    // Both deletions run before either instance is gone from the API.
+    f.run(Operation::Deleted, one).await.expect("first");
+    f.run(Operation::Deleted, two).await.expect("second");
+    assert!(
+        f.cluster.objects("Namespace").is_empty(),
+        "the namespace is not left behind"
+    );
+}
+
+#[tokio::test]
+async fn a_release_in_a_system_namespace_leaves_the_namespace_alone() {
+    let f = Fixture::new();
+    let id = f.instance("web-one", Some("default"));
+    f.cluster
+        .apply(&dynamic_object(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})).unwrap())
+        .await
+        .unwrap();
+    f.api.update::<HelmWorkloadInstance>(id, |i| {
+        i.reconciliation.deletion_scheduled = Some(OffsetDateTime::now_utc());
+    });
+    assert!(matches!(
+        f.run(Operation::Deleted, id).await,
+        Ok(Outcome::Done)
+    ));
+    assert_eq!(f.cluster.objects("Namespace").len(), 1);
+    assert!(f
+        .helm
+        .read("calls")
+        .contains("uninstall web-one-release --namespace default"));
+}
