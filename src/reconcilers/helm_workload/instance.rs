@@ -194,10 +194,7 @@ impl HelmWorkloadInstanceReconciler {
             // it would make the API publish another Updated (spec 2.8).
             let change = HelmWorkloadInstance {
                 release_namespace: Some(target.namespace.clone()),
-                reconciliation: Reconciliation {
-                    reconciled: Some(true),
-                    ..Default::default()
-                },
+                reconciliation: Reconciliation::marked_reconciled(),
                 ..Default::default()
             };
             ctx.api.patch_object(id, Patch::Changes(&change)).await?;
@@ -282,6 +279,39 @@ impl HelmWorkloadInstanceReconciler {
     }
 }
 
+/// How many other instances on the runtime, not themselves being deleted, release into
+/// `target`'s namespace. One being deleted too does not count: whichever deletion finishes
+/// last would otherwise leave the namespace behind (Loki and Promtail of a logging instance
+/// are deleted together). Filtered here as well as by the API: Threeport's own list of this
+/// kind ignores its filter (spec 3.5).
+async fn others_releasing_into(
+    ctx: &ReconcileContext,
+    id: u64,
+    target: &Target,
+) -> Result<usize, ReconcileError> {
+    Ok(ctx
+        .api
+        .list_objects::<HelmWorkloadInstance>(&[Filter::eq(
+            "KubernetesRuntimeInstanceID",
+            target.runtime_id,
+        )])
+        .await?
+        .into_iter()
+        .filter(|other| other.common.id != Some(id))
+        .filter(|other| other.reconciliation.deletion_scheduled.is_none())
+        .filter(|other| {
+            other.kubernetes_runtime_instance_id == Some(target.runtime_id)
+                && other.instance.name.as_deref().is_some_and(|name| {
+                    release_namespace(
+                        name,
+                        other.common.id.unwrap_or_default(),
+                        other.release_namespace.as_deref(),
+                    ) == target.namespace
+                })
+        })
+        .count())
+}
+
 /// What identifies an instance's release.
 struct Target {
     name: String,
@@ -345,70 +375,41 @@ impl Reconciler for HelmWorkloadInstanceReconciler {
     ) -> Result<Outcome, ReconcileError> {
         let id = hwi.common.id.unwrap_or(ctx.object_id);
         let target = Target::of(id, &hwi)?;
+        // None left is the goal; an instance whose release never had events is fine.
+        let events = [Filter::eq("HelmWorkloadInstanceID", id)];
+        let delete_events = || ctx.api.delete_objects_where::<WorkloadEvent>(&events);
         let kri = match ctx
             .api
             .get_object::<KubernetesRuntimeInstance>(target.runtime_id)
             .await
         {
-            Ok(kri) => Some(kri),
+            Ok(kri) => kri,
             Err(e) if e.is_not_found() => {
                 warn!("the runtime instance no longer exists; skipping the release's removal");
-                None
+                delete_events().await?;
+                return Ok(Outcome::Done);
             }
             Err(e) => return Err(e.into()),
         };
-        if let Some(kri) = &kri {
-            let ws = self.workspace(kri)?;
-            self.run(
-                &ws,
-                &uninstall_args(&target.release, &target.namespace),
-                &ctx.cancel,
+        let ws = self.workspace(&kri)?;
+        self.run(
+            &ws,
+            &uninstall_args(&target.release, &target.namespace),
+            &ctx.cancel,
+        )
+        .await?;
+        let cluster = self.clusters.cluster(&kri, true)?;
+        cluster
+            .delete(
+                THREEPORT_WORKLOAD_API_VERSION,
+                THREEPORT_WORKLOAD_KIND,
+                None,
+                &threeport_workload_name(WorkloadType::HelmWorkloadInstance, id),
             )
             .await?;
-            let cluster = self.clusters.cluster(kri, true)?;
-            cluster
-                .delete(
-                    THREEPORT_WORKLOAD_API_VERSION,
-                    THREEPORT_WORKLOAD_KIND,
-                    None,
-                    &threeport_workload_name(WorkloadType::HelmWorkloadInstance, id),
-                )
-                .await?;
-        }
-        // None left is the goal; an instance whose release never had events is fine.
-        ctx.api
-            .delete_objects_where::<WorkloadEvent>(&[Filter::eq("HelmWorkloadInstanceID", id)])
-            .await?;
+        delete_events().await?;
 
-        let Some(kri) = kri else {
-            return Ok(Outcome::Done);
-        };
-        // Filtered here as well as by the API: Threeport's own list of this kind ignores its
-        // filter (spec 3.5), so the namespace is compared on every instance of the runtime.
-        let sharing = ctx
-            .api
-            .list_objects::<HelmWorkloadInstance>(&[Filter::eq(
-                "KubernetesRuntimeInstanceID",
-                target.runtime_id,
-            )])
-            .await?
-            .into_iter()
-            .filter(|other| other.common.id != Some(id))
-            // One being deleted too does not keep the namespace: whichever deletion finishes
-            // last would otherwise leave it behind (Loki and Promtail of a logging instance
-            // are deleted together).
-            .filter(|other| other.reconciliation.deletion_scheduled.is_none())
-            .filter(|other| {
-                other.kubernetes_runtime_instance_id == Some(target.runtime_id)
-                    && other.instance.name.as_deref().is_some_and(|name| {
-                        release_namespace(
-                            name,
-                            other.common.id.unwrap_or_default(),
-                            other.release_namespace.as_deref(),
-                        ) == target.namespace
-                    })
-            })
-            .count();
+        let sharing = others_releasing_into(ctx, id, &target).await?;
         if sharing > 0 {
             info!(namespace = %target.namespace, others = sharing, "release namespace kept: other instances release into it");
             return Ok(Outcome::Done);
@@ -417,7 +418,6 @@ impl Reconciler for HelmWorkloadInstanceReconciler {
             info!(namespace = %target.namespace, "helm release removed; its namespace is a system namespace and stays");
             return Ok(Outcome::Done);
         }
-        let cluster = self.clusters.cluster(&kri, true)?;
         if self
             .namespace_gone(cluster.as_ref(), &target.namespace)
             .await?

@@ -5,8 +5,10 @@
 use super::one_chart::{
     ChartDefinitionReconciler, ChartInstanceReconciler, DefinitionParts, InstanceParts, OneChart,
 };
-use super::{reconciled, values, Repositories, GRAFANA_CHART};
-use crate::threeport::models::{ObservabilityDashboardDefinition, ObservabilityDashboardInstance};
+use super::{values, Repositories, GRAFANA_CHART};
+use crate::threeport::models::{
+    ObservabilityDashboardDefinition, ObservabilityDashboardInstance, Reconciliation,
+};
 
 /// Grafana's objects.
 pub struct Dashboard;
@@ -45,7 +47,7 @@ impl OneChart for Dashboard {
     fn record_definition(hwd: u64) -> Self::Definition {
         ObservabilityDashboardDefinition {
             grafana_helm_workload_definition_id: Some(hwd),
-            reconciliation: reconciled(),
+            reconciliation: Reconciliation::marked_reconciled(),
             ..Default::default()
         }
     }
@@ -64,7 +66,7 @@ impl OneChart for Dashboard {
     fn record_instance(hwi: u64) -> Self::Instance {
         ObservabilityDashboardInstance {
             grafana_helm_workload_instance_id: Some(hwi),
-            reconciliation: reconciled(),
+            reconciliation: Reconciliation::marked_reconciled(),
             ..Default::default()
         }
     }

@@ -8,15 +8,14 @@ use async_trait::async_trait;
 
 use super::values::{LOKI, PROMTAIL};
 use super::{
-    ensure_chart_definition, ensure_chart_release, reconciled, remove_chart, required_id,
-    required_name, wait_for_definition, ChartDefinition, ChartRelease, Repositories, LOKI_CHART,
-    PROMTAIL_CHART,
+    ensure_chart_definition, ensure_chart_release, remove_chart, required_id, required_name,
+    wait_for_definition, ChartDefinition, ChartRelease, Repositories, LOKI_CHART, PROMTAIL_CHART,
 };
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
 use crate::kube::manifest::generated_namespace_name;
 use crate::threeport::models::{
     HelmWorkloadDefinition, HelmWorkloadInstance, LoggingDefinition, LoggingInstance, Patch,
-    TypedApi,
+    Reconciliation, TypedApi,
 };
 
 const LOKI_SUFFIX: &str = "loki";
@@ -83,7 +82,7 @@ impl LoggingDefinitionReconciler {
             let change = LoggingDefinition {
                 loki_helm_workload_definition_id: Some(loki),
                 promtail_helm_workload_definition_id: Some(promtail),
-                reconciliation: reconciled(),
+                reconciliation: Reconciliation::marked_reconciled(),
                 ..Default::default()
             };
             ctx.api.patch_object(id, Patch::Changes(&change)).await?;
@@ -217,7 +216,7 @@ impl LoggingInstanceReconciler {
             let change = LoggingInstance {
                 loki_helm_workload_instance_id: Some(loki),
                 promtail_helm_workload_instance_id: Some(promtail),
-                reconciliation: reconciled(),
+                reconciliation: Reconciliation::marked_reconciled(),
                 ..Default::default()
             };
             ctx.api.patch_object(id, Patch::Changes(&change)).await?;

@@ -5,8 +5,8 @@
 use super::one_chart::{
     ChartDefinitionReconciler, ChartInstanceReconciler, DefinitionParts, InstanceParts, OneChart,
 };
-use super::{reconciled, values, Repositories, KUBE_PROMETHEUS_STACK_CHART};
-use crate::threeport::models::{MetricsDefinition, MetricsInstance};
+use super::{values, Repositories, KUBE_PROMETHEUS_STACK_CHART};
+use crate::threeport::models::{MetricsDefinition, MetricsInstance, Reconciliation};
 
 /// kube-prometheus-stack's objects.
 pub struct Metrics;
@@ -45,7 +45,7 @@ impl OneChart for Metrics {
     fn record_definition(hwd: u64) -> Self::Definition {
         MetricsDefinition {
             kube_prometheus_stack_helm_workload_definition_id: Some(hwd),
-            reconciliation: reconciled(),
+            reconciliation: Reconciliation::marked_reconciled(),
             ..Default::default()
         }
     }
@@ -64,7 +64,7 @@ impl OneChart for Metrics {
     fn record_instance(hwi: u64) -> Self::Instance {
         MetricsInstance {
             kube_prometheus_stack_helm_workload_instance_id: Some(hwi),
-            reconciliation: reconciled(),
+            reconciliation: Reconciliation::marked_reconciled(),
             ..Default::default()
         }
     }

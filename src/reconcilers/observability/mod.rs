@@ -30,7 +30,7 @@ pub mod values;
 use crate::config::ObservabilityConfig;
 use crate::engine::{Outcome, ReconcileContext, ReconcileError};
 use crate::threeport::models::{
-    ApiObject, Definition, HelmWorkloadDefinition, HelmWorkloadInstance, Instance, Reconciliation,
+    ApiObject, Definition, HelmWorkloadDefinition, HelmWorkloadInstance, Instance,
 };
 
 use super::{ReconcilerDeps, Registered};
@@ -189,15 +189,6 @@ pub fn merged(
 
 /// For an object's repositories: the configured ones.
 pub type Repositories = ObservabilityConfig;
-
-/// `Reconciled:true`, sent with the IDs a reconcile records, as Threeport does: PATCHing an
-/// unreconciled object without it would make the API publish another Updated (spec 2.8).
-pub fn reconciled() -> Reconciliation {
-    Reconciliation {
-        reconciled: Some(true),
-        ..Default::default()
-    }
-}
 
 /// One chart of a definition: what its helm workload definition `<name>-<suffix>` is made of.
 pub struct ChartDefinition<'a> {

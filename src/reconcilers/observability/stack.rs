@@ -8,13 +8,13 @@ use async_trait::async_trait;
 
 use super::children::{ensure, remove};
 use super::values::GRAFANA_SERVICE_MONITOR;
-use super::{child_name, merged, reconciled, required_id, required_name, wait_for_definition};
+use super::{child_name, merged, required_id, required_name, wait_for_definition};
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::models::{
     Definition, Instance, LoggingDefinition, LoggingInstance, MetricsDefinition, MetricsInstance,
     ObservabilityDashboardDefinition, ObservabilityDashboardInstance, ObservabilityStackDefinition,
-    ObservabilityStackInstance, Patch, TypedApi,
+    ObservabilityStackInstance, Patch, Reconciliation, TypedApi,
 };
 
 const DASHBOARD: &str = "observability-dashboard";
@@ -113,7 +113,7 @@ impl ObservabilityStackDefinitionReconciler {
                 observability_dashboard_definition_id: Some(dashboard),
                 logging_definition_id: Some(logging),
                 metrics_definition_id: Some(metrics),
-                reconciliation: reconciled(),
+                reconciliation: Reconciliation::marked_reconciled(),
                 ..Default::default()
             };
             ctx.api.patch_object(id, Patch::Changes(&change)).await?;
@@ -295,7 +295,7 @@ impl ObservabilityStackInstanceReconciler {
                 observability_dashboard_instance_id: Some(dashboard),
                 logging_instance_id: logging,
                 metrics_instance_id: metrics,
-                reconciliation: reconciled(),
+                reconciliation: Reconciliation::marked_reconciled(),
                 ..Default::default()
             };
             ctx.api.patch_object(id, Patch::Changes(&change)).await?;

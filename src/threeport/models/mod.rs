@@ -404,6 +404,18 @@ embedded_struct! {
     }
 }
 
+impl Reconciliation {
+    /// Only `Reconciled:true`: sent with the fields a reconcile writes back to its own
+    /// unreconciled object, because a PATCH without it would make the API publish another
+    /// Updated (spec 2.8), as Threeport's controllers do.
+    pub fn marked_reconciled() -> Self {
+        Self {
+            reconciled: Some(true),
+            ..Default::default()
+        }
+    }
+}
+
 embedded_struct! {
     /// Fields of definition types (\[D\]). `ProfileID` and `TierID` are associations: they must
     /// not appear in PATCH bodies.
