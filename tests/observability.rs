@@ -7,6 +7,7 @@
 mod harness;
 
 use harness::backend::Stack;
+use harness::observability_suite::{self, RECONCILERS};
 use harness::workload_suite::{wait_until, Env, LIMIT};
 use sandbox::threeport::RouteFilter;
 use serde_json::{json, Value};
@@ -17,34 +18,12 @@ use threeport_manager::threeport::models::{
 };
 use threeport_manager::threeport::{ObjectType, ThreeportApi};
 
-const RECONCILERS: &[&str] = &[
-    "ObservabilityStackDefinitionReconciler",
-    "ObservabilityStackInstanceReconciler",
-    "ObservabilityDashboardDefinitionReconciler",
-    "ObservabilityDashboardInstanceReconciler",
-    "MetricsDefinitionReconciler",
-    "MetricsInstanceReconciler",
-    "LoggingDefinitionReconciler",
-    "LoggingInstanceReconciler",
-];
-
-async fn named(env: &Env, ty: ObjectType, name: &str) -> Vec<Value> {
-    env.stack
-        .list_all(ty)
-        .await
-        .into_iter()
-        .filter(|o| o["Name"] == name)
-        .collect()
+async fn wait_reconciled(env: &Env, ty: ObjectType, name: &str) {
+    observability_suite::wait_reconciled(&env.stack, LIMIT, ty, name).await;
 }
 
-async fn wait_reconciled(env: &Env, ty: ObjectType, name: &str) {
-    wait_until(LIMIT, &format!("{} {name} reconciled", ty.name), || async {
-        named(env, ty, name)
-            .await
-            .first()
-            .is_some_and(|o| o["Reconciled"] == true)
-    })
-    .await;
+async fn named(env: &Env, ty: ObjectType, name: &str) -> Vec<Value> {
+    observability_suite::all_named(&env.stack, ty, name).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

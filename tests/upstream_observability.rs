@@ -13,6 +13,7 @@ use std::time::Duration;
 use harness::backend::{helm_binary, Stack};
 use harness::charts::ChartRepo;
 use harness::helm_suite;
+use harness::observability_suite::{self, named};
 use harness::workload_env::ManagerProcess;
 use harness::workload_suite::wait_until;
 use serde_json::{json, Value};
@@ -25,49 +26,16 @@ use threeport_manager::threeport::{ObjectType, ThreeportApi};
 
 const LIMIT: Duration = Duration::from_secs(180);
 
-const OBSERVABILITY: &[&str] = &[
-    "ObservabilityStackDefinitionReconciler",
-    "ObservabilityStackInstanceReconciler",
-    "ObservabilityDashboardDefinitionReconciler",
-    "ObservabilityDashboardInstanceReconciler",
-    "MetricsDefinitionReconciler",
-    "MetricsInstanceReconciler",
-    "LoggingDefinitionReconciler",
-    "LoggingInstanceReconciler",
-];
-
-/// The object of type `ty` named `name`, if there is one.
-async fn named(stack: &Stack, ty: ObjectType, name: &str) -> Option<Value> {
-    stack
-        .list_all(ty)
-        .await
-        .into_iter()
-        .find(|o| o["Name"] == name)
-}
-
 async fn wait_named(stack: &Stack, ty: ObjectType, name: &str) -> Value {
-    wait_until(LIMIT, &format!("{} {name}", ty.name), || async {
-        named(stack, ty, name).await.is_some()
-    })
-    .await;
-    named(stack, ty, name).await.expect("found")
+    observability_suite::wait_named(stack, LIMIT, ty, name).await
 }
 
 async fn wait_reconciled(stack: &Stack, ty: ObjectType, name: &str) -> Value {
-    wait_until(LIMIT, &format!("{} {name} reconciled", ty.name), || async {
-        named(stack, ty, name)
-            .await
-            .is_some_and(|o| o["Reconciled"] == true)
-    })
-    .await;
-    named(stack, ty, name).await.expect("found")
+    observability_suite::wait_reconciled(stack, LIMIT, ty, name).await
 }
 
 async fn wait_gone(stack: &Stack, ty: ObjectType, name: &str) {
-    wait_until(LIMIT, &format!("{} {name} deleted", ty.name), || async {
-        named(stack, ty, name).await.is_none()
-    })
-    .await;
+    observability_suite::wait_gone(stack, LIMIT, ty, name).await;
 }
 
 /// The values the stand-in chart of a release got.
@@ -116,7 +84,7 @@ async fn an_observability_stack_is_composed_released_and_removed() {
     let logs = tempfile::tempdir().expect("tempdir");
     let mut reconcilers = vec!["WorkloadDefinitionReconciler", "WorkloadInstanceReconciler"];
     reconcilers.extend(helm_suite::RECONCILERS);
-    reconcilers.extend(OBSERVABILITY);
+    reconcilers.extend(observability_suite::RECONCILERS);
     let _manager = ManagerProcess::spawn_ready(
         &vars,
         "workload,helm-workload,observability",

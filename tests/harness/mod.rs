@@ -10,7 +10,8 @@
 //!   stats, the web-app fixture.
 //! - [`go_controller`]: Threeport's Go controllers as processes.
 //! - [`workload_suite`], [`scale_suite`], [`gateway_suite`], [`runtime_suite`]: scenarios that run unchanged
-//!   against either stack.
+//!   against either stack; [`helm_suite`], [`charts`] and [`observability_suite`] for the helm
+//!   and observability controllers.
 #![allow(dead_code)]
 
 pub mod backend;
@@ -20,6 +21,7 @@ pub mod common;
 pub mod gateway_suite;
 pub mod go_controller;
 pub mod helm_suite;
+pub mod observability_suite;
 pub mod runtime_suite;
 pub mod scale_suite;
 pub mod workload_env;

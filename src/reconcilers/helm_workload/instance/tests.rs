@@ -148,6 +148,22 @@ impl Fixture {
         })
     }
 
+    /// A Namespace in the cluster, as helm's `--create-namespace` leaves it.
+    async fn namespace(&self, name: &str) {
+        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        self.cluster
+            .apply(&dynamic_object(ns).unwrap())
+            .await
+            .unwrap();
+    }
+
+    /// The instance's deletion requested at `at` (the API's first DELETE).
+    fn schedule_deletion(&self, id: u64, at: OffsetDateTime) {
+        self.api.update::<HelmWorkloadInstance>(id, |i| {
+            i.reconciliation.deletion_scheduled = Some(at);
+        });
+    }
+
     async fn run(&self, operation: Operation, id: u64) -> Result<Outcome, ReconcileError> {
         let ctx = context(
             self.api.clone(),
@@ -314,13 +330,8 @@ async fn deleted_uninstalls_and_waits_for_the_namespace_by_requeueing() {
     let id = f.instance("web-one", None);
     f.run(Operation::Created, id).await.expect("release");
     let namespace = release_namespace("web-one", id, None);
-    f.cluster
-        .apply(&dynamic_object(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})).unwrap())
-        .await
-        .unwrap();
-    f.api.update::<HelmWorkloadInstance>(id, |i| {
-        i.reconciliation.deletion_scheduled = Some(OffsetDateTime::now_utc());
-    });
+    f.namespace(&namespace).await;
+    f.schedule_deletion(id, OffsetDateTime::now_utc());
 
     // The namespace was there: deleted, and the deletion looks again later.
     assert!(matches!(
@@ -344,13 +355,8 @@ async fn a_namespace_another_instance_releases_into_is_kept() {
     let f = Fixture::new();
     let one = f.instance("one", Some("shared"));
     f.instance("two", Some("shared"));
-    f.cluster
-        .apply(&dynamic_object(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shared"}})).unwrap())
-        .await
-        .unwrap();
-    f.api.update::<HelmWorkloadInstance>(one, |i| {
-        i.reconciliation.deletion_scheduled = Some(OffsetDateTime::now_utc());
-    });
+    f.namespace("shared").await;
+    f.schedule_deletion(one, OffsetDateTime::now_utc());
     assert!(matches!(
         f.run(Operation::Deleted, one).await,
         Ok(Outcome::Done)
@@ -362,14 +368,8 @@ async fn a_namespace_another_instance_releases_into_is_kept() {
 async fn a_namespace_that_stays_past_the_wait_does_not_block_the_deletion() {
     let f = Fixture::new();
     let id = f.instance("web-one", Some("stuck"));
-    f.cluster
-        .apply(&dynamic_object(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "stuck"}})).unwrap())
-        .await
-        .unwrap();
-    f.api.update::<HelmWorkloadInstance>(id, |i| {
-        i.reconciliation.deletion_scheduled =
-            Some(OffsetDateTime::now_utc() - time::Duration::minutes(10));
-    });
+    f.namespace("stuck").await;
+    f.schedule_deletion(id, OffsetDateTime::now_utc() - time::Duration::minutes(10));
     assert!(matches!(
         f.run(Operation::Deleted, id).await,
         Ok(Outcome::Done)
@@ -394,14 +394,9 @@ async fn two_instances_deleted_together_remove_their_shared_namespace() {
     let f = Fixture::new();
     let one = f.instance("one", Some("shared"));
     let two = f.instance("two", Some("shared"));
-    f.cluster
-        .apply(&dynamic_object(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shared"}})).unwrap())
-        .await
-        .unwrap();
+    f.namespace("shared").await;
     for id in [one, two] {
-        f.api.update::<HelmWorkloadInstance>(id, |i| {
-            i.reconciliation.deletion_scheduled = Some(OffsetDateTime::now_utc());
-        });
+        f.schedule_deletion(id, OffsetDateTime::now_utc());
     }
     // Both deletions run before either instance is gone from the API.
     f.run(Operation::Deleted, one).await.expect("first");
@@ -416,13 +411,8 @@ async fn two_instances_deleted_together_remove_their_shared_namespace() {
 async fn a_release_in_a_system_namespace_leaves_the_namespace_alone() {
     let f = Fixture::new();
     let id = f.instance("web-one", Some("default"));
-    f.cluster
-        .apply(&dynamic_object(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})).unwrap())
-        .await
-        .unwrap();
-    f.api.update::<HelmWorkloadInstance>(id, |i| {
-        i.reconciliation.deletion_scheduled = Some(OffsetDateTime::now_utc());
-    });
+    f.namespace("default").await;
+    f.schedule_deletion(id, OffsetDateTime::now_utc());
     assert!(matches!(
         f.run(Operation::Deleted, id).await,
         Ok(Outcome::Done)
