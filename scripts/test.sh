@@ -2,8 +2,8 @@
 # The full test suite: formatting, lints, unit and integration tests against a real nats-server
 # and the sandbox Threeport and Kubernetes APIs, and the real-stack suites (a real
 # kube-apiserver, etcd, kube-controller-manager, Threeport's REST API on PostgreSQL and
-# Threeport's own Go workload-controller; see scripts/upstream.sh). Installs the pinned
-# nats-server and builds the pinned upstream binaries first (cached). Used by CI (.ci/run).
+# Threeport's own Go workload-controller; see scripts/upstream.sh) and moto (a local AWS).
+# Installs the pinned nats-server and moto, and builds the pinned upstream binaries first (cached). Used by CI (.ci/run).
 #
 #   scripts/test.sh               everything
 #   scripts/test.sh --upstream    only the real-stack suites (tests/upstream_*.rs)
@@ -18,6 +18,9 @@ fi
 
 NATS_SERVER_BIN="$(scripts/install-nats-server.sh)"
 export NATS_SERVER_BIN
+# moto: the local AWS of the aws and secret controllers' tests (pinned, cached in .tools/moto).
+MOTO_SERVER_BIN="$(scripts/install-moto.sh)"
+export MOTO_SERVER_BIN
 
 echo "== scripts/upstream.sh build"
 scripts/upstream.sh build

@@ -9,6 +9,7 @@
 //! - [`retry`]: how errors of every layer are classified for retrying.
 #![forbid(unsafe_code)]
 
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod engine;

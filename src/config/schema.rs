@@ -88,6 +88,8 @@ section! {
         /// Where the observability controller's charts come from (Threeport's repositories by
         /// default).
         pub observability: ObservabilityConfig = ObservabilityConfig::default(),
+        /// How the aws and secret controllers reach AWS.
+        pub aws: AwsConfig = AwsConfig::default(),
         /// Threeport's `ENCRYPTION_KEY`: standard base64 of a 16, 24 or 32 byte AES key.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub encryption_key: Option<Secret> = None,
@@ -314,6 +316,31 @@ section! {
         /// kube-prometheus-stack.
         pub prometheus_community_repo: String =
             "https://prometheus-community.github.io/helm-charts".into(),
+    }
+}
+
+section! {
+    /// How the aws and secret controllers reach AWS. Credentials are not here: each object's
+    /// AwsAccount carries them (access keys, or a role to assume), as in Threeport.
+    pub struct AwsConfig {
+        /// Send every AWS call to this endpoint instead of AWS's regional ones: a local AWS
+        /// (moto in the tests) or a proxy. Unset: AWS.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub endpoint_url: Option<String> = None,
+        /// The longest one AWS call may take, retries of the SDK included, before the
+        /// reconcile fails as transient and is retried with backoff.
+        #[serde(with = "duration_str")]
+        pub call_timeout: Duration = Duration::from_secs(60),
+        /// How often a provisioning that waits for AWS (an EKS cluster or node group to be
+        /// active, NAT gateways, a deletion) looks again; each look is one requeue.
+        #[serde(with = "duration_str")]
+        pub poll_interval: Duration = Duration::from_secs(30),
+        /// Install the EKS add-on `aws-ebs-csi-driver` as Threeport does. Off only for an
+        /// AWS-compatible endpoint without the EKS add-on API (moto).
+        pub eks_storage_addon: bool = true,
+        /// The session name of roles assumed for an AwsAccount's `RoleArn` (Threeport's
+        /// controllers run with `AWS_ROLE_SESSION_NAME=threeport-control-plane`).
+        pub role_session_name: String = "threeport-control-plane".into(),
     }
 }
 

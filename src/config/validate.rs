@@ -11,8 +11,8 @@ use super::error::ConfigError;
 use super::find_reconciler;
 use super::redact::Secret;
 use super::schema::{
-    ApiConfig, Config, EngineConfig, GatewayConfig, HelmConfig, LogConfig, LogFormat, NatsConfig,
-    ObservabilityConfig, ReconcilersConfig, TelemetryConfig,
+    ApiConfig, AwsConfig, Config, EngineConfig, GatewayConfig, HelmConfig, LogConfig, LogFormat,
+    NatsConfig, ObservabilityConfig, ReconcilersConfig, TelemetryConfig,
 };
 use super::serde_helpers::fmt_duration;
 use crate::registry;
@@ -97,6 +97,8 @@ pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
     gateway(&config.gateway)?;
     config.helm.check("helm")?;
     helm(&config.helm)?;
+    config.aws.check("aws")?;
+    aws(&config.aws)?;
     config.observability.check("observability")?;
     observability(&config.observability)?;
     // Never echo the key.
@@ -387,6 +389,26 @@ fn helm(helm: &HelmConfig) -> Result<(), ConfigError> {
     positive("helm.timeout", helm.timeout)?;
     positive("helm.stop_grace", helm.stop_grace)?;
     positive("helm.namespace_wait", helm.namespace_wait)
+}
+
+fn aws(aws: &AwsConfig) -> Result<(), ConfigError> {
+    if let Some(endpoint) = &aws.endpoint_url {
+        let parsed = url::Url::parse(endpoint)
+            .map_err(|e| ConfigError::invalid("aws.endpoint_url", format!("is not a URL ({e})")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ConfigError::invalid(
+                "aws.endpoint_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+    }
+    if aws.role_session_name.trim().is_empty() {
+        return Err(ConfigError::invalid(
+            "aws.role_session_name",
+            "must not be empty",
+        ));
+    }
+    Ok(())
 }
 
 fn observability(o: &ObservabilityConfig) -> Result<(), ConfigError> {

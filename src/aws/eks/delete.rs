@@ -1,0 +1,343 @@
+//! Tearing an EKS cluster down, in the reverse order of provisioning. Each step removes what
+//! its inventory field records, treats AWS's "not found" as removed, and clears the field;
+//! waits (node groups, cluster, NAT gateways) are one look and a requeue. Unlike aws-builder,
+//! a "not found" never ends a step early, so nothing after it is left behind.
+
+use aws_sdk_ec2::types::NatGatewayState;
+
+use super::inventory::EksInventory;
+use super::{Progress, Tags};
+use crate::aws::error::{aws_err, AwsError};
+use crate::aws::session::AwsSession;
+
+/// Whether `result` succeeded or failed only because the thing is already gone.
+fn gone<T>(result: Result<T, AwsError>, not_found: &[&str]) -> Result<(), AwsError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.is(not_found) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The IAM OIDC provider.
+pub async fn oidc_provider(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, AwsError> {
+    let r = s
+        .iam()
+        .delete_open_id_connect_provider()
+        .open_id_connect_provider_arn(&inv.oidc_provider_arn)
+        .send()
+        .await
+        .map_err(aws_err("iam:DeleteOpenIDConnectProvider"));
+    gone(r, &["NoSuchEntity"])?;
+    inv.oidc_provider_arn.clear();
+    Ok(Progress::Advanced)
+}
+
+/// The node groups: deletion requested, then waited for.
+pub async fn node_groups(
+    s: &AwsSession,
+    tags: &Tags,
+    inv: &mut EksInventory,
+) -> Result<Progress, AwsError> {
+    let eks = s.eks();
+    let cluster = cluster_name(inv, tags);
+    let mut remaining = 0;
+    for name in &inv.node_group_names {
+        let described = eks
+            .describe_nodegroup()
+            .cluster_name(&cluster)
+            .nodegroup_name(name)
+            .send()
+            .await
+            .map_err(aws_err("eks:DescribeNodegroup"));
+        let status = match described {
+            Ok(out) => out.nodegroup.and_then(|g| g.status),
+            Err(e) if e.is(&["ResourceNotFoundException"]) => continue,
+            Err(e) => return Err(e),
+        };
+        remaining += 1;
+        if status != Some(aws_sdk_eks::types::NodegroupStatus::Deleting) {
+            let r = eks
+                .delete_nodegroup()
+                .cluster_name(&cluster)
+                .nodegroup_name(name)
+                .send()
+                .await
+                .map_err(aws_err("eks:DeleteNodegroup"));
+            gone(r, &["ResourceNotFoundException", "ResourceInUseException"])?;
+        }
+    }
+    if remaining > 0 {
+        return Ok(Progress::Waiting("the node groups to be deleted"));
+    }
+    inv.node_group_names.clear();
+    Ok(Progress::Advanced)
+}
+
+fn cluster_name(inv: &EksInventory, tags: &Tags) -> String {
+    if inv.cluster.cluster_name.is_empty() {
+        tags.name.clone()
+    } else {
+        inv.cluster.cluster_name.clone()
+    }
+}
+
+/// The cluster (and with it its add-on and the security group EKS made): deletion requested,
+/// then waited for.
+pub async fn cluster(
+    s: &AwsSession,
+    tags: &Tags,
+    inv: &mut EksInventory,
+) -> Result<Progress, AwsError> {
+    let eks = s.eks();
+    let name = cluster_name(inv, tags);
+    let described = eks
+        .describe_cluster()
+        .name(&name)
+        .send()
+        .await
+        .map_err(aws_err("eks:DescribeCluster"));
+    match described {
+        Ok(out) => {
+            let deleting = out.cluster.and_then(|c| c.status)
+                == Some(aws_sdk_eks::types::ClusterStatus::Deleting);
+            if !deleting {
+                let r = eks
+                    .delete_cluster()
+                    .name(&name)
+                    .send()
+                    .await
+                    .map_err(aws_err("eks:DeleteCluster"));
+                gone(r, &["ResourceNotFoundException"])?;
+            }
+            Ok(Progress::Waiting("the EKS cluster to be deleted"))
+        }
+        Err(e) if e.is(&["ResourceNotFoundException"]) => {
+            inv.cluster = Default::default();
+            inv.cluster_addon = false;
+            inv.security_group_id.clear();
+            Ok(Progress::Advanced)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Every role: its policies detached, then the role.
+pub async fn roles(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, AwsError> {
+    let iam = s.iam();
+    for role in [
+        &mut inv.cluster_role,
+        &mut inv.worker_role,
+        &mut inv.dns_management_role,
+        &mut inv.dns01_challenge_role,
+        &mut inv.secrets_manager_role,
+        &mut inv.cluster_autoscaling_role,
+        &mut inv.storage_management_role,
+    ] {
+        if role.role_name.is_empty() {
+            continue;
+        }
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name(&role.role_name)
+            .send()
+            .await
+            .map_err(aws_err("iam:ListAttachedRolePolicies"));
+        let attached: Vec<String> = match attached {
+            Ok(out) => out
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_string))
+                .collect(),
+            Err(e) if e.is(&["NoSuchEntity"]) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        for policy in attached {
+            let r = iam
+                .detach_role_policy()
+                .role_name(&role.role_name)
+                .policy_arn(&policy)
+                .send()
+                .await
+                .map_err(aws_err("iam:DetachRolePolicy"));
+            gone(r, &["NoSuchEntity"])?;
+        }
+        let r = iam
+            .delete_role()
+            .role_name(&role.role_name)
+            .send()
+            .await
+            .map_err(aws_err("iam:DeleteRole"));
+        gone(r, &["NoSuchEntity"])?;
+        *role = Default::default();
+    }
+    Ok(Progress::Advanced)
+}
+
+/// Our customer-managed policies.
+pub async fn policies(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, AwsError> {
+    let iam = s.iam();
+    while let Some(arn) = inv.policy_arns.first().cloned() {
+        let r = iam
+            .delete_policy()
+            .policy_arn(&arn)
+            .send()
+            .await
+            .map_err(aws_err("iam:DeletePolicy"));
+        gone(r, &["NoSuchEntity"])?;
+        inv.policy_arns.remove(0);
+    }
+    Ok(Progress::Advanced)
+}
+
+/// The NAT gateways: deletion requested, then waited for.
+pub async fn nat_gateways(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, AwsError> {
+    let ec2 = s.ec2();
+    let mut remaining = 0;
+    for zone in &mut inv.availability_zones {
+        if zone.nat_gateway_id.is_empty() {
+            continue;
+        }
+        let described = ec2
+            .describe_nat_gateways()
+            .nat_gateway_ids(&zone.nat_gateway_id)
+            .send()
+            .await
+            .map_err(aws_err("ec2:DescribeNatGateways"));
+        let state = match described {
+            Ok(out) => out.nat_gateways().first().and_then(|n| n.state().cloned()),
+            Err(e) if e.is(&["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"]) => None,
+            Err(e) => return Err(e),
+        };
+        match state {
+            None | Some(NatGatewayState::Deleted | NatGatewayState::Failed) => {
+                zone.nat_gateway_id.clear();
+            }
+            Some(NatGatewayState::Deleting) => remaining += 1,
+            Some(_) => {
+                let r = ec2
+                    .delete_nat_gateway()
+                    .nat_gateway_id(&zone.nat_gateway_id)
+                    .send()
+                    .await
+                    .map_err(aws_err("ec2:DeleteNatGateway"));
+                gone(r, &["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"])?;
+                remaining += 1;
+            }
+        }
+    }
+    if remaining > 0 {
+        return Ok(Progress::Waiting("the NAT gateways to be deleted"));
+    }
+    Ok(Progress::Advanced)
+}
+
+/// The internet gateway: detached, then deleted.
+pub async fn internet_gateway(
+    s: &AwsSession,
+    inv: &mut EksInventory,
+) -> Result<Progress, AwsError> {
+    let ec2 = s.ec2();
+    if !inv.vpc_id.is_empty() {
+        let r = ec2
+            .detach_internet_gateway()
+            .internet_gateway_id(&inv.internet_gateway_id)
+            .vpc_id(&inv.vpc_id)
+            .send()
+            .await
+            .map_err(aws_err("ec2:DetachInternetGateway"));
+        gone(
+            r,
+            &[
+                "Gateway.NotAttached",
+                "InvalidInternetGatewayID.NotFound",
+                "InvalidVpcID.NotFound",
+            ],
+        )?;
+    }
+    let r = ec2
+        .delete_internet_gateway()
+        .internet_gateway_id(&inv.internet_gateway_id)
+        .send()
+        .await
+        .map_err(aws_err("ec2:DeleteInternetGateway"));
+    gone(r, &["InvalidInternetGatewayID.NotFound"])?;
+    inv.internet_gateway_id.clear();
+    Ok(Progress::Advanced)
+}
+
+/// The elastic IPs.
+pub async fn elastic_ips(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, AwsError> {
+    let ec2 = s.ec2();
+    while let Some(id) = inv.elastic_ip_ids.first().cloned() {
+        let r = ec2
+            .release_address()
+            .allocation_id(&id)
+            .send()
+            .await
+            .map_err(aws_err("ec2:ReleaseAddress"));
+        gone(r, &["InvalidAllocationID.NotFound"])?;
+        inv.elastic_ip_ids.remove(0);
+    }
+    Ok(Progress::Advanced)
+}
+
+/// Every subnet (their planned CIDRs stay, as aws-builder leaves them).
+pub async fn subnets(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, AwsError> {
+    let ec2 = s.ec2();
+    for zone in &mut inv.availability_zones {
+        for subnet in zone
+            .public_subnets
+            .iter_mut()
+            .chain(zone.private_subnets.iter_mut())
+            .filter(|s| !s.subnet_id.is_empty())
+        {
+            let r = ec2
+                .delete_subnet()
+                .subnet_id(&subnet.subnet_id)
+                .send()
+                .await
+                .map_err(aws_err("ec2:DeleteSubnet"));
+            gone(r, &["InvalidSubnetID.NotFound"])?;
+            subnet.subnet_id.clear();
+        }
+    }
+    Ok(Progress::Advanced)
+}
+
+/// Every route table.
+pub async fn route_tables(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, AwsError> {
+    let ec2 = s.ec2();
+    let mut tables = inv.private_route_table_ids.clone();
+    if !inv.public_route_table_id.is_empty() {
+        tables.push(inv.public_route_table_id.clone());
+    }
+    for table in tables {
+        let r = ec2
+            .delete_route_table()
+            .route_table_id(&table)
+            .send()
+            .await
+            .map_err(aws_err("ec2:DeleteRouteTable"));
+        gone(r, &["InvalidRouteTableID.NotFound"])?;
+        inv.private_route_table_ids.retain(|t| *t != table);
+        if inv.public_route_table_id == table {
+            inv.public_route_table_id.clear();
+        }
+    }
+    Ok(Progress::Advanced)
+}
+
+/// The VPC.
+pub async fn vpc(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, AwsError> {
+    let r = s
+        .ec2()
+        .delete_vpc()
+        .vpc_id(&inv.vpc_id)
+        .send()
+        .await
+        .map_err(aws_err("ec2:DeleteVpc"));
+    gone(r, &["InvalidVpcID.NotFound"])?;
+    inv.vpc_id.clear();
+    Ok(Progress::Advanced)
+}
