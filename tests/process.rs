@@ -279,13 +279,13 @@ async fn sigterm_before_nats_was_ever_reachable_exits_at_once() {
 async fn enabling_an_unimplemented_controller_exits_2() {
     let out = Command::new(env!("CARGO_BIN_EXE_threeport-manager"))
         .env_clear()
-        .args(["--enable", "aws"])
+        .args(["--enable", "terraform"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("aws") && err.contains("not implemented"),
+        err.contains("terraform") && err.contains("not implemented"),
         "{err}"
     );
 }

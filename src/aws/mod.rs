@@ -4,6 +4,8 @@
 
 pub mod eks;
 pub mod error;
+pub mod rds;
+pub mod s3;
 pub mod session;
 
 pub use error::AwsError;

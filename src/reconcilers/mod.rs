@@ -5,10 +5,12 @@
 //! is not implemented is a start-up error rather than a silent no-op. The walk-through is in
 //! docs/adding-a-controller.md.
 
+pub mod aws;
 pub mod gateway;
 pub mod helm_workload;
 pub mod kubernetes_runtime;
 pub mod observability;
+pub mod user_workload;
 pub mod workload;
 
 #[cfg(test)]
@@ -16,11 +18,13 @@ pub(crate) mod testing;
 
 use std::sync::Arc;
 
+use crate::aws::AwsSessions;
 use crate::config::{Config, GatewayConfig, HelmConfig, ObservabilityConfig};
 use crate::engine::{DynReconciler, Reconciler};
 use crate::kube::{Clusters, KubeRuntimes, KubeSettings};
 #[cfg(doc)]
 use crate::registry::ControllerSpec;
+use crate::threeport::crypto::EncryptionKey;
 use crate::threeport::models::ApiObject;
 use crate::threeport::ObjectType;
 
@@ -46,6 +50,10 @@ pub static IMPLEMENTATIONS: &[Implementation] = &[
     Implementation {
         controller: "observability",
         reconcilers: observability::reconcilers,
+    },
+    Implementation {
+        controller: "aws",
+        reconcilers: aws::reconcilers,
     },
 ];
 
@@ -104,6 +112,8 @@ pub struct ReconcilerDeps {
     pub helm: HelmConfig,
     /// The observability controller's chart repositories (the `observability` section).
     pub observability: ObservabilityConfig,
+    /// AWS sessions for the aws and secret controllers (the `aws` section).
+    pub aws: Arc<AwsSessions>,
 }
 
 impl ReconcilerDeps {
@@ -112,11 +122,18 @@ impl ReconcilerDeps {
     pub fn from_config(config: &Config) -> Result<Self, String> {
         let kube = KubeRuntimes::from_config(config, KubeSettings::default())
             .map_err(|e| format!("encryption_key: {e}"))?;
+        let key = config
+            .encryption_key
+            .as_ref()
+            .map(|k| EncryptionKey::from_base64(k.expose()))
+            .transpose()
+            .map_err(|e| format!("encryption_key: {e}"))?;
         Ok(Self {
             clusters: Arc::new(kube),
             gateway: config.gateway.clone(),
             helm: config.helm.clone(),
             observability: config.observability.clone(),
+            aws: Arc::new(AwsSessions::new(config.aws.clone(), key)),
         })
     }
 }
@@ -142,6 +159,7 @@ mod tests {
             gateway: GatewayConfig::default(),
             helm: HelmConfig::default(),
             observability: ObservabilityConfig::default(),
+            aws: Arc::new(AwsSessions::new(Default::default(), None)),
         }
     }
 

@@ -21,8 +21,8 @@ use super::runtime_support::{
     recorded_support_instance, referenced, unique_wri, wait_for,
 };
 use super::support::{external_dns_document, external_dns_workload_name, SupportSettings};
-use super::user_workload::{ensure_attached, remove_attached, wris_of};
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
+use crate::reconcilers::user_workload::{ensure_attached, remove_attached, wris_of};
 use crate::threeport::models::{
     DomainNameDefinition, DomainNameInstance, KubernetesRuntimeInstance, TypedApi,
     DOMAIN_NAME_INSTANCE,

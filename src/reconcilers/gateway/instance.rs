@@ -29,11 +29,11 @@ use super::runtime_support::{
     recorded_support_instance, referenced, unique_wri, wait_for,
 };
 use super::support::{exposed_ports, gloo_edge_documents, gloo_edge_workload_name};
-use super::user_workload::{
-    ensure_attached, remove_attached, schedule_deletion, unreconcile_workload, wris_of,
-};
 use super::GatewaySettings;
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
+use crate::reconcilers::user_workload::{
+    ensure_attached, remove_attached, schedule_deletion, unreconcile_workload, wris_of,
+};
 use crate::retry::RetryClass;
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::location::aws_region_for_location;

@@ -3,7 +3,7 @@
 //! the user's WorkloadInstance ([`instance`]), DomainNameInstances deploy external-dns
 //! ([`domain_name`]). The support services (gloo edge with cert-manager, external-dns) are
 //! ordinary workloads of nukleros support-services-operator resources ([`runtime_support`]);
-//! what they write on other workloads is in [`user_workload`].
+//! what they write on other workloads is in [`crate::reconcilers::user_workload`].
 //!
 //! The pure parts are in their own modules: names and template documents ([`manifests`]), the
 //! support resources and the GlooEdge port list ([`support`]), and what an instance adds to
@@ -22,7 +22,6 @@ pub mod support;
 mod test_fixture;
 #[cfg(test)]
 mod test_ports;
-pub mod user_workload;
 
 use crate::config::GatewayConfig;
 

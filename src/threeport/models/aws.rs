@@ -1,5 +1,6 @@
-//! The aws controller's objects that other controllers read or write (spec 2.6, 3.4): AWS
-//! accounts and the EKS runtimes the kubernetes-runtime controller asks the aws controller for.
+//! The aws controller's objects (spec 2.6, 3.4, 3.6): AWS accounts, the EKS runtimes the
+//! kubernetes-runtime controller asks the aws controller for, and the RDS databases and S3
+//! buckets users attach to their workloads.
 
 use serde_json::Value;
 
@@ -53,5 +54,65 @@ api_object! {
         /// What the aws controller built (`dns01ChallengeRole.roleArn`, ...).
         "ResourceInventory" => resource_inventory: Value [no_query],
         "KubernetesRuntimeInstanceID" => kubernetes_runtime_instance_id: u64,
+    }
+}
+
+api_object! {
+    /// `/v0/aws-relational-database-definitions`: an RDS database's engine and size.
+    pub struct AwsRelationalDatabaseDefinition as AWS_RELATIONAL_DATABASE_DEFINITION at "aws-relational-database-definitions";
+    embeds { common: Common, definition: Definition }
+    fields {
+        /// `mariadb`, `mysql` or `postgres`.
+        "Engine" => engine: String,
+        "EngineVersion" => engine_version: String,
+        "DatabaseName" => database_name: String,
+        "DatabasePort" => database_port: i64,
+        /// Query tag `BackupDays` (*sic*, capitalised).
+        "BackupDays" => backup_days: i64 [query("BackupDays")],
+        /// `XSmall` ... `4XLarge` (spec 3.6, mapped to an RDS class).
+        "MachineSize" => machine_size: String,
+        "StorageGb" => storage_gb: i64,
+        /// The Kubernetes Secret with the connection details in the workload's namespace;
+        /// query tag `WorkloadSecretName` (*sic*).
+        "WorkloadSecretName" => workload_secret_name: String [query("WorkloadSecretName")],
+        "AwsAccountID" => aws_account_id: u64,
+    }
+}
+
+api_object! {
+    /// `/v0/aws-relational-database-instances` \[R\]\[I\]: an RDS database for a workload.
+    pub struct AwsRelationalDatabaseInstance as AWS_RELATIONAL_DATABASE_INSTANCE at "aws-relational-database-instances", subject "awsRelationalDatabaseInstance";
+    embeds { common: Common, instance: Instance, reconciliation: Reconciliation }
+    fields {
+        "AwsRelationalDatabaseDefinitionID" => aws_relational_database_definition_id: u64,
+        /// aws-builder's `RdsInventory`.
+        "ResourceInventory" => resource_inventory: Value [no_query],
+        "WorkloadInstanceID" => workload_instance_id: u64,
+    }
+}
+
+api_object! {
+    /// `/v0/aws-object-storage-bucket-definitions`: an S3 bucket's access.
+    pub struct AwsObjectStorageBucketDefinition as AWS_OBJECT_STORAGE_BUCKET_DEFINITION at "aws-object-storage-bucket-definitions";
+    embeds { common: Common, definition: Definition }
+    fields {
+        "PublicReadAccess" => public_read_access: bool,
+        /// The workload's service account that gets read-write access (IRSA).
+        "WorkloadServiceAccountName" => workload_service_account_name: String,
+        /// The environment variable that carries the bucket's name into the workload.
+        "WorkloadBucketEnvVar" => workload_bucket_env_var: String,
+        "AwsAccountID" => aws_account_id: u64,
+    }
+}
+
+api_object! {
+    /// `/v0/aws-object-storage-bucket-instances` \[R\]\[I\]: an S3 bucket for a workload.
+    pub struct AwsObjectStorageBucketInstance as AWS_OBJECT_STORAGE_BUCKET_INSTANCE at "aws-object-storage-bucket-instances", subject "awsObjectStorageBucketInstance";
+    embeds { common: Common, instance: Instance, reconciliation: Reconciliation }
+    fields {
+        /// aws-builder's `S3Inventory`.
+        "ResourceInventory" => resource_inventory: Value [no_query],
+        "AwsObjectStorageBucketDefinitionID" => aws_object_storage_bucket_definition_id: u64,
+        "WorkloadInstanceID" => workload_instance_id: u64,
     }
 }

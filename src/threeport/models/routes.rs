@@ -3,14 +3,6 @@
 //! its fields.
 
 object_type! {
-    AWS_RELATIONAL_DATABASE_INSTANCE = "AwsRelationalDatabaseInstance" at "aws-relational-database-instances", subject "awsRelationalDatabaseInstance";
-}
-
-object_type! {
-    AWS_OBJECT_STORAGE_BUCKET_INSTANCE = "AwsObjectStorageBucketInstance" at "aws-object-storage-bucket-instances", subject "awsObjectStorageBucketInstance";
-}
-
-object_type! {
     CONTROL_PLANE_DEFINITION = "ControlPlaneDefinition" at "control-plane-definitions", subject "controlPlaneDefinition";
 }
 

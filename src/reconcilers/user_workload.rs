@@ -1,4 +1,4 @@
-//! What the gateway reconcilers read and write on a WorkloadInstance that is not theirs (the
+//! What reconcilers (gateway, aws, secret) read and write on a WorkloadInstance that is not theirs (the
 //! user's, or a support workload): the attached-object reference that ties an instance to the
 //! workload (spec 1.10), its WRIs, and the PATCHes that hand WRIs to the workload controller.
 
@@ -122,4 +122,27 @@ pub async fn unreconcile_workload(api: &dyn ThreeportApi, wi_id: u64) -> Result<
     };
     api.patch_object(wi_id, Patch::Changes(&change)).await?;
     Ok(())
+}
+
+/// The one namespace of a workload's resources (the distinct `metadata.namespace` of its
+/// WRIs), where objects added to it go. None or several is an error, as in Threeport.
+pub fn workload_namespace(wris: &[WorkloadResourceInstance]) -> Result<String, ReconcileError> {
+    let mut namespaces: Vec<&str> = wris
+        .iter()
+        .filter(|w| w.scheduled_for_deletion.is_none())
+        .filter_map(|w| w.json_definition.as_ref()?["metadata"]["namespace"].as_str())
+        .filter(|n| !n.is_empty())
+        .collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    match namespaces.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => Err(ReconcileError::permanent(
+            "could not find any namespaces in workload resource instances",
+        )),
+        many => Err(ReconcileError::permanent(format!(
+            "multiple namespaces found in workload resource instances: {}",
+            many.join(", ")
+        ))),
+    }
 }
