@@ -222,7 +222,7 @@ async fn bucket(
         .await
         .map_err(aws_err("s3:PutBucketAcl"))?;
 
-    let control = aws_sdk_s3control::Client::new(s.sdk_config());
+    let control = s.s3_control();
     let made = control
         .create_access_point()
         .account_id(&s.account_id)
@@ -375,7 +375,7 @@ fn gone<T>(result: Result<T, AwsError>, not_found: &[&str]) -> Result<(), AwsErr
 /// role, policy. Each part is cleared from `inv` once gone.
 pub async fn delete_all(s: &AwsSession, inv: &mut S3Inventory) -> Result<(), AwsError> {
     if !inv.access_point_name.is_empty() {
-        let control = aws_sdk_s3control::Client::new(s.sdk_config());
+        let control = s.s3_control();
         let r = control
             .delete_access_point()
             .account_id(&s.account_id)

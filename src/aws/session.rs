@@ -174,7 +174,8 @@ impl AwsSessions {
 #[derive(Clone)]
 pub struct AwsSession {
     config: SdkConfig,
-    force_path_style: bool,
+    /// The configured endpoint (a local AWS or proxy), if any.
+    endpoint: Option<String>,
     /// The AwsAccount's 12-digit AWS account ID.
     pub account_id: String,
     /// The region every client of this session calls.
@@ -185,8 +186,7 @@ impl AwsSession {
     fn new(config: SdkConfig, settings: &AwsConfig, account_id: String, region: &str) -> Self {
         Self {
             config,
-            // A local AWS or proxy answers on one host: buckets go in the path.
-            force_path_style: settings.endpoint_url.is_some(),
+            endpoint: settings.endpoint_url.clone(),
             account_id,
             region: region.to_string(),
         }
@@ -217,16 +217,45 @@ impl AwsSession {
         aws_sdk_rds::Client::new(&self.config)
     }
 
-    /// S3 (path-style addressing when an endpoint is configured).
+    /// S3 (path-style addressing when an endpoint is configured: a local AWS or proxy
+    /// answers on one host, so buckets go in the path).
     pub fn s3(&self) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::config::Builder::from(&self.config)
-            .force_path_style(self.force_path_style)
+            .force_path_style(self.endpoint.is_some())
             .build();
         aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// S3 Control. With a configured endpoint, calls go to that endpoint as it is: AWS's
+    /// rules would put the account ID in front of its host (`<account>.s3-control...`),
+    /// which names no host of a local AWS or proxy.
+    pub fn s3_control(&self) -> aws_sdk_s3control::Client {
+        let mut config = aws_sdk_s3control::config::Builder::from(&self.config);
+        if let Some(endpoint) = &self.endpoint {
+            config = config.endpoint_resolver(FixedEndpoint(endpoint.clone()));
+        }
+        aws_sdk_s3control::Client::from_conf(config.build())
     }
 
     /// Secrets Manager.
     pub fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
         aws_sdk_secretsmanager::Client::new(&self.config)
+    }
+}
+
+/// An S3 Control endpoint that is the configured URL, whatever the operation's parameters.
+#[derive(Debug)]
+struct FixedEndpoint(String);
+
+impl aws_sdk_s3control::config::endpoint::ResolveEndpoint for FixedEndpoint {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        _params: &'a aws_sdk_s3control::config::endpoint::Params,
+    ) -> aws_smithy_runtime_api::client::endpoint::EndpointFuture<'a> {
+        aws_smithy_runtime_api::client::endpoint::EndpointFuture::ready(Ok(
+            aws_smithy_types::endpoint::Endpoint::builder()
+                .url(self.0.clone())
+                .build(),
+        ))
     }
 }

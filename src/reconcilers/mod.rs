@@ -48,12 +48,12 @@ pub static IMPLEMENTATIONS: &[Implementation] = &[
         reconcilers: helm_workload::reconcilers,
     },
     Implementation {
-        controller: "observability",
-        reconcilers: observability::reconcilers,
-    },
-    Implementation {
         controller: "aws",
         reconcilers: aws::reconcilers,
+    },
+    Implementation {
+        controller: "observability",
+        reconcilers: observability::reconcilers,
     },
 ];
 

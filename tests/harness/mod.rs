@@ -14,6 +14,7 @@
 //!   and observability controllers.
 #![allow(dead_code)]
 
+pub mod aws;
 pub mod backend;
 pub mod charts;
 pub mod common;

@@ -78,8 +78,18 @@ pub async fn connection(session: &AwsSession, cluster: &str) -> Result<EksConnec
                 format!("the cluster CA is not base64: {e}"),
             )
         })?;
+    // EKS's CA is a PEM certificate. Anything else would be useless to every client of the
+    // runtime (and bytes such as NUL make the API's PATCH fail with a 500 forever), so it
+    // is refused here, by name.
     let ca_certificate = String::from_utf8(ca)
-        .map_err(|_| AwsError::unexpected("eks:DescribeCluster", "the cluster CA is not text"))?;
+        .ok()
+        .filter(|pem| pem.trim_start().starts_with("-----BEGIN CERTIFICATE-----"))
+        .ok_or_else(|| {
+            AwsError::conflict(
+                "eks:DescribeCluster",
+                format!("the certificate authority EKS reports for cluster {cluster} is not a PEM certificate"),
+            )
+        })?;
     let now = SystemTime::now();
     let token = token(session, cluster, now).await?;
     Ok(EksConnection {

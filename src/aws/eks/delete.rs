@@ -305,7 +305,7 @@ pub async fn subnets(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress,
     Ok(Progress::Advanced)
 }
 
-/// Every route table.
+/// Every route table (its subnet associations first).
 pub async fn route_tables(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, AwsError> {
     let ec2 = s.ec2();
     let mut tables = inv.private_route_table_ids.clone();
@@ -313,6 +313,33 @@ pub async fn route_tables(s: &AwsSession, inv: &mut EksInventory) -> Result<Prog
         tables.push(inv.public_route_table_id.clone());
     }
     for table in tables {
+        // Associations left (AWS drops a deleted subnet's; moto keeps them) block the delete.
+        let described = ec2
+            .describe_route_tables()
+            .route_table_ids(&table)
+            .send()
+            .await
+            .map_err(aws_err("ec2:DescribeRouteTables"));
+        let associations: Vec<String> = match described {
+            Ok(out) => out
+                .route_tables()
+                .iter()
+                .flat_map(|t| t.associations())
+                .filter(|a| a.main() != Some(true))
+                .filter_map(|a| a.route_table_association_id().map(str::to_string))
+                .collect(),
+            Err(e) if e.is(&["InvalidRouteTableID.NotFound"]) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        for association in associations {
+            let r = ec2
+                .disassociate_route_table()
+                .association_id(&association)
+                .send()
+                .await
+                .map_err(aws_err("ec2:DisassociateRouteTable"));
+            gone(r, &["InvalidAssociationID.NotFound"])?;
+        }
         let r = ec2
             .delete_route_table()
             .route_table_id(&table)
