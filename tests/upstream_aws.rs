@@ -1,4 +1,4 @@
-//! The aws controller on the real stack (issue 15): Threeport's API on PostgreSQL (which
+//! The aws and secret controllers on the real stack (issue 15): Threeport's API on PostgreSQL (which
 //! encrypts the AwsAccount's keys and publishes the notifications), the manager run as
 //! `threeport-manager --enable aws`, and moto as AWS behind a proxy that injects faults and
 //! holds chosen calls. The AWS side is checked through the AWS API (moto directly).
@@ -26,7 +26,8 @@ use threeport_manager::threeport::models::{
     AWS_EKS_KUBERNETES_RUNTIME_INSTANCE, AWS_OBJECT_STORAGE_BUCKET_DEFINITION,
     AWS_OBJECT_STORAGE_BUCKET_INSTANCE, AWS_RELATIONAL_DATABASE_DEFINITION,
     AWS_RELATIONAL_DATABASE_INSTANCE, KUBERNETES_RUNTIME_DEFINITION, KUBERNETES_RUNTIME_INSTANCE,
-    WORKLOAD_DEFINITION, WORKLOAD_INSTANCE, WORKLOAD_RESOURCE_INSTANCE,
+    SECRET_DEFINITION, SECRET_INSTANCE, WORKLOAD_DEFINITION, WORKLOAD_INSTANCE,
+    WORKLOAD_RESOURCE_INSTANCE,
 };
 use threeport_manager::threeport::{ObjectType, ThreeportApi};
 
@@ -625,4 +626,168 @@ async fn eks_rds_and_s3_are_built_resumed_after_kills_with_faults_and_removed() 
         .unwrap();
     assert!(providers.open_id_connect_provider_list().is_empty());
     drop(m);
+}
+
+/// `threeport-manager --enable secret`: a SecretDefinition's data (encrypted per value by the
+/// API, only in the notification) lands in Secrets Manager as plaintext JSON; a SecretInstance
+/// deploys external-secrets once per runtime and adds the SecretStore and ExternalSecret to
+/// the workload; deletion removes them, and the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_reach_secrets_manager_and_the_workload() {
+    let Some(moto_bin) = moto_binary() else {
+        return;
+    };
+    let Some(stack) = Stack::upstream(false).await else {
+        return;
+    };
+    let moto = Moto::start(&moto_bin).await;
+    let aws = moto_session(&moto.url).await;
+    let logs = std::env::temp_dir().join(format!("upstream-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&logs).expect("log folder");
+    let mut vars = stack.process_env();
+    vars.push((
+        "THREEPORT_MANAGER__AWS__ENDPOINT_URL".into(),
+        moto.url.clone(),
+    ));
+    let _m = ManagerProcess::spawn_ready(
+        &vars,
+        "secret",
+        2,
+        logs.join("manager.log"),
+        &["SecretDefinitionReconciler", "SecretInstanceReconciler"],
+    )
+    .await;
+
+    let account = post(
+        &stack,
+        AWS_ACCOUNT,
+        json!({"Name": "moto", "AccountID": ACCOUNT_ID, "DefaultRegion": REGION,
+               "AccessKeyID": "AKIAIOSFODNN7EXAMPLE", "SecretAccessKey": "not-a-real-key"}),
+    )
+    .await;
+    let def = post(
+        &stack,
+        SECRET_DEFINITION,
+        json!({"Name": "db", "AwsAccountID": account, "Data": {"username": "admin", "password": "s3cr3t"}}),
+    )
+    .await;
+    wait_until(LIMIT, "the secret definition reconciled", || async {
+        get(&stack, SECRET_DEFINITION, def)
+            .await
+            .is_some_and(|d| d["Reconciled"] == true)
+    })
+    .await;
+    let value = aws
+        .secrets_manager()
+        .get_secret_value()
+        .secret_id("db")
+        .send()
+        .await
+        .expect("the secret in Secrets Manager");
+    assert_eq!(
+        value.secret_string(),
+        Some(r#"{"password":"s3cr3t","username":"admin"}"#)
+    );
+
+    // A workload on the stack's (kind) runtime, and the secret made available to it.
+    let wd = post(&stack, WORKLOAD_DEFINITION, json!({"Name": "app", "YAMLDocument": "kind: Namespace\napiVersion: v1\nmetadata:\n  name: app\n", "Reconciled": true})).await;
+    let wi = post(&stack, WORKLOAD_INSTANCE, json!({"Name": "app", "WorkloadDefinitionID": wd, "KubernetesRuntimeInstanceID": stack.runtime_id, "Reconciled": true})).await;
+    let si = post(
+        &stack,
+        SECRET_INSTANCE,
+        json!({"Name": "db-creds", "KubernetesRuntimeInstanceID": stack.runtime_id,
+               "SecretDefinitionID": def, "WorkloadInstanceID": wi}),
+    )
+    .await;
+    wait_until(LIMIT, "the secret instance reconciled", || async {
+        get(&stack, SECRET_INSTANCE, si)
+            .await
+            .is_some_and(|d| d["Reconciled"] == true)
+    })
+    .await;
+    let runtime = get(&stack, KUBERNETES_RUNTIME_INSTANCE, stack.runtime_id)
+        .await
+        .unwrap();
+    let support_name = format!("external-secrets-{}", runtime["Name"].as_str().unwrap());
+    let support: Vec<Value> = stack
+        .list_all(WORKLOAD_INSTANCE)
+        .await
+        .into_iter()
+        .filter(|w| w["Name"] == support_name.as_str())
+        .collect();
+    assert_eq!(support.len(), 1, "{support:?}");
+    assert_eq!(runtime["SecretsControllerInstanceId"], support[0]["ID"]);
+    let support_def = get(
+        &stack,
+        WORKLOAD_DEFINITION,
+        support[0]["WorkloadDefinitionID"].as_u64().unwrap(),
+    )
+    .await
+    .unwrap();
+    let yaml = support_def["YAMLDocument"].as_str().unwrap();
+    assert!(
+        yaml.contains("kind: ExternalSecrets") && yaml.contains("iamRoleArn: testIamRoleArn"),
+        "{yaml}"
+    );
+    let wris = stack
+        .list_where(WORKLOAD_RESOURCE_INSTANCE, "workloadinstanceid", wi)
+        .await;
+    let kinds: Vec<(&str, &str)> = wris
+        .iter()
+        .map(|w| {
+            (
+                w["JSONDefinition"]["kind"].as_str().unwrap(),
+                w["JSONDefinition"]["metadata"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![("SecretStore", "db-creds"), ("ExternalSecret", "db-creds")]
+    );
+    let store = &wris[0]["JSONDefinition"];
+    assert_eq!(store["spec"]["provider"]["aws"]["region"], "us-east-1");
+    assert_eq!(
+        wris[1]["JSONDefinition"]["spec"]["dataFrom"][0]["extract"]["key"],
+        "db"
+    );
+    assert_eq!(
+        get(&stack, WORKLOAD_INSTANCE, wi).await.unwrap()["Reconciled"],
+        false
+    );
+
+    // Removal: the objects are scheduled for deletion by the workload controller, the
+    // instance goes, then the definition and its secret.
+    stack
+        .api
+        .delete(SECRET_INSTANCE, si)
+        .await
+        .expect("DELETE instance");
+    wait_gone(&stack, SECRET_INSTANCE, si).await;
+    let wris = stack
+        .list_where(WORKLOAD_RESOURCE_INSTANCE, "workloadinstanceid", wi)
+        .await;
+    assert!(
+        wris.iter().all(|w| !w["ScheduledForDeletion"].is_null()),
+        "{wris:?}"
+    );
+    stack
+        .api
+        .delete(SECRET_DEFINITION, def)
+        .await
+        .expect("DELETE definition");
+    wait_gone(&stack, SECRET_DEFINITION, def).await;
+    let described = aws
+        .secrets_manager()
+        .describe_secret()
+        .secret_id("db")
+        .send()
+        .await;
+    match described {
+        Ok(d) => assert!(d.deleted_date().is_some(), "scheduled for deletion"),
+        Err(e) => assert!(
+            format!("{e:?}").contains("ResourceNotFoundException"),
+            "{e:?}"
+        ),
+    }
 }

@@ -6,6 +6,7 @@ pub mod eks;
 pub mod error;
 pub mod rds;
 pub mod s3;
+pub mod secrets_manager;
 pub mod session;
 
 pub use error::AwsError;

@@ -181,6 +181,10 @@ pub struct ReconcileContext {
     /// Cancelled when the lock is lost or shutdown gives up waiting. Long reconciles should
     /// check it between steps; the engine also drops the reconcile future when it fires.
     pub cancel: CancellationToken,
+    /// The notification's copy of the object (`Object`). Reconcilers work on the latest
+    /// object re-read from the API; this is for what only the notification carries (a
+    /// SecretDefinition's encrypted `Data`, spec 1.9.3).
+    pub notified: Arc<Value>,
 }
 
 /// A Threeport reconciler for one object type.

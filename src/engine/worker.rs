@@ -708,6 +708,7 @@ async fn reconcile_latest(
         attempt: delivered,
         instance_id: rt.instance_id,
         cancel,
+        notified: Arc::new(notif.object.clone()),
     };
     let outcome = AssertUnwindSafe(rt.handler.dispatch(&ctx, latest))
         .catch_unwind()

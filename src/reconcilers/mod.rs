@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod helm_workload;
 pub mod kubernetes_runtime;
 pub mod observability;
+pub mod secret;
 pub mod user_workload;
 pub mod workload;
 
@@ -50,6 +51,10 @@ pub static IMPLEMENTATIONS: &[Implementation] = &[
     Implementation {
         controller: "aws",
         reconcilers: aws::reconcilers,
+    },
+    Implementation {
+        controller: "secret",
+        reconcilers: secret::reconcilers,
     },
     Implementation {
         controller: "observability",
@@ -114,6 +119,9 @@ pub struct ReconcilerDeps {
     pub observability: ObservabilityConfig,
     /// AWS sessions for the aws and secret controllers (the `aws` section).
     pub aws: Arc<AwsSessions>,
+    /// `ENCRYPTION_KEY`, for what Threeport encrypts outside stored fields (a
+    /// SecretDefinition's `Data` in its notification).
+    pub encryption_key: Option<EncryptionKey>,
 }
 
 impl ReconcilerDeps {
@@ -133,7 +141,8 @@ impl ReconcilerDeps {
             gateway: config.gateway.clone(),
             helm: config.helm.clone(),
             observability: config.observability.clone(),
-            aws: Arc::new(AwsSessions::new(config.aws.clone(), key)),
+            aws: Arc::new(AwsSessions::new(config.aws.clone(), key.clone())),
+            encryption_key: key,
         })
     }
 }
@@ -160,6 +169,7 @@ mod tests {
             helm: HelmConfig::default(),
             observability: ObservabilityConfig::default(),
             aws: Arc::new(AwsSessions::new(Default::default(), None)),
+            encryption_key: None,
         }
     }
 

@@ -673,5 +673,6 @@ pub fn context(
         attempt,
         instance_id: uuid::Uuid::nil(),
         cancel: tokio_util::sync::CancellationToken::new(),
+        notified: Arc::new(serde_json::Value::Null),
     }
 }

@@ -10,28 +10,30 @@ use crate::threeport::models::{
     AttachedObjectReference, Filter, Patch, Reconciliation, TypedApi, WorkloadInstance,
     WorkloadResourceInstance, WORKLOAD_INSTANCE,
 };
-use crate::threeport::ApiError;
+use crate::threeport::{ApiError, ObjectType};
 
-/// The references attaching `attached_type` `attached_id` to the WorkloadInstance `wi_id`.
-/// The object type is checked client-side too (the API's filters are not all applied on
-/// every route, see the workload controller's attached-object cleanup).
+/// The references attaching `attached_type` `attached_id` to the object `owner` `owner_id`
+/// (a WorkloadInstance, a HelmWorkloadInstance). The types are checked client-side too (the
+/// API's filters are not all applied on every route, see the workload controller's
+/// attached-object cleanup).
 async fn attachments(
     api: &dyn ThreeportApi,
-    wi_id: u64,
+    owner: ObjectType,
+    owner_id: u64,
     attached_type: &str,
     attached_id: u64,
 ) -> Result<Vec<AttachedObjectReference>, ReconcileError> {
-    let object_type = WORKLOAD_INSTANCE.versioned_name();
+    let object_type = owner.versioned_name();
     let references: Vec<AttachedObjectReference> = api
         .list_objects(&[
-            Filter::eq("ObjectID", wi_id),
+            Filter::eq("ObjectID", owner_id),
             Filter::eq("ObjectType", &object_type),
         ])
         .await?;
     Ok(references
         .into_iter()
         .filter(|r| {
-            r.object_id == Some(wi_id)
+            r.object_id == Some(owner_id)
                 && r.object_type.as_deref() == Some(object_type.as_str())
                 && r.attached_object_type.as_deref() == Some(attached_type)
                 && r.attached_object_id == Some(attached_id)
@@ -48,13 +50,24 @@ pub async fn ensure_attached(
     attached_type: &str,
     attached_id: u64,
 ) -> Result<(), ReconcileError> {
-    if attachments(api, wi_id, attached_type, attached_id)
+    ensure_attached_to(api, WORKLOAD_INSTANCE, wi_id, attached_type, attached_id).await
+}
+
+/// [`ensure_attached`] to an object of any type `owner`.
+pub async fn ensure_attached_to(
+    api: &dyn ThreeportApi,
+    owner: ObjectType,
+    owner_id: u64,
+    attached_type: &str,
+    attached_id: u64,
+) -> Result<(), ReconcileError> {
+    if attachments(api, owner, owner_id, attached_type, attached_id)
         .await?
         .is_empty()
     {
         api.create_object(&AttachedObjectReference {
-            object_type: Some(WORKLOAD_INSTANCE.versioned_name()),
-            object_id: Some(wi_id),
+            object_type: Some(owner.versioned_name()),
+            object_id: Some(owner_id),
             attached_object_type: Some(attached_type.to_string()),
             attached_object_id: Some(attached_id),
             ..Default::default()
@@ -72,7 +85,18 @@ pub async fn remove_attached(
     attached_type: &str,
     attached_id: u64,
 ) -> Result<(), ReconcileError> {
-    for r in attachments(api, wi_id, attached_type, attached_id).await? {
+    remove_attached_from(api, WORKLOAD_INSTANCE, wi_id, attached_type, attached_id).await
+}
+
+/// [`remove_attached`] from an object of any type `owner`.
+pub async fn remove_attached_from(
+    api: &dyn ThreeportApi,
+    owner: ObjectType,
+    owner_id: u64,
+    attached_type: &str,
+    attached_id: u64,
+) -> Result<(), ReconcileError> {
+    for r in attachments(api, owner, owner_id, attached_type, attached_id).await? {
         let Some(rid) = r.common.id else { continue };
         match api.delete_object::<AttachedObjectReference>(rid).await {
             Ok(_) => {}

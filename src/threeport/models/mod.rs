@@ -55,6 +55,7 @@ pub mod helm;
 pub mod observability;
 pub mod routes;
 pub mod runtime;
+pub mod secret;
 pub mod typed;
 pub mod workload;
 
@@ -65,6 +66,7 @@ pub use helm::*;
 pub use observability::*;
 pub use routes::*;
 pub use runtime::*;
+pub use secret::*;
 pub use typed::{Filter, Patch, TypedApi};
 pub use workload::*;
 

@@ -11,14 +11,6 @@ object_type! {
 }
 
 object_type! {
-    SECRET_DEFINITION = "SecretDefinition" at "secret-definitions", subject "secretDefinition";
-}
-
-object_type! {
-    SECRET_INSTANCE = "SecretInstance" at "secret-instances", subject "secretInstance";
-}
-
-object_type! {
     TERRAFORM_DEFINITION = "TerraformDefinition" at "terraform-definitions", subject "terraformDefinition";
 }
 
