@@ -279,3 +279,106 @@ pub async fn storage_addon(
     inv.cluster_addon = true;
     Ok(Progress::Advanced)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::Json;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::aws::AwsSessions;
+    use crate::config::AwsConfig;
+    use crate::threeport::models::{AwsAccount, SecretString};
+
+    /// moto has no EKS add-on API, so this path runs against a fake EKS endpoint on loopback
+    /// that records what it was asked and answers as EKS does (first a new add-on, then
+    /// "already exists").
+    #[tokio::test]
+    async fn the_storage_addon_is_created_with_its_role_and_an_existing_one_is_adopted() {
+        type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+        let seen: Seen = Arc::default();
+        async fn create_addon(
+            State(seen): State<Seen>,
+            Path(cluster): Path<String>,
+            Json(body): Json<Value>,
+        ) -> (StatusCode, [(&'static str, &'static str); 1], Json<Value>) {
+            let first = {
+                let mut seen = seen.lock().unwrap();
+                seen.push((cluster.clone(), body.clone()));
+                seen.len() == 1
+            };
+            if first {
+                let addon = json!({"addon": {"addonName": body["addonName"], "clusterName": cluster, "status": "CREATING"}});
+                (
+                    StatusCode::OK,
+                    [("content-type", "application/json")],
+                    Json(addon),
+                )
+            } else {
+                (
+                    StatusCode::CONFLICT,
+                    [("x-amzn-errortype", "ResourceInUseException")],
+                    Json(json!({"message": "Addon already exists."})),
+                )
+            }
+        }
+        let app = axum::Router::new()
+            .route(
+                "/clusters/{cluster}/addons",
+                axum::routing::post(create_addon),
+            )
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let sessions = AwsSessions::new(
+            AwsConfig {
+                endpoint_url: Some(url),
+                ..Default::default()
+            },
+            None,
+        );
+        let account = AwsAccount {
+            account_id: Some("123456789012".into()),
+            access_key_id: Some(SecretString("AKIDEXAMPLE".into())),
+            secret_access_key: Some(SecretString("secret".into())),
+            ..Default::default()
+        };
+        let session = sessions.for_account(&account, "us-east-1").await.unwrap();
+        let tags = Tags { name: "c1".into() };
+        let mut inv = EksInventory::default();
+        inv.storage_management_role.role_arn = "arn:aws:iam::123456789012:role/csi-role-c1".into();
+
+        assert_eq!(
+            storage_addon(&session.eks(), &tags, &mut inv)
+                .await
+                .unwrap(),
+            Progress::Advanced
+        );
+        assert!(inv.cluster_addon);
+        inv.cluster_addon = false;
+        storage_addon(&session.eks(), &tags, &mut inv)
+            .await
+            .unwrap();
+        assert!(inv.cluster_addon, "an existing add-on is adopted");
+
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        let (cluster, body) = &seen[0];
+        assert_eq!(cluster, "c1");
+        assert_eq!(body["addonName"], STORAGE_ADDON);
+        assert_eq!(
+            body["serviceAccountRoleArn"],
+            "arn:aws:iam::123456789012:role/csi-role-c1"
+        );
+        assert_eq!(
+            body["tags"],
+            json!({"Name": "c1", "ProvisionedBy": "threeport"})
+        );
+    }
+}
