@@ -156,6 +156,16 @@ impl Classify for AwsError {
     }
 }
 
+/// `Ok` when `result` succeeded or failed only with one of AWS's error `codes` (a delete of
+/// what is already gone, a create of what an earlier run made).
+pub fn tolerate<T>(result: Result<T, AwsError>, codes: &[&str]) -> Result<(), AwsError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.is(codes) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// `result.map_err(aws_err("ec2:CreateVpc"))`: classify an SDK error of that operation.
 pub fn aws_err<E>(operation: &'static str) -> impl FnOnce(SdkError<E, HttpResponse>) -> AwsError
 where

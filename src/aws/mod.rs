@@ -11,3 +11,20 @@ pub mod session;
 
 pub use error::AwsError;
 pub use session::{AwsSession, AwsSessions};
+
+/// A build's record of what exists, stored as an object's `ResourceInventory` in
+/// aws-builder's JSON format.
+pub trait Inventory: serde::Serialize + serde::de::DeserializeOwned + Default {
+    /// From the object's `ResourceInventory` (absent or `null` for a new object).
+    fn from_value(value: Option<&serde_json::Value>) -> Result<Self, serde_json::Error> {
+        match value {
+            None | Some(serde_json::Value::Null) => Ok(Self::default()),
+            Some(v) => serde_json::from_value(v.clone()),
+        }
+    }
+
+    /// As JSON for the object's `ResourceInventory`.
+    fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("an inventory serialises")
+    }
+}

@@ -32,20 +32,7 @@ pub struct RdsInventory {
     pub other: Map<String, Value>,
 }
 
-impl RdsInventory {
-    /// From the instance's `ResourceInventory` (absent or `null` for a new instance).
-    pub fn from_value(value: Option<&Value>) -> Result<Self, serde_json::Error> {
-        match value {
-            None | Some(Value::Null) => Ok(Self::default()),
-            Some(v) => serde_json::from_value(v.clone()),
-        }
-    }
-
-    /// As JSON for `ResourceInventory`.
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).expect("the inventory serialises")
-    }
-}
+impl super::Inventory for RdsInventory {}
 
 /// The database's shape, from the definition and the cluster it serves.
 #[derive(Debug, Clone)]
@@ -451,6 +438,7 @@ pub fn deleted(inv: &RdsInventory) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::Inventory;
 
     #[test]
     fn steps_follow_the_inventory_and_sizes_map_to_classes() {

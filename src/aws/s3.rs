@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 
 use super::eks::inventory::RoleInventory;
 use super::eks::{Progress, Tags};
-use super::error::{aws_err, AwsError};
+use super::error::{aws_err, tolerate, AwsError};
 use super::session::AwsSession;
 
 /// `S3Inventory`.
@@ -42,20 +42,7 @@ pub struct S3Inventory {
     pub other: Map<String, Value>,
 }
 
-impl S3Inventory {
-    /// From the instance's `ResourceInventory` (absent or `null` for a new instance).
-    pub fn from_value(value: Option<&Value>) -> Result<Self, serde_json::Error> {
-        match value {
-            None | Some(Value::Null) => Ok(Self::default()),
-            Some(v) => serde_json::from_value(v.clone()),
-        }
-    }
-
-    /// As JSON for `ResourceInventory`.
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).expect("the inventory serialises")
-    }
-}
+impl super::Inventory for S3Inventory {}
 
 /// What the bucket is for.
 #[derive(Debug, Clone)]
@@ -362,14 +349,6 @@ async fn role(
     Ok(Progress::Advanced)
 }
 
-fn gone<T>(result: Result<T, AwsError>, not_found: &[&str]) -> Result<(), AwsError> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if e.is(not_found) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 /// Remove everything, in reverse: access point, bucket (emptied first: every object version
 /// and delete marker, which aws-builder does not do, so its delete fails on a used bucket),
 /// role, policy. Each part is cleared from `inv` once gone.
@@ -383,7 +362,7 @@ pub async fn delete_all(s: &AwsSession, inv: &mut S3Inventory) -> Result<(), Aws
             .send()
             .await
             .map_err(aws_err("s3control:DeleteAccessPoint"));
-        gone(r, &["NoSuchAccessPoint"])?;
+        tolerate(r, &["NoSuchAccessPoint"])?;
         inv.access_point_name.clear();
     }
     if !inv.bucket_name.is_empty() {
@@ -395,7 +374,7 @@ pub async fn delete_all(s: &AwsSession, inv: &mut S3Inventory) -> Result<(), Aws
             .send()
             .await
             .map_err(aws_err("s3:DeleteBucket"));
-        gone(r, &["NoSuchBucket"])?;
+        tolerate(r, &["NoSuchBucket"])?;
         inv.bucket_name.clear();
     }
     if !inv.role.role_name.is_empty() {
@@ -408,7 +387,7 @@ pub async fn delete_all(s: &AwsSession, inv: &mut S3Inventory) -> Result<(), Aws
                 .send()
                 .await
                 .map_err(aws_err("iam:DetachRolePolicy"));
-            gone(r, &["NoSuchEntity"])?;
+            tolerate(r, &["NoSuchEntity"])?;
         }
         let r = iam
             .delete_role()
@@ -416,7 +395,7 @@ pub async fn delete_all(s: &AwsSession, inv: &mut S3Inventory) -> Result<(), Aws
             .send()
             .await
             .map_err(aws_err("iam:DeleteRole"));
-        gone(r, &["NoSuchEntity"])?;
+        tolerate(r, &["NoSuchEntity"])?;
         inv.role = RoleInventory::default();
     }
     if !inv.policy_arn.is_empty() {
@@ -427,7 +406,7 @@ pub async fn delete_all(s: &AwsSession, inv: &mut S3Inventory) -> Result<(), Aws
             .send()
             .await
             .map_err(aws_err("iam:DeletePolicy"));
-        gone(r, &["NoSuchEntity"])?;
+        tolerate(r, &["NoSuchEntity"])?;
         inv.policy_arn.clear();
     }
     Ok(())
@@ -485,6 +464,7 @@ async fn empty_bucket(s: &AwsSession, bucket: &str) -> Result<(), AwsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::Inventory;
 
     #[test]
     fn names_are_drawn_once_and_steps_follow_the_inventory() {

@@ -7,17 +7,8 @@ use aws_sdk_ec2::types::NatGatewayState;
 
 use super::inventory::EksInventory;
 use super::{Progress, Tags};
-use crate::aws::error::{aws_err, AwsError};
+use crate::aws::error::{aws_err, tolerate, AwsError};
 use crate::aws::session::AwsSession;
-
-/// Whether `result` succeeded or failed only because the thing is already gone.
-fn gone<T>(result: Result<T, AwsError>, not_found: &[&str]) -> Result<(), AwsError> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if e.is(not_found) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
 
 /// The IAM OIDC provider.
 pub async fn oidc_provider(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, AwsError> {
@@ -28,7 +19,7 @@ pub async fn oidc_provider(s: &AwsSession, inv: &mut EksInventory) -> Result<Pro
         .send()
         .await
         .map_err(aws_err("iam:DeleteOpenIDConnectProvider"));
-    gone(r, &["NoSuchEntity"])?;
+    tolerate(r, &["NoSuchEntity"])?;
     inv.oidc_provider_arn.clear();
     Ok(Progress::Advanced)
 }
@@ -64,7 +55,7 @@ pub async fn node_groups(
                 .send()
                 .await
                 .map_err(aws_err("eks:DeleteNodegroup"));
-            gone(r, &["ResourceNotFoundException", "ResourceInUseException"])?;
+            tolerate(r, &["ResourceNotFoundException", "ResourceInUseException"])?;
         }
     }
     if remaining > 0 {
@@ -108,7 +99,7 @@ pub async fn cluster(
                     .send()
                     .await
                     .map_err(aws_err("eks:DeleteCluster"));
-                gone(r, &["ResourceNotFoundException"])?;
+                tolerate(r, &["ResourceNotFoundException"])?;
             }
             Ok(Progress::Waiting("the EKS cluster to be deleted"))
         }
@@ -160,7 +151,7 @@ pub async fn roles(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, A
                 .send()
                 .await
                 .map_err(aws_err("iam:DetachRolePolicy"));
-            gone(r, &["NoSuchEntity"])?;
+            tolerate(r, &["NoSuchEntity"])?;
         }
         let r = iam
             .delete_role()
@@ -168,7 +159,7 @@ pub async fn roles(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, A
             .send()
             .await
             .map_err(aws_err("iam:DeleteRole"));
-        gone(r, &["NoSuchEntity"])?;
+        tolerate(r, &["NoSuchEntity"])?;
         *role = Default::default();
     }
     Ok(Progress::Advanced)
@@ -184,7 +175,7 @@ pub async fn policies(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress
             .send()
             .await
             .map_err(aws_err("iam:DeletePolicy"));
-        gone(r, &["NoSuchEntity"])?;
+        tolerate(r, &["NoSuchEntity"])?;
         inv.policy_arns.remove(0);
     }
     Ok(Progress::Advanced)
@@ -221,7 +212,7 @@ pub async fn nat_gateways(s: &AwsSession, inv: &mut EksInventory) -> Result<Prog
                     .send()
                     .await
                     .map_err(aws_err("ec2:DeleteNatGateway"));
-                gone(r, &["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"])?;
+                tolerate(r, &["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"])?;
                 remaining += 1;
             }
         }
@@ -246,7 +237,7 @@ pub async fn internet_gateway(
             .send()
             .await
             .map_err(aws_err("ec2:DetachInternetGateway"));
-        gone(
+        tolerate(
             r,
             &[
                 "Gateway.NotAttached",
@@ -261,7 +252,7 @@ pub async fn internet_gateway(
         .send()
         .await
         .map_err(aws_err("ec2:DeleteInternetGateway"));
-    gone(r, &["InvalidInternetGatewayID.NotFound"])?;
+    tolerate(r, &["InvalidInternetGatewayID.NotFound"])?;
     inv.internet_gateway_id.clear();
     Ok(Progress::Advanced)
 }
@@ -276,7 +267,7 @@ pub async fn elastic_ips(s: &AwsSession, inv: &mut EksInventory) -> Result<Progr
             .send()
             .await
             .map_err(aws_err("ec2:ReleaseAddress"));
-        gone(r, &["InvalidAllocationID.NotFound"])?;
+        tolerate(r, &["InvalidAllocationID.NotFound"])?;
         inv.elastic_ip_ids.remove(0);
     }
     Ok(Progress::Advanced)
@@ -298,7 +289,7 @@ pub async fn subnets(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress,
                 .send()
                 .await
                 .map_err(aws_err("ec2:DeleteSubnet"));
-            gone(r, &["InvalidSubnetID.NotFound"])?;
+            tolerate(r, &["InvalidSubnetID.NotFound"])?;
             subnet.subnet_id.clear();
         }
     }
@@ -338,7 +329,7 @@ pub async fn route_tables(s: &AwsSession, inv: &mut EksInventory) -> Result<Prog
                 .send()
                 .await
                 .map_err(aws_err("ec2:DisassociateRouteTable"));
-            gone(r, &["InvalidAssociationID.NotFound"])?;
+            tolerate(r, &["InvalidAssociationID.NotFound"])?;
         }
         let r = ec2
             .delete_route_table()
@@ -346,7 +337,7 @@ pub async fn route_tables(s: &AwsSession, inv: &mut EksInventory) -> Result<Prog
             .send()
             .await
             .map_err(aws_err("ec2:DeleteRouteTable"));
-        gone(r, &["InvalidRouteTableID.NotFound"])?;
+        tolerate(r, &["InvalidRouteTableID.NotFound"])?;
         inv.private_route_table_ids.retain(|t| *t != table);
         if inv.public_route_table_id == table {
             inv.public_route_table_id.clear();
@@ -364,7 +355,7 @@ pub async fn vpc(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, Aws
         .send()
         .await
         .map_err(aws_err("ec2:DeleteVpc"));
-    gone(r, &["InvalidVpcID.NotFound"])?;
+    tolerate(r, &["InvalidVpcID.NotFound"])?;
     inv.vpc_id.clear();
     Ok(Progress::Advanced)
 }

@@ -147,20 +147,9 @@ pub struct ClusterInventory {
     pub oidc_provider_url: String,
 }
 
+impl crate::aws::Inventory for EksInventory {}
+
 impl EksInventory {
-    /// The instance's `ResourceInventory` (absent, `null` or `{}` for a new instance).
-    pub fn from_value(value: Option<&Value>) -> Result<Self, serde_json::Error> {
-        match value {
-            None | Some(Value::Null) => Ok(Self::default()),
-            Some(v) => serde_json::from_value(v.clone()),
-        }
-    }
-
-    /// As JSON for the instance's `ResourceInventory`.
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).expect("the inventory serialises")
-    }
-
     /// Every private subnet made, in zone order (the cluster's and node group's subnets).
     pub fn private_subnet_ids(&self) -> Vec<String> {
         subnet_ids(&self.availability_zones, |z| &z.private_subnets)
@@ -196,6 +185,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::Inventory;
     use serde_json::json;
 
     #[test]

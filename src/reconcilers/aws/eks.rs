@@ -23,12 +23,12 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tracing::info;
 
-use super::{aws_session, progress_event};
+use super::{aws_session, inventory_of, progress_event};
 use crate::aws::eks::connection::connection;
 use crate::aws::eks::inventory::EksInventory;
 use crate::aws::eks::plan::{next_create_step, next_delete_step, CreateStep, DeleteStep};
 use crate::aws::eks::{self, EksSpec, Progress, Tags, KUBERNETES_VERSION};
-use crate::aws::{AwsSession, AwsSessions};
+use crate::aws::{AwsSession, AwsSessions, Inventory};
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
 use crate::threeport::models::{
     AwsEksKubernetesRuntimeDefinition, AwsEksKubernetesRuntimeInstance, KubernetesRuntimeInstance,
@@ -85,7 +85,7 @@ impl AwsEksKubernetesRuntimeInstanceReconciler {
         }
         let (definition, session, tags) = self.prepare(ctx, &instance).await?;
         let spec = spec(&definition);
-        let mut inventory = inventory_of(&instance)?;
+        let mut inventory = inventory_of(instance.resource_inventory.as_ref())?;
         if instance.reconciliation.creation_acknowledged.is_none() {
             self.record(
                 ctx,
@@ -172,7 +172,7 @@ impl AwsEksKubernetesRuntimeInstanceReconciler {
         if instance.reconciliation.deletion_confirmed.is_some() {
             return Ok(Outcome::Done);
         }
-        let mut inventory = inventory_of(&instance)?;
+        let mut inventory = inventory_of(instance.resource_inventory.as_ref())?;
         if next_delete_step(&inventory) == DeleteStep::Complete {
             return Ok(Outcome::Done);
         }
@@ -251,16 +251,6 @@ fn spec(definition: &AwsEksKubernetesRuntimeDefinition) -> EksSpec {
         max_nodes: size(definition.default_node_group_maximum_size, 4),
         kubernetes_version: KUBERNETES_VERSION.into(),
     }
-}
-
-fn inventory_of(
-    instance: &AwsEksKubernetesRuntimeInstance,
-) -> Result<EksInventory, ReconcileError> {
-    EksInventory::from_value(instance.resource_inventory.as_ref()).map_err(|e| {
-        ReconcileError::permanent(format!(
-            "the instance's ResourceInventory does not decode: {e}"
-        ))
-    })
 }
 
 #[async_trait]

@@ -22,7 +22,7 @@ pub use s3::AwsObjectStorageBucketInstanceReconciler;
 
 use super::{ReconcilerDeps, Registered};
 use crate::aws::eks::inventory::EksInventory;
-use crate::aws::{AwsSession, AwsSessions};
+use crate::aws::{AwsSession, AwsSessions, Inventory};
 use crate::engine::{Operation, ReconcileContext, ReconcileError};
 use crate::threeport::events::{EventRecorder, EventType};
 use crate::threeport::models::{
@@ -140,6 +140,15 @@ pub(crate) async fn workload_runtime(
         workload,
         eks,
         inventory,
+    })
+}
+
+/// The object's `ResourceInventory`; one that does not decode is a permanent error.
+pub(crate) fn inventory_of<I: Inventory>(
+    value: Option<&serde_json::Value>,
+) -> Result<I, ReconcileError> {
+    I::from_value(value).map_err(|e| {
+        ReconcileError::permanent(format!("the ResourceInventory does not decode: {e}"))
     })
 }
 

@@ -19,10 +19,10 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tracing::info;
 
-use super::{aws_session, progress_event, random_string, workload_runtime};
+use super::{aws_session, inventory_of, progress_event, random_string, workload_runtime};
 use crate::aws::eks::{Progress, Tags};
 use crate::aws::rds::{self, class_for, next_step, RdsInventory, RdsSpec, RdsStep};
-use crate::aws::{AwsSession, AwsSessions};
+use crate::aws::{AwsSession, AwsSessions, Inventory};
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
 use crate::reconcilers::user_workload::{
     ensure_attached, remove_attached, unreconcile_workload, workload_namespace, wris_of,
@@ -86,7 +86,7 @@ impl AwsRelationalDatabaseInstanceReconciler {
         .await?;
         let spec = spec(&definition, &runtime.inventory)?;
         let tags = Tags { name };
-        let mut inventory = inventory_of(&instance)?;
+        let mut inventory = inventory_of(instance.resource_inventory.as_ref())?;
         let master = (random_string(LOWER, 12), random_string(LOWER_DIGITS, 32));
         loop {
             let next = next_step(&inventory);
@@ -180,7 +180,7 @@ impl AwsRelationalDatabaseInstanceReconciler {
         if instance.reconciliation.deletion_confirmed.is_some() {
             return Ok(Outcome::Done);
         }
-        let mut inventory = inventory_of(&instance)?;
+        let mut inventory = inventory_of(instance.resource_inventory.as_ref())?;
         if !rds::deleted(&inventory) {
             let definition: AwsRelationalDatabaseDefinition = ctx
                 .api
@@ -234,14 +234,6 @@ fn instance_name(instance: &AwsRelationalDatabaseInstance) -> Result<String, Rec
         .clone()
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ReconcileError::permanent("the instance has no Name"))
-}
-
-fn inventory_of(instance: &AwsRelationalDatabaseInstance) -> Result<RdsInventory, ReconcileError> {
-    RdsInventory::from_value(instance.resource_inventory.as_ref()).map_err(|e| {
-        ReconcileError::permanent(format!(
-            "the instance's ResourceInventory does not decode: {e}"
-        ))
-    })
 }
 
 /// PATCH only the given reconciliation fields and, if given, the inventory.

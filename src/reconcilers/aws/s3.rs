@@ -18,10 +18,10 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tracing::info;
 
-use super::{aws_session, progress_event, workload_runtime};
+use super::{aws_session, inventory_of, progress_event, workload_runtime};
 use crate::aws::eks::{Progress, Tags};
 use crate::aws::s3::{self, next_step, S3Inventory, S3Spec, S3Step};
-use crate::aws::AwsSessions;
+use crate::aws::{AwsSessions, Inventory};
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
 use crate::reconcilers::user_workload::{
     ensure_attached, remove_attached, unreconcile_workload, workload_namespace, wris_of,
@@ -128,7 +128,7 @@ impl AwsObjectStorageBucketInstanceReconciler {
             oidc_issuer: runtime.inventory.cluster.oidc_provider_url.clone(),
         };
         let tags = Tags { name };
-        let mut inventory = inventory_of(&instance)?;
+        let mut inventory = inventory_of(instance.resource_inventory.as_ref())?;
         loop {
             let next = next_step(&inventory);
             if next == S3Step::Complete {
@@ -194,7 +194,7 @@ impl AwsObjectStorageBucketInstanceReconciler {
         if instance.reconciliation.deletion_confirmed.is_some() {
             return Ok(Outcome::Done);
         }
-        let mut inventory = inventory_of(&instance)?;
+        let mut inventory: S3Inventory = inventory_of(instance.resource_inventory.as_ref())?;
         let anything_built = !inventory.access_point_name.is_empty()
             || !inventory.bucket_name.is_empty()
             || !inventory.policy_arn.is_empty()
@@ -349,14 +349,6 @@ fn add_env(object: &mut Value, kind: &str, env_var: &str, config_map: &str) -> b
 fn short_id(id: u64) -> String {
     let digest = Sha256::digest(id.to_string().as_bytes());
     digest.iter().take(3).map(|b| format!("{b:02x}")).collect()
-}
-
-fn inventory_of(instance: &AwsObjectStorageBucketInstance) -> Result<S3Inventory, ReconcileError> {
-    S3Inventory::from_value(instance.resource_inventory.as_ref()).map_err(|e| {
-        ReconcileError::permanent(format!(
-            "the instance's ResourceInventory does not decode: {e}"
-        ))
-    })
 }
 
 async fn record(
