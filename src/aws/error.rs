@@ -68,7 +68,11 @@ impl AwsError {
                     .message()
                     .map(str::to_string)
                     .unwrap_or_else(|| DisplayErrorContext(&err).to_string());
-                let class = classify(code.as_deref(), status);
+                let class = if eventual_consistency(code.as_deref(), &message) {
+                    RetryClass::Transient
+                } else {
+                    classify(code.as_deref(), status)
+                };
                 Self {
                     operation,
                     code,
@@ -115,6 +119,14 @@ impl AwsError {
         }
     }
 
+    /// The same failure, retried with backoff: for answers that are permanent in general
+    /// but known to pass at a given point (S3 refusing a bucket policy while the removal of
+    /// its public access block propagates).
+    pub fn transient(mut self) -> Self {
+        self.class = RetryClass::Transient;
+        self
+    }
+
     /// AWS's error code, e.g. `NoSuchEntity`.
     pub fn code(&self) -> Option<&str> {
         self.code.as_deref()
@@ -124,6 +136,12 @@ impl AwsError {
     pub fn is(&self, codes: &[&str]) -> bool {
         self.code.as_deref().is_some_and(|c| codes.contains(&c))
     }
+}
+
+/// IAM is eventually consistent: a role made a moment ago "could not be assumed" by EKS yet.
+/// That passes by itself (aws-builder's callers see the same and retry).
+fn eventual_consistency(code: Option<&str>, message: &str) -> bool {
+    code == Some("InvalidParameterException") && message.contains("could not be assumed")
 }
 
 /// Transient by code first, then by status (5xx and 429); other answers are permanent.
@@ -195,6 +213,18 @@ mod tests {
         assert_eq!(classify(Some("Whatever"), Some(500)), RetryClass::Transient);
         assert_eq!(classify(None, Some(429)), RetryClass::Transient);
         assert_eq!(classify(None, None), RetryClass::Transient);
+    }
+
+    #[test]
+    fn a_role_eks_cannot_assume_yet_is_transient() {
+        assert!(eventual_consistency(
+            Some("InvalidParameterException"),
+            "Role with arn: arn:aws:iam::1:role/cluster-role-c, could not be assumed because it does not exist or the trusted entity is not correct"
+        ));
+        assert!(!eventual_consistency(
+            Some("InvalidParameterException"),
+            "bad subnet"
+        ));
     }
 
     #[test]

@@ -273,11 +273,53 @@ async fn instance(
         .map_err(aws_err("rds:CreateDBInstance"));
     match made {
         Ok(_) => {}
-        Err(e) if e.is(&["DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"]) => {}
+        Err(e) if e.is(&["DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"]) => {
+            ensure_ours(s, tags).await?;
+        }
         Err(e) => return Err(e),
     }
     inv.rds_instance_id = tags.name.clone();
     Ok(Progress::Advanced)
+}
+
+/// A DB instance named as ours is adopted only if it carries our tags (`Name`,
+/// `ProvisionedBy=threeport`): someone else's database is never taken over (its password
+/// reset, or deleted with the instance).
+async fn ensure_ours(s: &AwsSession, tags: &Tags) -> Result<(), AwsError> {
+    let described = s
+        .rds()
+        .describe_db_instances()
+        .db_instance_identifier(&tags.name)
+        .send()
+        .await
+        .map_err(aws_err("rds:DescribeDBInstances"))?;
+    let found: Vec<(String, String)> = described
+        .db_instances()
+        .first()
+        .map(|d| {
+            d.tag_list()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if tags.ec2().iter().all(|t| found.contains(t)) {
+        Ok(())
+    } else {
+        Err(AwsError::conflict(
+            "rds:CreateDBInstance",
+            format!(
+                "a DB instance named {} exists without the tags Name={} ProvisionedBy=threeport: \
+                 it is not this instance's; rename the instance or remove that database",
+                tags.name, tags.name
+            ),
+        ))
+    }
 }
 
 async fn available(s: &AwsSession, inv: &mut RdsInventory) -> Result<Progress, AwsError> {
@@ -296,7 +338,22 @@ async fn available(s: &AwsSession, inv: &mut RdsInventory) -> Result<Progress, A
     };
     match db.db_instance_status() {
         Some("available") => {}
-        Some("failed" | "incompatible-parameters" | "incompatible-network" | "storage-full") => {
+        // Creating, backing-up, modifying, resetting-master-credentials ... end by themselves;
+        // these need someone.
+        Some(
+            "failed"
+            | "incompatible-parameters"
+            | "incompatible-network"
+            | "incompatible-option-group"
+            | "incompatible-restore"
+            | "inaccessible-encryption-credentials"
+            | "inaccessible-encryption-credentials-recoverable"
+            | "restore-error"
+            | "storage-full"
+            | "stopped"
+            | "stopping"
+            | "deleting",
+        ) => {
             return Err(AwsError::conflict(
                 "rds:DescribeDBInstances",
                 format!(
@@ -433,6 +490,63 @@ pub fn deleted(inv: &RdsInventory) -> bool {
     inv.rds_instance_id.is_empty()
         && inv.subnet_group_name.is_empty()
         && inv.security_group_id.is_empty()
+}
+
+/// Before a deletion: add what a build made but did not record (by its fixed names; the DB
+/// instance only with our tags), so that it is deleted too.
+pub async fn discover(s: &AwsSession, tags: &Tags, inv: &mut RdsInventory) -> Result<(), AwsError> {
+    if inv.rds_instance_id.is_empty() {
+        let found = s
+            .rds()
+            .describe_db_instances()
+            .db_instance_identifier(&tags.name)
+            .send()
+            .await
+            .map_err(aws_err("rds:DescribeDBInstances"));
+        match found {
+            Ok(_) if ensure_ours(s, tags).await.is_ok() => inv.rds_instance_id = tags.name.clone(),
+            Ok(_) => {}
+            Err(e) if e.is(&["DBInstanceNotFound", "DBInstanceNotFoundFault"]) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if inv.subnet_group_name.is_empty() {
+        let name = format!("{}-subnet-group", tags.name);
+        let found = s
+            .rds()
+            .describe_db_subnet_groups()
+            .db_subnet_group_name(&name)
+            .send()
+            .await
+            .map_err(aws_err("rds:DescribeDBSubnetGroups"));
+        match found {
+            Ok(_) => inv.subnet_group_name = name,
+            Err(e) if e.is(&["DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound"]) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if inv.security_group_id.is_empty() {
+        let mut filters = vec![Filter::builder()
+            .name("group-name")
+            .values(format!("{}-rds-sg", tags.name))
+            .build()];
+        filters.extend(
+            tags.ec2()
+                .into_iter()
+                .map(|(k, v)| Filter::builder().name(format!("tag:{k}")).values(v).build()),
+        );
+        let found = s
+            .ec2()
+            .describe_security_groups()
+            .set_filters(Some(filters))
+            .send()
+            .await
+            .map_err(aws_err("ec2:DescribeSecurityGroups"))?;
+        if let Some(id) = found.security_groups().first().and_then(|g| g.group_id()) {
+            inv.security_group_id = id.to_string();
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -196,7 +196,16 @@ async fn bucket(
             .policy(policy.to_string())
             .send()
             .await
-            .map_err(aws_err("s3:PutBucketPolicy"))?;
+            .map_err(aws_err("s3:PutBucketPolicy"))
+            .map_err(|e| {
+                // Refused while the public access block's removal propagates (aws-builder
+                // retries for 44 s): retried with backoff.
+                if e.is(&["AccessDenied"]) {
+                    e.transient()
+                } else {
+                    e
+                }
+            })?;
     }
     s3.put_bucket_acl()
         .bucket(&inv.bucket_name)
@@ -276,17 +285,28 @@ async fn policy(s: &AwsSession, tags: &Tags, inv: &mut S3Inventory) -> Result<Pr
         .map_err(aws_err("iam:CreatePolicy"));
     let arn = match made {
         Ok(out) => out.policy().and_then(|p| p.arn()).map(str::to_string),
-        Err(e) if e.is(&["EntityAlreadyExists"]) => iam
-            .list_policies()
-            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
-            .send()
-            .await
-            .map_err(aws_err("iam:ListPolicies"))?
-            .policies()
-            .iter()
-            .find(|p| p.policy_name() == Some(name.as_str()))
-            .and_then(|p| p.arn())
-            .map(str::to_string),
+        // Every page: an account may have far more than the 100 of one.
+        Err(e) if e.is(&["EntityAlreadyExists"]) => {
+            let mut pages = iam
+                .list_policies()
+                .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+                .into_paginator()
+                .send();
+            let mut found = None;
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(aws_err("iam:ListPolicies"))?;
+                if let Some(arn) = page
+                    .policies()
+                    .iter()
+                    .find(|p| p.policy_name() == Some(name.as_str()))
+                    .and_then(|p| p.arn())
+                {
+                    found = Some(arn.to_string());
+                    break;
+                }
+            }
+            found
+        }
         Err(e) => return Err(e),
     }
     .ok_or_else(|| AwsError::unexpected("iam:CreatePolicy", "no policy ARN"))?;
@@ -415,9 +435,9 @@ pub async fn delete_all(s: &AwsSession, inv: &mut S3Inventory) -> Result<(), Aws
 /// Delete every object version and delete marker of `bucket` (a missing bucket is empty).
 async fn empty_bucket(s: &AwsSession, bucket: &str) -> Result<(), AwsError> {
     let s3 = s.s3();
-    // Bounded: 1,000 versions a page; a bucket with more than a million is left for the
-    // next attempt rather than looping here.
-    for _ in 0..1000 {
+    // Bounded: 100 pages of up to 1,000 versions per attempt; a larger bucket is emptied
+    // further by the next attempts (the error below is transient).
+    for _ in 0..100 {
         let listed = s3
             .list_object_versions()
             .bucket(bucket)
@@ -429,31 +449,40 @@ async fn empty_bucket(s: &AwsSession, bucket: &str) -> Result<(), AwsError> {
             Err(e) if e.is(&["NoSuchBucket"]) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let mut ids = Vec::new();
-        for v in listed.versions() {
-            ids.push((
-                v.key().unwrap_or_default().to_string(),
-                v.version_id().map(str::to_string),
-            ));
-        }
-        for m in listed.delete_markers() {
-            ids.push((
-                m.key().unwrap_or_default().to_string(),
-                m.version_id().map(str::to_string),
-            ));
-        }
+        let ids: Vec<aws_sdk_s3::types::ObjectIdentifier> = listed
+            .versions()
+            .iter()
+            .map(|v| (v.key(), v.version_id()))
+            .chain(
+                listed
+                    .delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            )
+            .filter_map(|(key, version)| {
+                aws_sdk_s3::types::ObjectIdentifier::builder()
+                    .key(key?)
+                    .set_version_id(version.map(str::to_string))
+                    .build()
+                    .ok()
+            })
+            .collect();
         if ids.is_empty() {
             return Ok(());
         }
-        for (key, version) in ids {
-            s3.delete_object()
-                .bucket(bucket)
-                .key(key)
-                .set_version_id(version)
-                .send()
-                .await
-                .map_err(aws_err("s3:DeleteObject"))?;
-        }
+        // One call per page (up to 1,000 versions), not one per object.
+        s3.delete_objects()
+            .bucket(bucket)
+            .delete(
+                aws_sdk_s3::types::Delete::builder()
+                    .set_objects(Some(ids))
+                    .quiet(true)
+                    .build()
+                    .map_err(|e| AwsError::conflict("s3:DeleteObjects", e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(aws_err("s3:DeleteObjects"))?;
     }
     Err(AwsError::unexpected(
         "s3:ListObjectVersions",

@@ -235,7 +235,14 @@ pub async fn node_groups_active(
             })?;
         match group.status() {
             Some(NodegroupStatus::Active) => {}
-            Some(NodegroupStatus::CreateFailed) => {
+            // Terminal for a build: failed, degraded (EKS's health issues say why), or being
+            // deleted behind our back. Creating and updating are worth waiting for.
+            Some(
+                NodegroupStatus::CreateFailed
+                | NodegroupStatus::Degraded
+                | NodegroupStatus::Deleting
+                | NodegroupStatus::DeleteFailed,
+            ) => {
                 let issues: Vec<String> = group
                     .health()
                     .map(|h| {
@@ -247,7 +254,11 @@ pub async fn node_groups_active(
                     .unwrap_or_default();
                 return Err(AwsError::conflict(
                     "eks:DescribeNodegroup",
-                    format!("node group {name} failed to create: {}", issues.join("; ")),
+                    format!(
+                        "node group {name} is {}: {}",
+                        group.status().map(|s| s.as_str()).unwrap_or_default(),
+                        issues.join("; ")
+                    ),
                 ));
             }
             _ => return Ok(false),

@@ -359,3 +359,261 @@ pub async fn vpc(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, Aws
     inv.vpc_id.clear();
     Ok(Progress::Advanced)
 }
+
+/// Before a deletion: add to `inv` what a build made but did not record (it was killed, or a
+/// call after the create failed, between making a resource and recording it), found the way
+/// the build finds its own: the fixed names (cluster, node group, roles, policies under
+/// `/<name>/`, the issuer's OIDC provider) and the cluster's tags (VPC, and in it the
+/// gateway, subnets, NAT gateways, route tables; the elastic IPs). Without this such a
+/// resource would leak, or keep the VPC's deletion failing forever. Fields already recorded
+/// are kept.
+pub async fn discover(s: &AwsSession, tags: &Tags, inv: &mut EksInventory) -> Result<(), AwsError> {
+    discover_cluster(s, tags, inv).await?;
+    discover_iam(s, tags, inv).await?;
+    discover_network(s, tags, inv).await
+}
+
+async fn discover_cluster(
+    s: &AwsSession,
+    tags: &Tags,
+    inv: &mut EksInventory,
+) -> Result<(), AwsError> {
+    let eks = s.eks();
+    let described = eks
+        .describe_cluster()
+        .name(&tags.name)
+        .send()
+        .await
+        .map_err(aws_err("eks:DescribeCluster"));
+    let cluster = match described {
+        Ok(out) => out.cluster,
+        Err(e) if e.is(&["ResourceNotFoundException"]) => None,
+        Err(e) => return Err(e),
+    };
+    let Some(cluster) = cluster else {
+        return Ok(());
+    };
+    if inv.cluster.cluster_name.is_empty() {
+        inv.cluster.cluster_name = tags.name.clone();
+        inv.cluster.cluster_arn = cluster.arn().unwrap_or_default().to_string();
+    }
+    let group = super::cluster::node_group_name(&tags.name);
+    if !inv.node_group_names.contains(&group) {
+        let found = eks
+            .describe_nodegroup()
+            .cluster_name(&tags.name)
+            .nodegroup_name(&group)
+            .send()
+            .await
+            .map_err(aws_err("eks:DescribeNodegroup"));
+        match found {
+            Ok(_) => inv.node_group_names.push(group),
+            Err(e) if e.is(&["ResourceNotFoundException"]) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let issuer = cluster
+        .identity()
+        .and_then(|i| i.oidc())
+        .and_then(|o| o.issuer())
+        .map(|i| i.trim_start_matches("https://").to_string());
+    if let (true, Some(issuer)) = (inv.oidc_provider_arn.is_empty(), issuer) {
+        let providers = s
+            .iam()
+            .list_open_id_connect_providers()
+            .send()
+            .await
+            .map_err(aws_err("iam:ListOpenIDConnectProviders"))?;
+        if let Some(arn) = providers
+            .open_id_connect_provider_list()
+            .iter()
+            .filter_map(|p| p.arn())
+            .find(|arn| arn.ends_with(&issuer))
+        {
+            inv.oidc_provider_arn = arn.to_string();
+        }
+    }
+    Ok(())
+}
+
+async fn discover_iam(s: &AwsSession, tags: &Tags, inv: &mut EksInventory) -> Result<(), AwsError> {
+    let iam = s.iam();
+    let n = &tags.name;
+    for (slot, name) in [
+        (&mut inv.cluster_role, format!("cluster-role-{n}")),
+        (&mut inv.worker_role, format!("worker-role-{n}")),
+        (&mut inv.dns_management_role, format!("dns-mgmt-role-{n}")),
+        (&mut inv.dns01_challenge_role, format!("dns-chlg-role-{n}")),
+        (
+            &mut inv.secrets_manager_role,
+            format!("secrets-manager-role-{n}"),
+        ),
+        (&mut inv.cluster_autoscaling_role, format!("ca-role-{n}")),
+        (&mut inv.storage_management_role, format!("csi-role-{n}")),
+    ] {
+        if !slot.role_name.is_empty() {
+            continue;
+        }
+        match iam
+            .get_role()
+            .role_name(&name)
+            .send()
+            .await
+            .map_err(aws_err("iam:GetRole"))
+        {
+            Ok(out) => {
+                slot.role_name = name;
+                slot.role_arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
+            }
+            Err(e) if e.is(&["NoSuchEntity"]) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut pages = iam
+        .list_policies()
+        .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+        .path_prefix(format!("/{n}/"))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(aws_err("iam:ListPolicies"))?;
+        for arn in page.policies().iter().filter_map(|p| p.arn()) {
+            if !inv.policy_arns.iter().any(|a| a == arn) {
+                inv.policy_arns.push(arn.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn discover_network(
+    s: &AwsSession,
+    tags: &Tags,
+    inv: &mut EksInventory,
+) -> Result<(), AwsError> {
+    use aws_sdk_ec2::types::Filter;
+    let ec2 = s.ec2();
+    let tagged = || -> Vec<Filter> {
+        tags.ec2()
+            .into_iter()
+            .map(|(k, v)| Filter::builder().name(format!("tag:{k}")).values(v).build())
+            .collect()
+    };
+    if inv.vpc_id.is_empty() {
+        let vpcs = ec2
+            .describe_vpcs()
+            .set_filters(Some(tagged()))
+            .send()
+            .await
+            .map_err(aws_err("ec2:DescribeVpcs"))?;
+        if let [one] = vpcs.vpcs() {
+            inv.vpc_id = one.vpc_id().unwrap_or_default().to_string();
+        }
+    }
+    let addresses = ec2
+        .describe_addresses()
+        .set_filters(Some(tagged()))
+        .send()
+        .await
+        .map_err(aws_err("ec2:DescribeAddresses"))?;
+    for id in addresses
+        .addresses()
+        .iter()
+        .filter_map(|a| a.allocation_id())
+    {
+        if !inv.elastic_ip_ids.iter().any(|e| e == id) {
+            inv.elastic_ip_ids.push(id.to_string());
+        }
+    }
+    if inv.vpc_id.is_empty() {
+        return Ok(());
+    }
+    let in_vpc = || Filter::builder().name("vpc-id").values(&inv.vpc_id).build();
+    if inv.internet_gateway_id.is_empty() {
+        let gateways = ec2
+            .describe_internet_gateways()
+            .set_filters(Some(tagged()))
+            .send()
+            .await
+            .map_err(aws_err("ec2:DescribeInternetGateways"))?;
+        if let Some(id) = gateways
+            .internet_gateways()
+            .first()
+            .and_then(|g| g.internet_gateway_id())
+        {
+            inv.internet_gateway_id = id.to_string();
+        }
+    }
+    let recorded_subnets: Vec<String> = inv
+        .public_subnet_ids()
+        .into_iter()
+        .chain(inv.private_subnet_ids())
+        .collect();
+    let subnets = ec2
+        .describe_subnets()
+        .filters(in_vpc())
+        .send()
+        .await
+        .map_err(aws_err("ec2:DescribeSubnets"))?;
+    for subnet in subnets.subnets() {
+        let Some(id) = subnet.subnet_id() else {
+            continue;
+        };
+        if !recorded_subnets.iter().any(|r| r == id) {
+            inv.availability_zones
+                .push(super::inventory::AvailabilityZone {
+                    zone: subnet.availability_zone().unwrap_or_default().to_string(),
+                    private_subnets: vec![super::inventory::Subnet {
+                        subnet_id: id.to_string(),
+                        subnet_cidr: subnet.cidr_block().unwrap_or_default().to_string(),
+                    }],
+                    ..Default::default()
+                });
+        }
+    }
+    let nats = ec2
+        .describe_nat_gateways()
+        .filter(in_vpc())
+        .send()
+        .await
+        .map_err(aws_err("ec2:DescribeNatGateways"))?;
+    for nat in nats.nat_gateways() {
+        let live = !matches!(
+            nat.state(),
+            Some(NatGatewayState::Deleted | NatGatewayState::Failed)
+        );
+        let Some(id) = nat.nat_gateway_id() else {
+            continue;
+        };
+        if live
+            && !inv
+                .availability_zones
+                .iter()
+                .any(|z| z.nat_gateway_id == id)
+        {
+            inv.availability_zones
+                .push(super::inventory::AvailabilityZone {
+                    nat_gateway_id: id.to_string(),
+                    ..Default::default()
+                });
+        }
+    }
+    let tables = ec2
+        .describe_route_tables()
+        .filters(in_vpc())
+        .send()
+        .await
+        .map_err(aws_err("ec2:DescribeRouteTables"))?;
+    for table in tables.route_tables() {
+        let main = table.associations().iter().any(|a| a.main() == Some(true));
+        let Some(id) = table.route_table_id() else {
+            continue;
+        };
+        let recorded =
+            inv.public_route_table_id == id || inv.private_route_table_ids.iter().any(|t| t == id);
+        if !main && !recorded {
+            inv.private_route_table_ids.push(id.to_string());
+        }
+    }
+    Ok(())
+}

@@ -395,7 +395,21 @@ pub async fn private_route_tables(
         .set_nat_gateway_ids(Some(nats.clone()))
         .send()
         .await
-        .map_err(aws_err("ec2:DescribeNatGateways"))?;
+        .map_err(aws_err("ec2:DescribeNatGateways"));
+    let described = match described {
+        Ok(d) => d,
+        // A failed or deleted gateway is purged after a while: make new ones.
+        Err(e) if e.is(&["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"]) => {
+            for zone in &mut inv.availability_zones {
+                zone.nat_gateway_id.clear();
+            }
+            return Err(AwsError::unexpected(
+                "ec2:DescribeNatGateways",
+                "a recorded NAT gateway no longer exists; new ones will be made",
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     for nat in described.nat_gateways() {
         match nat.state() {
             Some(NatGatewayState::Available) => {}

@@ -172,19 +172,25 @@ impl AwsEksKubernetesRuntimeInstanceReconciler {
         if instance.reconciliation.deletion_confirmed.is_some() {
             return Ok(Outcome::Done);
         }
-        let mut inventory = inventory_of(instance.resource_inventory.as_ref())?;
-        if next_delete_step(&inventory) == DeleteStep::Complete {
+        let mut inventory: EksInventory = inventory_of(instance.resource_inventory.as_ref())?;
+        let acknowledged = instance.reconciliation.deletion_acknowledged.is_some();
+        let never_built = instance.reconciliation.creation_acknowledged.is_none()
+            && next_delete_step(&inventory) == DeleteStep::Complete;
+        if never_built || (acknowledged && next_delete_step(&inventory) == DeleteStep::Complete) {
             return Ok(Outcome::Done);
         }
         let (_, session, tags) = self.prepare(ctx, &instance).await?;
-        if instance.reconciliation.deletion_acknowledged.is_none() {
+        if !acknowledged {
+            // What a killed or failed build made but never recorded is found first, and
+            // recorded with the acknowledgement, so that it is deleted too.
+            eks::delete::discover(&session, &tags, &mut inventory).await?;
             self.record(
                 ctx,
                 Reconciliation {
                     deletion_acknowledged: Some(OffsetDateTime::now_utc()),
                     ..Reconciliation::marked_reconciled()
                 },
-                None,
+                Some(&inventory),
             )
             .await?;
         }

@@ -86,7 +86,11 @@ impl AwsRelationalDatabaseInstanceReconciler {
         .await?;
         let spec = spec(&definition, &runtime.inventory)?;
         let tags = Tags { name };
-        let mut inventory = inventory_of(instance.resource_inventory.as_ref())?;
+        let mut inventory: RdsInventory = inventory_of(instance.resource_inventory.as_ref())?;
+        if inventory.region.is_empty() {
+            inventory.region = session.region.clone();
+            record(ctx, Reconciliation::marked_reconciled(), Some(&inventory)).await?;
+        }
         let master = (random_string(LOWER, 12), random_string(LOWER_DIGITS, 32));
         loop {
             let next = next_step(&inventory);
@@ -122,8 +126,11 @@ impl AwsRelationalDatabaseInstanceReconciler {
         Ok(Outcome::Done)
     }
 
-    /// The connection Secret as a WRI of the workload (once), with a master password set on
-    /// the database just before.
+    /// The connection Secret as a WRI of the workload, with a master password set on the
+    /// database just before: written once per build, at its end. A Secret of that name already
+    /// in the workload (an earlier attempt of this build, or a database of the same name
+    /// deleted and made again) is rewritten, so it always holds the current credentials; the
+    /// workload is un-reconciled every time, so a failed un-reconcile is retried too.
     async fn add_secret(
         &self,
         ctx: &ReconcileContext,
@@ -138,15 +145,12 @@ impl AwsRelationalDatabaseInstanceReconciler {
             .filter(|n| !n.is_empty())
             .ok_or_else(|| ReconcileError::permanent("the definition has no WorkloadSecretName"))?;
         let wris = wris_of(&*ctx.api, wi_id).await?;
-        let present = wris.iter().any(|w| {
+        let existing = wris.iter().find(|w| {
             w.scheduled_for_deletion.is_none()
                 && w.json_definition.as_ref().is_some_and(|d| {
                     d["kind"] == "Secret" && d["metadata"]["name"] == secret_name.as_str()
                 })
         });
-        if present {
-            return Ok(());
-        }
         let namespace = workload_namespace(&wris)?;
         let user = rds::master_username(session, &inventory.rds_instance_id).await?;
         let password = random_string(LOWER_DIGITS, 32);
@@ -160,15 +164,29 @@ impl AwsRelationalDatabaseInstanceReconciler {
             &user,
             &password,
         );
-        ctx.api
-            .create_object(&WorkloadResourceInstance {
-                json_definition: Some(secret),
-                workload_instance_id: Some(wi_id),
-                ..Default::default()
-            })
-            .await?;
+        match existing.and_then(|w| w.common.id) {
+            Some(id) => {
+                let change = WorkloadResourceInstance {
+                    json_definition: Some(secret),
+                    reconciled: Some(false),
+                    ..Default::default()
+                };
+                ctx.api
+                    .patch_object::<WorkloadResourceInstance>(id, Patch::Changes(&change))
+                    .await?;
+            }
+            None => {
+                ctx.api
+                    .create_object(&WorkloadResourceInstance {
+                        json_definition: Some(secret),
+                        workload_instance_id: Some(wi_id),
+                        ..Default::default()
+                    })
+                    .await?;
+            }
+        }
         unreconcile_workload(&*ctx.api, wi_id).await?;
-        info!(secret = %secret_name, %namespace, "database connection Secret added to the workload");
+        info!(secret = %secret_name, %namespace, "database connection Secret written to the workload");
         Ok(())
     }
 
@@ -180,8 +198,11 @@ impl AwsRelationalDatabaseInstanceReconciler {
         if instance.reconciliation.deletion_confirmed.is_some() {
             return Ok(Outcome::Done);
         }
-        let mut inventory = inventory_of(instance.resource_inventory.as_ref())?;
-        if !rds::deleted(&inventory) {
+        let mut inventory: RdsInventory = inventory_of(instance.resource_inventory.as_ref())?;
+        let acknowledged = instance.reconciliation.deletion_acknowledged.is_some();
+        // A build records its region before its first step: then something may exist.
+        let started = !inventory.region.is_empty();
+        if !rds::deleted(&inventory) || (started && !acknowledged) {
             let definition: AwsRelationalDatabaseDefinition = ctx
                 .api
                 .get_object(
@@ -195,14 +216,18 @@ impl AwsRelationalDatabaseInstanceReconciler {
                 .ok_or_else(|| ReconcileError::permanent("the definition has no AwsAccountID"))?;
             let region = Some(inventory.region.clone()).filter(|r| !r.is_empty());
             let session = aws_session(ctx, &self.sessions, account_id, region.as_deref()).await?;
-            if instance.reconciliation.deletion_acknowledged.is_none() {
+            if !acknowledged {
+                let tags = Tags {
+                    name: instance_name(&instance)?,
+                };
+                rds::discover(&session, &tags, &mut inventory).await?;
                 record(
                     ctx,
                     Reconciliation {
                         deletion_acknowledged: Some(OffsetDateTime::now_utc()),
                         ..Reconciliation::marked_reconciled()
                     },
-                    None,
+                    Some(&inventory),
                 )
                 .await?;
             }

@@ -172,8 +172,11 @@ impl AwsObjectStorageBucketInstanceReconciler {
         )
         .await?;
         if changed {
-            unreconcile_workload(&*ctx.api, wi_id).await?;
+            info!(bucket = %inventory.bucket_name, "workload given access to the bucket");
         }
+        // Every time (not only when something changed): a retry after a failed un-reconcile
+        // must not leave changes the workload controller never applies.
+        unreconcile_workload(&*ctx.api, wi_id).await?;
         record(
             ctx,
             Reconciliation {
@@ -327,20 +330,30 @@ fn add_env(object: &mut Value, kind: &str, env_var: &str, config_map: &str) -> b
     let Some(Value::Array(containers)) = containers else {
         return false;
     };
+    let wanted = json!({
+        "name": env_var,
+        "valueFrom": {"configMapKeyRef": {"name": config_map, "key": BUCKET_NAME_KEY}}
+    });
     let mut changed = false;
-    for container in containers.iter_mut() {
+    for container in containers.iter_mut().filter(|c| c.is_object()) {
         if !container["env"].is_array() {
             container["env"] = json!([]);
         }
-        let env = container["env"].as_array_mut().expect("just made an array");
-        if env.iter().any(|e| e["name"] == env_var) {
+        let Some(env) = container["env"].as_array_mut() else {
             continue;
+        };
+        match env.iter_mut().find(|e| e["name"] == env_var) {
+            // Pointing at another ConfigMap (an earlier bucket instance's): this bucket now.
+            Some(entry) if *entry != wanted => {
+                *entry = wanted.clone();
+                changed = true;
+            }
+            Some(_) => {}
+            None => {
+                env.push(wanted.clone());
+                changed = true;
+            }
         }
-        env.push(json!({
-            "name": env_var,
-            "valueFrom": {"configMapKeyRef": {"name": config_map, "key": BUCKET_NAME_KEY}}
-        }));
-        changed = true;
     }
     changed
 }
@@ -439,6 +452,22 @@ mod tests {
         assert_eq!(
             pod["spec"]["containers"][0]["env"][0]["valueFrom"]["configMapKeyRef"],
             json!({"name": "cm", "key": "s3BucketName"})
+        );
+        // A variable left by an earlier bucket instance now names this one's ConfigMap.
+        let mut stale = json!({"kind": "Pod", "spec": {"containers": [{"name": "a", "env": [
+            {"name": "BUCKET", "valueFrom": {"configMapKeyRef": {"name": "old-cm", "key": "s3BucketName"}}}
+        ]}, "not a container"]}});
+        assert!(add_env(&mut stale, "Pod", "BUCKET", "new-cm"));
+        assert_eq!(
+            stale["spec"]["containers"][0]["env"][0]["valueFrom"]["configMapKeyRef"]["name"],
+            "new-cm"
+        );
+        assert_eq!(
+            stale["spec"]["containers"][0]["env"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
         );
         assert_eq!(short_id(42), short_id(42));
         assert_ne!(short_id(42), short_id(43));

@@ -34,8 +34,16 @@ impl SecretDefinitionReconciler {
         Self { sessions, key }
     }
 
-    /// The plaintext data of the notification, if it carries any.
-    fn data(&self, notified: &Value) -> Result<Option<BTreeMap<String, String>>, ReconcileError> {
+    /// The plaintext data of the notification, if it carries any. `encrypted`: every value
+    /// must decrypt (a Created notification, which the API encrypts; a value that does not
+    /// decrypt means another ENCRYPTION_KEY, and storing ciphertext as the secret would be
+    /// wrong). Otherwise (an Updated one, which the API passes on as sent) values that do not
+    /// decrypt are taken as plaintext: AES-GCM authenticates, so the two cannot be confused.
+    fn data(
+        &self,
+        notified: &Value,
+        encrypted: bool,
+    ) -> Result<Option<BTreeMap<String, String>>, ReconcileError> {
         let Some(data) = notified.get("Data").filter(|d| !d.is_null()) else {
             return Ok(None);
         };
@@ -59,7 +67,16 @@ impl SecretDefinitionReconciler {
                 ReconcileError::permanent(format!("the value of Data key {k:?} is not a string"))
             })?;
             let value = match &self.key {
-                Some(key) => key.decrypt(v).unwrap_or_else(|_| v.to_string()),
+                Some(key) => match key.decrypt(v) {
+                    Ok(plain) => plain,
+                    Err(_) if !encrypted => v.to_string(),
+                    Err(_) => {
+                        return Err(ReconcileError::permanent(format!(
+                            "the value of Data key {k:?} does not decrypt with the configured \
+                             encryption key (ENCRYPTION_KEY differs from the API's?)"
+                        )))
+                    }
+                },
                 None => v.to_string(),
             };
             plain.insert(k.clone(), value);
@@ -105,7 +122,7 @@ impl Reconciler for SecretDefinitionReconciler {
         if object.aws_account_id.is_none() {
             return Ok(Outcome::Done);
         }
-        let data = self.data(&ctx.notified)?.ok_or_else(|| {
+        let data = self.data(&ctx.notified, true)?.ok_or_else(|| {
             ReconcileError::permanent("secret data not found in the notification")
         })?;
         self.write(ctx, &object, data).await?;
@@ -117,7 +134,7 @@ impl Reconciler for SecretDefinitionReconciler {
         ctx: &ReconcileContext,
         object: Self::Object,
     ) -> Result<Outcome, ReconcileError> {
-        if let Some(data) = self.data(&ctx.notified)? {
+        if let Some(data) = self.data(&ctx.notified, false)? {
             self.write(ctx, &object, data).await?;
         }
         Ok(Outcome::Done)
@@ -152,13 +169,15 @@ mod tests {
             Some(key.clone()),
         );
         let notified = json!({"Data": {"user": key.encrypt("admin").unwrap(), "note": "plain"}});
-        let data = r.data(&notified).unwrap().unwrap();
+        // Updated: plaintext passes; Created: every value must decrypt.
+        let data = r.data(&notified, false).unwrap().unwrap();
         assert_eq!(data["user"], "admin");
         assert_eq!(data["note"], "plain");
+        assert!(r.data(&notified, true).is_err());
         let as_text = json!({"Data": serde_json::to_string(&json!({"a": key.encrypt("b").unwrap()})).unwrap()});
-        assert_eq!(r.data(&as_text).unwrap().unwrap()["a"], "b");
-        assert!(r.data(&json!({"ID": 1})).unwrap().is_none());
-        assert!(r.data(&json!({"Data": {"n": 1}})).is_err());
-        assert!(r.data(&json!({"Data": [1]})).is_err());
+        assert_eq!(r.data(&as_text, true).unwrap().unwrap()["a"], "b");
+        assert!(r.data(&json!({"ID": 1}), true).unwrap().is_none());
+        assert!(r.data(&json!({"Data": {"n": 1}}), false).is_err());
+        assert!(r.data(&json!({"Data": [1]}), false).is_err());
     }
 }

@@ -125,16 +125,23 @@ fn external_secrets_yaml(role_arn: &str) -> String {
     serde_yaml_ng::to_string(&doc).expect("YAML")
 }
 
-/// The external-secrets support workload of the runtime: the recorded one, else found by
-/// name, else made; recorded on the runtime. Whether it is reconciled (deployed).
+/// The external-secrets support workload of the runtime: the recorded one (which must be
+/// deployed: "secret controller not reconciled" is retried, as in Go), else found by name,
+/// else made; recorded on the runtime. A workload just recorded is not waited for (as in Go:
+/// the workload controller applies the secret objects once their CRDs exist).
 async fn ensure_external_secrets(
     ctx: &ReconcileContext,
     kri: &KubernetesRuntimeInstance,
     krd: &KubernetesRuntimeDefinition,
-) -> Result<bool, ReconcileError> {
+) -> Result<(), ReconcileError> {
     if let Some(id) = kri.secrets_controller_instance_id.filter(|id| *id != 0) {
         match ctx.api.get_object::<WorkloadInstance>(id).await {
-            Ok(wi) => return Ok(wi.reconciliation.reconciled == Some(true)),
+            Ok(wi) if wi.reconciliation.reconciled == Some(true) => return Ok(()),
+            Ok(_) => {
+                return Err(ReconcileError::transient(
+                    "secret controller not reconciled",
+                ))
+            }
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
@@ -211,10 +218,12 @@ async fn ensure_external_secrets(
         .patch_object::<KubernetesRuntimeInstance>(kri_id, Patch::Changes(&change))
         .await?;
     info!(workload = %name, "external-secrets support workload recorded on the runtime");
-    Ok(wi.reconciliation.reconciled == Some(true))
+    Ok(())
 }
 
-/// Add the objects to the workload (once). Whether anything was added.
+/// Add the objects to the workload (once), and un-reconcile it (every time: a retry after a
+/// failed un-reconcile must not leave objects the workload controller never applies).
+/// Whether anything was added.
 async fn add_objects(
     ctx: &ReconcileContext,
     target: &Target,
@@ -243,9 +252,7 @@ async fn add_objects(
                     added = true;
                 }
             }
-            if added {
-                unreconcile_workload(&*ctx.api, wi_id).await?;
-            }
+            unreconcile_workload(&*ctx.api, wi_id).await?;
             Ok(added)
         }
         Target::Helm(hwi) => {
@@ -256,11 +263,9 @@ async fn add_objects(
                     resources.push(object);
                 }
             }
-            if resources.len() == before {
-                return Ok(false);
-            }
+            let added = resources.len() != before;
             patch_helm(ctx, hwi, resources).await?;
-            Ok(true)
+            Ok(added)
         }
     }
 }
