@@ -196,22 +196,17 @@ async fn role_names(aws: &AwsSession) -> HashSet<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eks_rds_and_s3_are_built_resumed_after_kills_with_faults_and_removed() {
-    let Some(moto_bin) = moto_binary() else {
-        return;
-    };
-    let Some(stack) = Stack::upstream(false).await else {
-        return;
-    };
-    let moto = Moto::start(&moto_bin).await;
-    let proxy = AwsProxy::start(&moto.url).await;
-    let aws = moto_session(&moto.url).await;
-    // Kept after the test: the managers' logs are what explains a failure.
-    let logs = std::env::temp_dir().join(format!("upstream-aws-{}", std::process::id()));
-    std::fs::create_dir_all(&logs).expect("log folder");
-    eprintln!("manager logs in {}", logs.display());
+/// What an EKS runtime needs before its instance: EKS's cluster security group (played by
+/// the test, in the default VPC out of the cluster's way) and Threeport's objects as the
+/// kubernetes-runtime controller makes them.
+struct EksObjects {
+    eks_group: String,
+    account: u64,
+    kri: u64,
+    eks_def: u64,
+}
 
+async fn eks_objects(stack: &Stack, aws: &AwsSession) -> EksObjects {
     // EKS's part: the cluster security group (in the default VPC, out of the cluster's way).
     let ec2 = aws.ec2();
     let default_vpc = ec2
@@ -254,32 +249,32 @@ async fn eks_rds_and_s3_are_built_resumed_after_kills_with_faults_and_removed() 
 
     // Threeport's objects for an EKS runtime, as the kubernetes-runtime controller makes them.
     let account = post(
-        &stack,
+        stack,
         AWS_ACCOUNT,
         json!({"Name": "moto", "AccountID": ACCOUNT_ID, "DefaultRegion": REGION,
                "AccessKeyID": "AKIAIOSFODNN7EXAMPLE",
                "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}),
     )
     .await;
-    let stored = get(&stack, AWS_ACCOUNT, account).await.unwrap();
+    let stored = get(stack, AWS_ACCOUNT, account).await.unwrap();
     assert_ne!(
         stored["SecretAccessKey"], "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         "the API stores the key encrypted"
     );
     let krd = post(
-        &stack,
+        stack,
         KUBERNETES_RUNTIME_DEFINITION,
         json!({"Name": CLUSTER, "InfraProvider": "eks"}),
     )
     .await;
     let kri = post(
-        &stack,
+        stack,
         KUBERNETES_RUNTIME_INSTANCE,
         json!({"Name": CLUSTER, "KubernetesRuntimeDefinitionID": krd, "Location": "NorthAmerica:NewYork"}),
     )
     .await;
     let eks_def = post(
-        &stack,
+        stack,
         AWS_EKS_KUBERNETES_RUNTIME_DEFINITION,
         json!({"Name": CLUSTER, "AWSAccountID": account, "ZoneCount": 2,
                "DefaultNodeGroupInstanceType": "t3.medium", "DefaultNodeGroupInitialSize": 2,
@@ -287,6 +282,36 @@ async fn eks_rds_and_s3_are_built_resumed_after_kills_with_faults_and_removed() 
                "KubernetesRuntimeDefinitionID": krd}),
     )
     .await;
+    EksObjects {
+        eks_group,
+        account,
+        kri,
+        eks_def,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eks_rds_and_s3_are_built_resumed_after_kills_with_faults_and_removed() {
+    let Some(moto_bin) = moto_binary() else {
+        return;
+    };
+    let Some(stack) = Stack::upstream(false).await else {
+        return;
+    };
+    let moto = Moto::start(&moto_bin).await;
+    let proxy = AwsProxy::start(&moto.url).await;
+    let aws = moto_session(&moto.url).await;
+    // Kept after the test: the managers' logs are what explains a failure.
+    let logs = std::env::temp_dir().join(format!("upstream-aws-{}", std::process::id()));
+    std::fs::create_dir_all(&logs).expect("log folder");
+    eprintln!("manager logs in {}", logs.display());
+
+    let EksObjects {
+        eks_group,
+        account,
+        kri,
+        eks_def,
+    } = eks_objects(&stack, &aws).await;
 
     // Faults: CreateVpc throttled four times (more than the SDK's own three attempts, so the
     // engine's backoff retries too); CreateCluster fails once with a 500.
@@ -790,4 +815,80 @@ async fn secrets_reach_secrets_manager_and_the_workload() {
             "{e:?}"
         ),
     }
+}
+
+/// A build killed after AWS made something it never recorded, then deleted before it
+/// resumed: the deletion finds what was made (here a subnet in the recorded VPC, which would
+/// otherwise keep the VPC's deletion failing forever) and removes everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_build_deleted_before_it_resumes_leaves_nothing() {
+    let Some(moto_bin) = moto_binary() else {
+        return;
+    };
+    let Some(stack) = Stack::upstream(false).await else {
+        return;
+    };
+    let moto = Moto::start(&moto_bin).await;
+    let proxy = AwsProxy::start(&moto.url).await;
+    let aws = moto_session(&moto.url).await;
+    let logs = std::env::temp_dir().join(format!("upstream-aws-kill-{}", std::process::id()));
+    std::fs::create_dir_all(&logs).expect("log folder");
+    let objects = eks_objects(&stack, &aws).await;
+
+    proxy.hold("CreateSubnet");
+    let mut m = manager(&stack, &proxy.url, logs.join("manager-1.log")).await;
+    let eks = post(
+        &stack,
+        AWS_EKS_KUBERNETES_RUNTIME_INSTANCE,
+        json!({"Name": CLUSTER, "Region": REGION, "AwsEksKubernetesRuntimeDefinitionID": objects.eks_def,
+               "KubernetesRuntimeInstanceID": objects.kri}),
+    )
+    .await;
+    wait_until(LIMIT, "the manager reaches CreateSubnet", || async {
+        proxy.held() == 1
+    })
+    .await;
+    m.child.kill().expect("SIGKILL");
+    m.child.wait().expect("reap");
+    proxy.release();
+    let recorded = get(&stack, AWS_EKS_KUBERNETES_RUNTIME_INSTANCE, eks)
+        .await
+        .unwrap();
+    assert!(recorded["ResourceInventory"]["vpcId"]
+        .as_str()
+        .is_some_and(|v| !v.is_empty()));
+    assert!(
+        recorded["ResourceInventory"]["availabilityZones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|z| z["publicSubnets"][0]["subnetId"] == ""),
+        "the subnet moto made is not in the inventory: {recorded}"
+    );
+    assert_eq!(tagged(&aws).await[1], ("subnets", 1));
+
+    // Deleted while no manager runs; the next one takes the Deleted notification.
+    stack
+        .api
+        .delete(AWS_EKS_KUBERNETES_RUNTIME_INSTANCE, eks)
+        .await
+        .expect("DELETE EKS");
+    let _m = manager(&stack, &proxy.url, logs.join("manager-2.log")).await;
+    wait_gone(&stack, AWS_EKS_KUBERNETES_RUNTIME_INSTANCE, eks).await;
+    assert_eq!(
+        tagged(&aws).await,
+        vec![
+            ("vpcs", 0),
+            ("subnets", 0),
+            ("internet gateways", 0),
+            ("elastic ips", 0),
+            ("route tables", 0),
+            ("nat gateways", 0),
+        ]
+    );
+    assert_eq!(
+        proxy.forwarded("CreateCluster"),
+        0,
+        "the build did not resume"
+    );
 }
