@@ -4,6 +4,7 @@
 
 pub mod eks;
 pub mod error;
+pub mod iam;
 pub mod rds;
 pub mod s3;
 pub mod secrets_manager;

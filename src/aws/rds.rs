@@ -530,11 +530,7 @@ pub async fn discover(s: &AwsSession, tags: &Tags, inv: &mut RdsInventory) -> Re
             .name("group-name")
             .values(format!("{}-rds-sg", tags.name))
             .build()];
-        filters.extend(
-            tags.ec2()
-                .into_iter()
-                .map(|(k, v)| Filter::builder().name(format!("tag:{k}")).values(v).build()),
-        );
+        filters.extend(super::eks::network::tag_filters(&tags.ec2()));
         let found = s
             .ec2()
             .describe_security_groups()

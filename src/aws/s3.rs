@@ -16,9 +16,11 @@ use rand::distributions::{Alphanumeric, DistString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::eks::identity::service_account_trust;
 use super::eks::inventory::RoleInventory;
 use super::eks::{Progress, Tags};
 use super::error::{aws_err, tolerate, AwsError};
+use super::iam::{delete_role, ensure_role, iam_tags, RoleSpec};
 use super::session::AwsSession;
 
 /// `S3Inventory`.
@@ -258,19 +260,6 @@ fn bucket_policy(bucket: &str) -> Value {
     })
 }
 
-fn iam_tags(tags: &Tags) -> Result<Vec<aws_sdk_iam::types::Tag>, AwsError> {
-    tags.ec2()
-        .into_iter()
-        .map(|(k, v)| {
-            aws_sdk_iam::types::Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(|e| AwsError::conflict("iam:CreatePolicy", e.to_string()))
-        })
-        .collect()
-}
-
 async fn policy(s: &AwsSession, tags: &Tags, inv: &mut S3Inventory) -> Result<Progress, AwsError> {
     let iam = s.iam();
     let name = inv.role.role_name.clone();
@@ -321,51 +310,23 @@ async fn role(
     inv: &mut S3Inventory,
 ) -> Result<Progress, AwsError> {
     let iam = s.iam();
-    let bare = spec.oidc_issuer.trim_start_matches("https://");
     let (account, namespace) = &spec.service_account;
-    let trust = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Federated": format!("arn:aws:iam::{}:oidc-provider/{bare}", s.account_id)},
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {"StringEquals": {
-                format!("{bare}:sub"): format!("system:serviceaccount:{namespace}:{account}"),
-                format!("{bare}:aud"): "sts.amazonaws.com",
-            }}
-        }]
-    });
+    let trust = service_account_trust(&s.account_id, &spec.oidc_issuer, namespace, account);
     let name = inv.role.role_name.clone();
-    let made = iam
-        .create_role()
-        .role_name(&name)
-        .assume_role_policy_document(trust.to_string())
-        .permissions_boundary(&inv.policy_arn)
-        .set_tags(Some(iam_tags(tags)?))
-        .send()
-        .await
-        .map_err(aws_err("iam:CreateRole"));
-    let arn = match made {
-        Ok(out) => out.role().map(|r| r.arn().to_string()),
-        Err(e) if e.is(&["EntityAlreadyExists"]) => iam
-            .get_role()
-            .role_name(&name)
-            .send()
-            .await
-            .map_err(aws_err("iam:GetRole"))?
-            .role()
-            .map(|r| r.arn().to_string()),
-        Err(e) => return Err(e),
-    }
-    .ok_or_else(|| AwsError::unexpected("iam:CreateRole", "no role ARN"))?;
-    iam.attach_role_policy()
-        .role_name(&name)
-        .policy_arn(&inv.policy_arn)
-        .send()
-        .await
-        .map_err(aws_err("iam:AttachRolePolicy"))?;
-    inv.role.role_arn = arn;
-    inv.role.role_policy_arns = vec![inv.policy_arn.clone()];
+    let policy = inv.policy_arn.clone();
+    inv.role = ensure_role(
+        &iam,
+        tags,
+        RoleSpec {
+            name: &name,
+            path: None,
+            trust: &trust,
+            policies: std::slice::from_ref(&policy),
+            // The bucket policy bounds the role too, as aws-builder makes it.
+            boundary: Some(&policy),
+        },
+    )
+    .await?;
     Ok(Progress::Advanced)
 }
 
@@ -398,24 +359,7 @@ pub async fn delete_all(s: &AwsSession, inv: &mut S3Inventory) -> Result<(), Aws
         inv.bucket_name.clear();
     }
     if !inv.role.role_name.is_empty() {
-        let iam = s.iam();
-        if !inv.policy_arn.is_empty() {
-            let r = iam
-                .detach_role_policy()
-                .role_name(&inv.role.role_name)
-                .policy_arn(&inv.policy_arn)
-                .send()
-                .await
-                .map_err(aws_err("iam:DetachRolePolicy"));
-            tolerate(r, &["NoSuchEntity"])?;
-        }
-        let r = iam
-            .delete_role()
-            .role_name(&inv.role.role_name)
-            .send()
-            .await
-            .map_err(aws_err("iam:DeleteRole"));
-        tolerate(r, &["NoSuchEntity"])?;
+        delete_role(&s.iam(), &inv.role.role_name).await?;
         inv.role = RoleInventory::default();
     }
     if !inv.policy_arn.is_empty() {

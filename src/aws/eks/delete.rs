@@ -8,6 +8,7 @@ use aws_sdk_ec2::types::NatGatewayState;
 use super::inventory::EksInventory;
 use super::{Progress, Tags};
 use crate::aws::error::{aws_err, tolerate, AwsError};
+use crate::aws::iam::delete_role;
 use crate::aws::session::AwsSession;
 
 /// The IAM OIDC provider.
@@ -128,38 +129,7 @@ pub async fn roles(s: &AwsSession, inv: &mut EksInventory) -> Result<Progress, A
         if role.role_name.is_empty() {
             continue;
         }
-        let attached = iam
-            .list_attached_role_policies()
-            .role_name(&role.role_name)
-            .send()
-            .await
-            .map_err(aws_err("iam:ListAttachedRolePolicies"));
-        let attached: Vec<String> = match attached {
-            Ok(out) => out
-                .attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn().map(str::to_string))
-                .collect(),
-            Err(e) if e.is(&["NoSuchEntity"]) => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        for policy in attached {
-            let r = iam
-                .detach_role_policy()
-                .role_name(&role.role_name)
-                .policy_arn(&policy)
-                .send()
-                .await
-                .map_err(aws_err("iam:DetachRolePolicy"));
-            tolerate(r, &["NoSuchEntity"])?;
-        }
-        let r = iam
-            .delete_role()
-            .role_name(&role.role_name)
-            .send()
-            .await
-            .map_err(aws_err("iam:DeleteRole"));
-        tolerate(r, &["NoSuchEntity"])?;
+        delete_role(&iam, &role.role_name).await?;
         *role = Default::default();
     }
     Ok(Progress::Advanced)
@@ -493,12 +463,7 @@ async fn discover_network(
 ) -> Result<(), AwsError> {
     use aws_sdk_ec2::types::Filter;
     let ec2 = s.ec2();
-    let tagged = || -> Vec<Filter> {
-        tags.ec2()
-            .into_iter()
-            .map(|(k, v)| Filter::builder().name(format!("tag:{k}")).values(v).build())
-            .collect()
-    };
+    let tagged = || super::network::tag_filters(&tags.ec2());
     if inv.vpc_id.is_empty() {
         let vpcs = ec2
             .describe_vpcs()

@@ -3,7 +3,7 @@
 //! the cluster's name, so "already exists" means an earlier run made it: it is looked up and
 //! completed (missing policy attachments added), never made twice.
 
-use aws_sdk_iam::types::{PolicyScopeType, Tag};
+use aws_sdk_iam::types::PolicyScopeType;
 use aws_sdk_iam::Client;
 use serde_json::{json, Value};
 
@@ -11,6 +11,7 @@ use super::inventory::{EksInventory, RoleInventory};
 use super::plan::ServiceRole;
 use super::{Progress, Tags};
 use crate::aws::error::{aws_err, AwsError};
+use crate::aws::iam::{ensure_role, RoleSpec};
 
 const CLUSTER_POLICY: &str = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy";
 const WORKER_POLICIES: [&str; 3] = [
@@ -22,19 +23,6 @@ const EBS_CSI_POLICY: &str = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSID
 
 /// The audience of service-account tokens IAM accepts.
 const STS_AUDIENCE: &str = "sts.amazonaws.com";
-
-fn iam_tags(tags: &Tags) -> Result<Vec<Tag>, AwsError> {
-    tags.ec2()
-        .into_iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(|e| AwsError::conflict("iam:CreateRole", e.to_string()))
-        })
-        .collect()
-}
 
 fn service_trust(service: &str) -> Value {
     json!({
@@ -53,7 +41,12 @@ fn bare_issuer(issuer: &str) -> &str {
 }
 
 /// Trust for a Kubernetes service account of the cluster (IRSA).
-fn service_account_trust(account_id: &str, issuer: &str, namespace: &str, name: &str) -> Value {
+pub(crate) fn service_account_trust(
+    account_id: &str,
+    issuer: &str,
+    namespace: &str,
+    name: &str,
+) -> Value {
     let bare = bare_issuer(issuer);
     json!({
         "Version": "2012-10-17",
@@ -69,64 +62,6 @@ fn service_account_trust(account_id: &str, issuer: &str, namespace: &str, name: 
     })
 }
 
-/// A role named `name` with `trust`, and `policies` attached; the record of it.
-async fn ensure_role(
-    iam: &Client,
-    tags: &Tags,
-    name: &str,
-    path: Option<&str>,
-    trust: &Value,
-    policies: &[String],
-) -> Result<RoleInventory, AwsError> {
-    let made = iam
-        .create_role()
-        .role_name(name)
-        .set_path(path.map(str::to_string))
-        .assume_role_policy_document(trust.to_string())
-        .set_tags(Some(iam_tags(tags)?))
-        .send()
-        .await
-        .map_err(aws_err("iam:CreateRole"));
-    let arn = match made {
-        Ok(out) => out.role().map(|r| r.arn().to_string()),
-        Err(e) if e.is(&["EntityAlreadyExists"]) => iam
-            .get_role()
-            .role_name(name)
-            .send()
-            .await
-            .map_err(aws_err("iam:GetRole"))?
-            .role()
-            .map(|r| r.arn().to_string()),
-        Err(e) => return Err(e),
-    }
-    .ok_or_else(|| AwsError::unexpected("iam:CreateRole", "no role in the answer"))?;
-    let attached = iam
-        .list_attached_role_policies()
-        .role_name(name)
-        .send()
-        .await
-        .map_err(aws_err("iam:ListAttachedRolePolicies"))?;
-    for policy in policies {
-        let present = attached
-            .attached_policies()
-            .iter()
-            .any(|p| p.policy_arn() == Some(policy.as_str()));
-        if !present {
-            iam.attach_role_policy()
-                .role_name(name)
-                .policy_arn(policy)
-                .send()
-                .await
-                .map_err(aws_err("iam:AttachRolePolicy"))?;
-        }
-    }
-    Ok(RoleInventory {
-        role_name: name.to_string(),
-        role_arn: arn,
-        role_policy_arns: policies.to_vec(),
-    })
-}
-
 /// `cluster-role-<n>`: EKS's service role.
 pub async fn cluster_role(
     iam: &Client,
@@ -137,10 +72,13 @@ pub async fn cluster_role(
     inv.cluster_role = ensure_role(
         iam,
         tags,
-        &name,
-        None,
-        &service_trust("eks.amazonaws.com"),
-        &[CLUSTER_POLICY.to_string()],
+        RoleSpec {
+            name: &name,
+            path: None,
+            trust: &service_trust("eks.amazonaws.com"),
+            policies: &[CLUSTER_POLICY.to_string()],
+            boundary: None,
+        },
     )
     .await?;
     Ok(Progress::Advanced)
@@ -157,10 +95,13 @@ pub async fn worker_role(
     inv.worker_role = ensure_role(
         iam,
         tags,
-        &name,
-        None,
-        &service_trust("ec2.amazonaws.com"),
-        &policies,
+        RoleSpec {
+            name: &name,
+            path: None,
+            trust: &service_trust("ec2.amazonaws.com"),
+            policies: &policies,
+            boundary: None,
+        },
     )
     .await?;
     Ok(Progress::Advanced)
@@ -388,7 +329,18 @@ pub async fn service_role(
         account,
     );
     let name = checked_role_name(d.role)?;
-    let made = ensure_role(iam, tags, &name, d.path.as_deref(), &trust, &[policy_arn]).await?;
+    let made = ensure_role(
+        iam,
+        tags,
+        RoleSpec {
+            name: &name,
+            path: d.path.as_deref(),
+            trust: &trust,
+            policies: &[policy_arn],
+            boundary: None,
+        },
+    )
+    .await?;
     *role_slot(inv, role) = made;
     Ok(Progress::Advanced)
 }

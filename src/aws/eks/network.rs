@@ -26,7 +26,7 @@ fn tag(key: &str, value: impl Into<String>) -> Tag {
 }
 
 /// Filters matching every one of `tags`.
-fn tag_filters(tags: &[(String, String)]) -> Vec<Filter> {
+pub(crate) fn tag_filters(tags: &[(String, String)]) -> Vec<Filter> {
     tags.iter()
         .map(|(k, v)| filter(&format!("tag:{k}"), v.clone()))
         .collect()
