@@ -21,6 +21,10 @@ pub struct ReconcilerSpec {
     /// Env var holding the worker count in Threeport's deployments, e.g.
     /// `WORKLOAD_INSTANCE_CONCURRENT_RECONCILES` (spec 1.2).
     pub concurrency_env: &'static str,
+    /// Whether its notifications carry data the API does not keep (a SecretDefinition's
+    /// `Data`, spec 1.9.3): then a lost Created or Updated cannot be rebuilt from the API, and
+    /// the resync re-notifies only deletions.
+    pub data_only_in_notification: bool,
 }
 
 impl ReconcilerSpec {
@@ -87,11 +91,15 @@ impl ControllerSpec {
 
 macro_rules! rec {
     ($name:literal, $object:expr, $words:literal, $env:literal) => {
+        rec!($name, $object, $words, $env, data_only_in_notification: false)
+    };
+    ($name:literal, $object:expr, $words:literal, $env:literal, data_only_in_notification: $data:literal) => {
         ReconcilerSpec {
             name: $name,
             object: $object,
             words: $words,
             concurrency_env: $env,
+            data_only_in_notification: $data,
         }
     };
 }
@@ -247,7 +255,8 @@ pub static CONTROLLERS: &[ControllerSpec] = &[
                 "SecretDefinitionReconciler",
                 SECRET_DEFINITION,
                 "secret definition",
-                "SECRET_DEFINITION_CONCURRENT_RECONCILES"
+                "SECRET_DEFINITION_CONCURRENT_RECONCILES",
+                data_only_in_notification: true
             ),
             rec!(
                 "SecretInstanceReconciler",

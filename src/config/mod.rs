@@ -52,7 +52,8 @@ pub use nats_url::{url_credentials, NatsUrl, UrlCredentials};
 pub use redact::{redact_url, Secret};
 pub use schema::{
     AdminConfig, ApiConfig, AwsConfig, Config, EngineConfig, GatewayConfig, HelmConfig, LogConfig,
-    LogFormat, NatsConfig, NatsTlsConfig, ObservabilityConfig, ReconcilersConfig, TelemetryConfig,
+    LogFormat, NatsConfig, NatsTlsConfig, ObservabilityConfig, ReconcilersConfig, ResyncConfig,
+    TelemetryConfig,
 };
 pub use sources::{CliOverrides, LoadSources, ENV_PREFIX, ENV_SEPARATOR};
 pub use validate::{CONSUMER_ACK_WAIT, LOCK_BUCKET_MAX_AGE, MAX_CONCURRENCY};

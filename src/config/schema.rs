@@ -90,6 +90,8 @@ section! {
         pub observability: ObservabilityConfig = ObservabilityConfig::default(),
         /// How the aws and secret controllers reach AWS.
         pub aws: AwsConfig = AwsConfig::default(),
+        /// The periodic resync that re-notifies objects whose notification was lost.
+        pub resync: ResyncConfig = ResyncConfig::default(),
         /// Threeport's `ENCRYPTION_KEY`: standard base64 of a 16, 24 or 32 byte AES key.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub encryption_key: Option<Secret> = None,
@@ -341,6 +343,29 @@ section! {
         /// The session name of roles assumed for an AwsAccount's `RoleArn` (Threeport's
         /// controllers run with `AWS_ROLE_SESSION_NAME=threeport-control-plane`).
         pub role_session_name: String = "threeport-control-plane".into(),
+    }
+}
+
+section! {
+    /// The resync: per enabled reconciler, one replica at a time lists the objects that need
+    /// work (unreconciled, or deletion not confirmed) and re-notifies those whose notification
+    /// was lost (the API ignores its publish errors). See docs/operating.md, "Resync".
+    pub struct ResyncConfig {
+        /// Run the resync (every replica takes part in electing who runs it).
+        pub enabled: bool = true,
+        /// Time between two runs for each reconciler; an object whose notification was lost is
+        /// reconciled within `interval + grace`. A run costs two paged lists of the type, the
+        /// second over every reconciled object (10,000 objects: about 0.4 s of the API's time).
+        #[serde(with = "duration_str")]
+        pub interval: Duration = Duration::from_secs(5 * 60),
+        /// Each run is `interval` after the last, ± this fraction of it (0 to 0.5).
+        pub jitter: f64 = 0.1,
+        /// An object is re-notified only after needing work this long, so that a notification
+        /// on its way is never doubled.
+        #[serde(with = "duration_str")]
+        pub grace: Duration = Duration::from_secs(60),
+        /// Objects per list call (1 to 10000).
+        pub page_size: u32 = 500,
     }
 }
 

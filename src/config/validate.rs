@@ -12,7 +12,7 @@ use super::find_reconciler;
 use super::redact::Secret;
 use super::schema::{
     ApiConfig, AwsConfig, Config, EngineConfig, GatewayConfig, HelmConfig, LogConfig, LogFormat,
-    NatsConfig, ObservabilityConfig, ReconcilersConfig, TelemetryConfig,
+    NatsConfig, ObservabilityConfig, ReconcilersConfig, ResyncConfig, TelemetryConfig,
 };
 use super::serde_helpers::fmt_duration;
 use crate::registry;
@@ -101,6 +101,8 @@ pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
     aws(&config.aws)?;
     config.observability.check("observability")?;
     observability(&config.observability)?;
+    config.resync.check("resync")?;
+    resync(&config.resync)?;
     // Never echo the key.
     if let Some(key) = &config.encryption_key {
         decode_encryption_key(key.expose())?;
@@ -426,6 +428,28 @@ fn observability(o: &ObservabilityConfig) -> Result<(), ConfigError> {
                 "must be an http(s):// chart repository or an oci:// registry",
             )
         })?;
+    }
+    Ok(())
+}
+
+fn resync(resync: &ResyncConfig) -> Result<(), ConfigError> {
+    if resync.interval < Duration::from_secs(1) {
+        return Err(ConfigError::invalid(
+            "resync.interval",
+            "must be at least 1s",
+        ));
+    }
+    if !(0.0..=0.5).contains(&resync.jitter) {
+        return Err(ConfigError::invalid(
+            "resync.jitter",
+            "must be a fraction between 0 and 0.5",
+        ));
+    }
+    if !(1..=10_000).contains(&resync.page_size) {
+        return Err(ConfigError::invalid(
+            "resync.page_size",
+            "must be between 1 and 10000",
+        ));
     }
     Ok(())
 }

@@ -66,6 +66,9 @@ pub enum AttemptResult {
     LockLost,
     /// Shutdown gave up waiting for this reconcile.
     Aborted,
+    /// A resync's re-notification of an object that was reconciled by the time it arrived:
+    /// nothing to do.
+    UpToDate,
 }
 
 impl AttemptResult {
@@ -79,7 +82,8 @@ impl AttemptResult {
             AttemptResult::NotFound => Some("not_found"),
             AttemptResult::LockConflict(_)
             | AttemptResult::LockUnavailable
-            | AttemptResult::Aborted => None,
+            | AttemptResult::Aborted
+            | AttemptResult::UpToDate => None,
         }
     }
 }
@@ -102,9 +106,10 @@ pub fn settle_attempt(
     jitter: f64,
 ) -> Settle {
     match result {
-        AttemptResult::Success | AttemptResult::NotFound | AttemptResult::SkippedForDeletion => {
-            Settle::Ack
-        }
+        AttemptResult::Success
+        | AttemptResult::NotFound
+        | AttemptResult::SkippedForDeletion
+        | AttemptResult::UpToDate => Settle::Ack,
         AttemptResult::Requeue(d) => Settle::Nak(d),
         AttemptResult::Failure(class) => {
             if policy.max_reconcile_attempts > 0 && delivered >= policy.max_reconcile_attempts {
@@ -224,16 +229,23 @@ pub enum Dispatch {
     /// create but still PATCHes `Reconciled:true` and records `SuccessfulCreate` (spec 4.1 #14);
     /// we skip the whole thing and leave the object to the Deleted notification.
     SkipScheduledForDeletion,
+    /// A resync's Created/Updated re-notification of an object that is `Reconciled:true` by
+    /// now (its own notification, late, got there first): acknowledged without work.
+    SkipUpToDate,
 }
 
 /// Whether to call the reconciler: a Created or Updated notification on an object whose
-/// `DeletionScheduled` is set is skipped (see [`Dispatch::SkipScheduledForDeletion`]).
-pub fn plan_dispatch(operation: Operation, latest: &Value) -> Dispatch {
+/// `DeletionScheduled` is set is skipped (see [`Dispatch::SkipScheduledForDeletion`]), and so
+/// is a resync's (`resync`) Created or Updated of an object already reconciled. A Threeport
+/// notification always runs, reconciled or not (spec 1.9.1).
+pub fn plan_dispatch(operation: Operation, latest: &Value, resync: bool) -> Dispatch {
     let scheduled = latest
         .get("DeletionScheduled")
         .is_some_and(|v| !v.is_null());
+    let reconciled = latest.get("Reconciled").and_then(Value::as_bool) == Some(true);
     match operation {
         Operation::Created | Operation::Updated if scheduled => Dispatch::SkipScheduledForDeletion,
+        Operation::Created | Operation::Updated if resync && reconciled => Dispatch::SkipUpToDate,
         _ => Dispatch::Run,
     }
 }
@@ -315,6 +327,7 @@ mod tests {
             AttemptResult::Success,
             AttemptResult::NotFound,
             AttemptResult::SkippedForDeletion,
+            AttemptResult::UpToDate,
         ] {
             assert_eq!(settle_attempt(&p, r, 3, 0.0), Settle::Ack, "{r:?}");
         }
@@ -559,16 +572,43 @@ mod tests {
         let live = json!({"ID": 1, "DeletionScheduled": null});
         let absent = json!({"ID": 1});
         assert_eq!(
-            plan_dispatch(Operation::Created, &scheduled),
+            plan_dispatch(Operation::Created, &scheduled, false),
             Dispatch::SkipScheduledForDeletion
         );
         assert_eq!(
-            plan_dispatch(Operation::Updated, &scheduled),
+            plan_dispatch(Operation::Updated, &scheduled, false),
             Dispatch::SkipScheduledForDeletion
         );
-        assert_eq!(plan_dispatch(Operation::Deleted, &scheduled), Dispatch::Run);
-        assert_eq!(plan_dispatch(Operation::Created, &live), Dispatch::Run);
-        assert_eq!(plan_dispatch(Operation::Created, &absent), Dispatch::Run);
+        assert_eq!(
+            plan_dispatch(Operation::Deleted, &scheduled, false),
+            Dispatch::Run
+        );
+        assert_eq!(
+            plan_dispatch(Operation::Created, &live, false),
+            Dispatch::Run
+        );
+        assert_eq!(
+            plan_dispatch(Operation::Created, &absent, false),
+            Dispatch::Run
+        );
+    }
+
+    #[test]
+    fn a_resync_of_a_reconciled_object_is_skipped_a_notification_is_not() {
+        let reconciled = json!({"ID": 1, "Reconciled": true});
+        let unreconciled = json!({"ID": 1, "Reconciled": false});
+        for op in [Operation::Created, Operation::Updated] {
+            assert_eq!(plan_dispatch(op, &reconciled, true), Dispatch::SkipUpToDate);
+            assert_eq!(plan_dispatch(op, &reconciled, false), Dispatch::Run);
+            assert_eq!(plan_dispatch(op, &unreconciled, true), Dispatch::Run);
+        }
+        // A deletion marked reconciled on the way (AWS) still needs its Deleted.
+        let deleting =
+            json!({"ID": 1, "Reconciled": true, "DeletionScheduled": "2024-01-01T00:00:00Z"});
+        assert_eq!(
+            plan_dispatch(Operation::Deleted, &deleting, true),
+            Dispatch::Run
+        );
     }
 
     #[test]

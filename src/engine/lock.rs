@@ -191,7 +191,13 @@ impl LockClient {
 
     /// Take the lock, or fail with [`LockError::Held`].
     pub async fn acquire(&self, key: &str) -> Result<Lease, LockError> {
-        match self.kv.create(key, self.owner.clone()).await {
+        self.acquire_with(key, self.owner.clone()).await
+    }
+
+    /// [`LockClient::acquire`] writing `value` instead of the owner's UUID (a lease that
+    /// carries more than its owner, e.g. the resync's last run).
+    pub async fn acquire_with(&self, key: &str, value: Bytes) -> Result<Lease, LockError> {
+        match self.kv.create(key, value).await {
             Ok(revision) => Ok(Lease {
                 key: key.to_string(),
                 revision,
@@ -208,11 +214,12 @@ impl LockClient {
 
     /// Extend the lease; on success the lease carries the new revision.
     pub async fn renew(&self, lease: &mut Lease) -> Result<(), LockError> {
-        match self
-            .kv
-            .update(&lease.key, self.owner.clone(), lease.revision)
-            .await
-        {
+        self.renew_with(lease, self.owner.clone()).await
+    }
+
+    /// [`LockClient::renew`] writing `value` instead of the owner's UUID.
+    pub async fn renew_with(&self, lease: &mut Lease, value: Bytes) -> Result<(), LockError> {
+        match self.kv.update(&lease.key, value, lease.revision).await {
             Ok(revision) => {
                 lease.revision = revision;
                 Ok(())
@@ -290,11 +297,21 @@ impl LockClient {
     /// Replace a stale lock at `revision` with ours. Fails with [`LockError::Held`] if the key
     /// changed since it was read (the holder renewed or released it, or another contender won).
     pub async fn take_over(&self, key: &str, revision: u64) -> Result<Lease, LockError> {
+        self.take_over_with(key, revision, self.owner.clone()).await
+    }
+
+    /// [`LockClient::take_over`] writing `value` instead of the owner's UUID.
+    pub async fn take_over_with(
+        &self,
+        key: &str,
+        revision: u64,
+        value: Bytes,
+    ) -> Result<Lease, LockError> {
         let mut lease = Lease {
             key: key.to_string(),
             revision,
         };
-        match self.renew(&mut lease).await {
+        match self.renew_with(&mut lease, value).await {
             Ok(()) => Ok(lease),
             Err(LockError::Lost { key, .. }) => Err(LockError::Held { key }),
             Err(e) => Err(e),

@@ -70,6 +70,103 @@ pub struct Metrics {
     pub api_requests_total: IntCounterVec,
     /// `threeport_event_record_failures_total`: events that could not be recorded in the API.
     pub event_record_failures_total: IntCounter,
+    /// The resync's metrics (see [`ResyncFamilies`]).
+    pub resync: ResyncFamilies,
+}
+
+/// The resync's metric families, labelled by `reconciler` (its names are unique).
+#[derive(Clone)]
+pub struct ResyncFamilies {
+    /// `threeport_resync_runs_total{reconciler,result}`: resync runs by this replica, `ok` or
+    /// `error`.
+    pub runs_total: IntCounterVec,
+    /// `threeport_resync_renotified_total{reconciler}`: objects re-notified.
+    pub renotified_total: IntCounterVec,
+    /// `threeport_resync_skipped_total{reconciler,reason}`: objects that needed work but were
+    /// not re-notified (see [`super::resync::plan::SKIP_REASONS`]).
+    pub skipped_total: IntCounterVec,
+    /// `threeport_resync_last_run_timestamp_seconds{reconciler}`: Unix time at which this
+    /// replica's last successful run started.
+    pub last_run_timestamp_seconds: IntGaugeVec,
+    /// `threeport_resync_duration_seconds{reconciler}`: how long runs took.
+    pub duration_seconds: HistogramVec,
+    /// `threeport_resync_leader{reconciler}`: 1 while this replica holds the reconciler's
+    /// resync lease.
+    pub leader: IntGaugeVec,
+    /// `threeport_resync_superseded_total{reconciler}`: re-notifications acknowledged without
+    /// work because the object was reconciled by the time they arrived.
+    pub superseded_total: IntCounterVec,
+}
+
+impl ResyncFamilies {
+    fn new(r: &Registry) -> Self {
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "threeport_resync_duration_seconds",
+                "Time of one resync run: the pending scan, every list page and the re-notifications",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            &["reconciler"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(duration.clone()))
+            .expect("metric registered once");
+        Self {
+            runs_total: counter(
+                r,
+                "threeport_resync_runs_total",
+                "Resync runs made by this replica, by result (ok, error)",
+                &["reconciler", "result"],
+            ),
+            renotified_total: counter(
+                r,
+                "threeport_resync_renotified_total",
+                "Objects needing work without a pending notification, re-notified by the resync",
+                &["reconciler"],
+            ),
+            skipped_total: counter(
+                r,
+                "threeport_resync_skipped_total",
+                "Objects needing work that the resync left alone, by reason (pending, grace, data_only_in_notification)",
+                &["reconciler", "reason"],
+            ),
+            last_run_timestamp_seconds: gauge(
+                r,
+                "threeport_resync_last_run_timestamp_seconds",
+                "Unix time at which this replica's last successful resync run started",
+                &["reconciler"],
+            ),
+            duration_seconds: duration,
+            leader: gauge(
+                r,
+                "threeport_resync_leader",
+                "1 while this replica holds the reconciler's resync lease",
+                &["reconciler"],
+            ),
+            superseded_total: counter(
+                r,
+                "threeport_resync_superseded_total",
+                "Re-notifications acknowledged without work: the object was reconciled when they arrived",
+                &["reconciler"],
+            ),
+        }
+    }
+
+    /// Create every series of one reconciler at 0.
+    pub fn init(&self, reconciler: &str) {
+        for result in ["ok", "error"] {
+            self.runs_total.with_label_values(&[reconciler, result]);
+        }
+        for reason in super::resync::plan::SKIP_REASONS {
+            self.skipped_total.with_label_values(&[reconciler, reason]);
+        }
+        self.renotified_total.with_label_values(&[reconciler]);
+        self.last_run_timestamp_seconds
+            .with_label_values(&[reconciler]);
+        self.duration_seconds.with_label_values(&[reconciler]);
+        self.leader.with_label_values(&[reconciler]);
+        self.superseded_total.with_label_values(&[reconciler]);
+    }
 }
 
 const RECONCILER_LABELS: [&str; 2] = ["controller", "reconciler"];
@@ -247,6 +344,7 @@ impl Metrics {
                 &["method", "route", "code"],
             ),
             event_record_failures_total,
+            resync: ResyncFamilies::new(r),
             registry,
         }
     }
@@ -344,6 +442,8 @@ pub struct ReconcilerMetrics {
     pub pending: IntGauge,
     /// `threeport_consumer_ack_pending`.
     pub ack_pending: IntGauge,
+    /// `threeport_resync_superseded_total`.
+    pub resync_superseded: IntCounter,
     terminated: IntCounterVec,
     labels: [String; 2],
 }
@@ -371,6 +471,7 @@ impl ReconcilerMetrics {
             lock_takeovers: m.lock_takeovers_total.clone(),
             pending: m.consumer_pending.with_label_values(&l),
             ack_pending: m.consumer_ack_pending.with_label_values(&l),
+            resync_superseded: m.resync.superseded_total.with_label_values(&[reconciler]),
             terminated: m.notifications_terminated_total.clone(),
             labels: [controller.to_string(), reconciler.to_string()],
         }

@@ -9,6 +9,7 @@
 //! - [`reconciler`]: the trait a Threeport reconciler implements.
 //! - [`worker`]: the pull loop and the per-message pipeline.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`resync`]: re-notifies objects whose notification was lost, one replica per reconciler.
 
 pub mod backoff;
 pub mod decision;
@@ -17,6 +18,7 @@ pub mod lock;
 pub mod metrics;
 pub mod notification;
 pub mod reconciler;
+pub mod resync;
 pub mod trace_context;
 pub mod worker;
 
@@ -128,6 +130,8 @@ pub struct EngineDeps {
     /// This process's UUID, written as the value of every lock it takes (Threeport's
     /// `controllerID`).
     pub instance_id: uuid::Uuid,
+    /// The resync of every bound reconciler; `None` turns it off.
+    pub resync: Option<resync::ResyncSettings>,
 }
 
 /// The running engine: every reconciler's pull loop and in-flight reconciles, and the
@@ -222,6 +226,8 @@ impl Engine {
                     return;
                 };
                 info!(bucket = controller.lock_bucket, "lock bucket ready");
+                let resynced: Vec<&'static ReconcilerSpec> =
+                    bindings.iter().map(|b| b.reconciler).collect();
                 for (b, ready) in bindings.into_iter().zip(handles) {
                     deps.metrics
                         .init_reconciler(controller.name, b.reconciler.name, b.workers);
@@ -250,6 +256,17 @@ impl Engine {
                         shutdown.clone(),
                         inner_tracker.clone(),
                     ));
+                }
+                if let Some(settings) = deps.resync {
+                    start_resync(
+                        &deps,
+                        controller,
+                        &resynced,
+                        settings,
+                        &shutdown.stop,
+                        &inner_tracker,
+                    )
+                    .await;
                 }
             });
         }
@@ -305,6 +322,38 @@ impl Engine {
         } else {
             ShutdownOutcome::TimedOut
         }
+    }
+}
+
+/// Start the resync of every reconciler of `controller` (one task each, contending for its
+/// lease) once the lease bucket is open.
+async fn start_resync(
+    deps: &EngineDeps,
+    controller: &'static ControllerSpec,
+    reconcilers: &[&'static ReconcilerSpec],
+    settings: resync::ResyncSettings,
+    stop: &CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let owner = deps.instance_id.to_string();
+    let Some(leases) = until_ready("resync lease bucket", stop, || {
+        resync::lease::open_bucket(&deps.js, &owner)
+    })
+    .await
+    else {
+        return;
+    };
+    for reconciler in reconcilers {
+        let resyncer = resync::Resyncer {
+            js: deps.js.clone(),
+            api: deps.api.clone(),
+            controller,
+            reconciler,
+            settings,
+            instance_id: deps.instance_id,
+            metrics: deps.metrics.resync.clone(),
+        };
+        tracker.spawn(resyncer.run(leases.clone(), stop.clone()));
     }
 }
 

@@ -27,6 +27,7 @@ use super::lock::{Holder, Lease, LockClient, LockError};
 use super::metrics::{ReconcilerMetrics, TERMINATION_MAX_ATTEMPTS};
 use super::notification::{self, Notification};
 use super::reconciler::{DynReconciler, ReconcileContext, ReconcileError};
+use super::resync::notify::RESYNC_HEADER;
 use super::{EngineSettings, EventSink};
 use crate::health::ReadyHandle;
 use crate::registry::{ControllerSpec, ReconcilerSpec};
@@ -347,6 +348,11 @@ pub async fn handle_message(
             return;
         }
     };
+    // A resync's re-notification (header set by `resync::notify`); Threeport's carry none.
+    let resync = msg
+        .headers
+        .as_ref()
+        .is_some_and(|h| h.get(RESYNC_HEADER).is_some());
     let span = tracing::info_span!(
         "reconcile",
         controller = rt.controller.name,
@@ -354,11 +360,12 @@ pub async fn handle_message(
         object_id = notif.object_id,
         operation = notif.operation.as_str(),
         delivered,
+        resync,
     );
     super::trace_context::set_remote_parent(&span, msg.headers.as_ref());
     async move {
         let started = Instant::now();
-        let result = attempt(&rt, &msg, &notif, delivered, &abort).await;
+        let result = attempt(&rt, &msg, &notif, delivered, resync, &abort).await;
         let settle =
             decision::settle_attempt(&rt.settings.retry, result, delivered, rand::random());
         settle_message(&msg, settle).await;
@@ -368,6 +375,7 @@ pub async fn handle_message(
         }
         match (result, settle) {
             (AttemptResult::LockConflict(_), _) => rt.metrics.lock_conflicts.inc(),
+            (AttemptResult::UpToDate, _) => rt.metrics.resync_superseded.inc(),
             (AttemptResult::Failure(_) | AttemptResult::LockLost, Settle::Term) => {
                 rt.metrics.errors.inc();
                 rt.metrics.terminated(TERMINATION_MAX_ATTEMPTS);
@@ -416,6 +424,7 @@ async fn attempt(
     msg: &Arc<jetstream::Message>,
     notif: &Notification,
     delivered: u64,
+    resync: bool,
     abort: &CancellationToken,
 ) -> AttemptResult {
     let key = rt.reconciler.lock_key(notif.object_id);
@@ -451,7 +460,7 @@ async fn attempt(
     ));
     // The reconciler's own token fires on lock loss or abort, so it can stop between steps.
     let cancel = CancellationToken::new();
-    let work = reconcile_latest(rt, notif, delivered, cancel.clone());
+    let work = reconcile_latest(rt, notif, delivered, resync, cancel.clone());
     let result = tokio::select! {
         r = work => r,
         _ = lost.cancelled() => {
@@ -681,6 +690,7 @@ async fn reconcile_latest(
     rt: &Arc<ReconcilerRuntime>,
     notif: &Notification,
     delivered: u64,
+    resync: bool,
     cancel: CancellationToken,
 ) -> AttemptResult {
     let ty = rt.reconciler.object;
@@ -695,9 +705,16 @@ async fn reconcile_latest(
             return AttemptResult::Failure(e.retry_class());
         }
     };
-    if decision::plan_dispatch(notif.operation, &latest) == Dispatch::SkipScheduledForDeletion {
-        info!("object is scheduled for deletion; leaving it to the Deleted notification");
-        return AttemptResult::SkippedForDeletion;
+    match decision::plan_dispatch(notif.operation, &latest, resync) {
+        Dispatch::Run => {}
+        Dispatch::SkipScheduledForDeletion => {
+            info!("object is scheduled for deletion; leaving it to the Deleted notification");
+            return AttemptResult::SkippedForDeletion;
+        }
+        Dispatch::SkipUpToDate => {
+            info!("resync notification of an object reconciled meanwhile; nothing to do");
+            return AttemptResult::UpToDate;
+        }
     }
     let ctx = ReconcileContext {
         api: rt.api.clone(),

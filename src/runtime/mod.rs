@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::engine::metrics::Metrics;
+use crate::engine::resync::ResyncSettings;
 use crate::engine::{
     Binding, Engine, EngineDeps, EngineSettings, EventSink, RetryPolicy, ShutdownOutcome,
 };
@@ -94,6 +95,17 @@ pub fn engine_settings(config: &Config) -> EngineSettings {
         progress_interval: e.progress_interval,
         fetch_expires: e.fetch_expires,
     }
+}
+
+/// The resync settings of a config, `None` when it is turned off.
+pub fn resync_settings(config: &Config) -> Option<ResyncSettings> {
+    let r = &config.resync;
+    r.enabled.then(|| ResyncSettings {
+        interval: r.interval,
+        jitter: r.jitter,
+        grace: r.grace,
+        page_size: u64::from(r.page_size),
+    })
 }
 
 /// The reconcilers the config enables, with their worker counts.
@@ -214,6 +226,7 @@ impl Manager {
             metrics: metrics.clone(),
             settings: engine_settings(&config),
             instance_id,
+            resync: resync_settings(&config),
         };
         let names: Vec<_> = bindings
             .iter()

@@ -226,6 +226,24 @@ pub trait ThreeportApi: Send + Sync + 'static {
         resp.into_single(&route)
     }
 
+    /// `GET /v0/<xs>?<filters>&page=<page>&size=<size>`: one page (1-based) of a list.
+    async fn list_page(
+        &self,
+        ty: ObjectType,
+        filters: &[(&str, String)],
+        page: u64,
+        size: u64,
+    ) -> Result<ApiResponse, ApiError> {
+        let mut req = ApiRequest::new(Method::Get, ty.collection_path(), ty.collection_path());
+        for (k, v) in filters {
+            req = req.query(*k, v.clone());
+        }
+        req = req
+            .query("page", page.to_string())
+            .query("size", size.to_string());
+        self.call(req).await
+    }
+
     /// `GET /v0/<xs>?<filters>`, reading every page (Threeport's Go client reads only the first
     /// 50 rows, spec 4.2 #17).
     async fn list(
@@ -233,18 +251,10 @@ pub trait ThreeportApi: Send + Sync + 'static {
         ty: ObjectType,
         filters: &[(&str, String)],
     ) -> Result<Vec<Value>, ApiError> {
-        let route = ty.collection_path();
         let mut all = Vec::new();
         let mut page: u64 = 1;
         loop {
-            let mut req = ApiRequest::new(Method::Get, ty.collection_path(), route.clone());
-            for (k, v) in filters {
-                req = req.query(*k, v.clone());
-            }
-            req = req
-                .query("page", page.to_string())
-                .query("size", API_PAGE_SIZE.to_string());
-            let resp = self.call(req).await?;
+            let resp = self.list_page(ty, filters, page, API_PAGE_SIZE).await?;
             let got = resp.data.len() as u64;
             all.extend(resp.data);
             // Stop on a short page, or once the total is reached; the page cap guards against an

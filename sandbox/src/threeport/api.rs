@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::crypto::Key;
-use super::faults::{CounterStore, Faults};
+use super::faults::{CounterStore, Faults, NotificationDrops};
 use super::store::{self, render, Row, Store};
 use super::types::{self, Class, Kind, Rule, TypeDef};
 
@@ -22,6 +22,7 @@ pub(crate) struct App {
     pub counters: Arc<CounterStore>,
     pub js: Option<async_nats::jetstream::Context>,
     pub key: Option<Key>,
+    pub drops: Arc<NotificationDrops>,
 }
 
 impl App {
@@ -520,6 +521,10 @@ async fn publish(app: &App, subject: String, operation: &str, object: &str) {
     let Some(js) = &app.js else {
         return;
     };
+    if app.drops.take(&subject) {
+        tracing::info!(%subject, "notification dropped on purpose (NotificationDrops)");
+        return;
+    }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let payload = format!(
         "{{\"Operation\":\"{operation}\",\"CreationTime\":{now},\"Object\":{object},\"ObjectVersion\":\"v0\"}}"

@@ -2,6 +2,7 @@
 //! changeable while the server runs.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use crate::faults::{FaultInjector, RequestCounts, RequestFilter};
 
@@ -28,6 +29,44 @@ impl RequestFilter for RouteFilter {
 /// (`Status.error` = "sandbox: injected fault") and the chosen status; the request is not
 /// handled (no store change, no notification).
 pub type Faults = FaultInjector<RouteFilter>;
+
+/// Notifications the API loses on purpose, as a NATS outage at publish time would lose them
+/// (the real API ignores its publish error and answers the client anyway, spec 1.5): the
+/// object is written, the response is the usual one, and nothing reaches the stream.
+#[derive(Debug, Default)]
+pub struct NotificationDrops {
+    /// `(subject, how many more to drop)`.
+    rules: Mutex<Vec<(String, usize)>>,
+    /// The subjects of the notifications dropped so far, in order.
+    dropped: Mutex<Vec<String>>,
+}
+
+impl NotificationDrops {
+    /// Drop the next `n` notifications published on `subject` (e.g. `workloadInstance.create`).
+    pub fn drop_next(&self, subject: &str, n: usize) {
+        lock(&self.rules).push((subject.to_string(), n));
+    }
+
+    /// Whether to drop a notification on `subject` (and count it if so).
+    pub(crate) fn take(&self, subject: &str) -> bool {
+        let mut rules = lock(&self.rules);
+        let Some(rule) = rules.iter_mut().find(|(s, n)| s == subject && *n > 0) else {
+            return false;
+        };
+        rule.1 -= 1;
+        lock(&self.dropped).push(subject.to_string());
+        true
+    }
+
+    /// The subjects of the notifications dropped so far, in order.
+    pub fn dropped(&self) -> Vec<String> {
+        lock(&self.dropped).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// A snapshot of request counts per (method, route template, status).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use faults::{Counters, Faults, RouteFilter};
+pub use faults::{Counters, Faults, NotificationDrops, RouteFilter};
 pub use store::FIRST_ID;
 pub use tls::TlsFiles;
 
@@ -119,6 +119,7 @@ impl SandboxApi {
             counters: counters.clone(),
             js,
             key,
+            drops: Arc::default(),
         });
 
         let listener = tokio::net::TcpListener::bind(opts.listen).await?;
@@ -195,6 +196,11 @@ impl SandboxHandle {
     /// Fault injection, effective immediately for new requests.
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// Notifications to lose on purpose (see [`NotificationDrops`]), effective immediately.
+    pub fn notification_drops(&self) -> &NotificationDrops {
+        &self.app.drops
     }
 
     /// A snapshot of the request counters.

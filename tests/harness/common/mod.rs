@@ -119,6 +119,24 @@ pub fn fast_config(nats_url: &str, api_server: &str) -> Config {
     c.engine.lock_conflict_delay = Duration::from_millis(200);
     c.engine.fetch_expires = Duration::from_secs(1);
     c.shutdown_timeout = Duration::from_secs(5);
+    // Off unless a test is about it: a run would add calls to the counts the engine suites
+    // assert (tests/resync.rs turns it on with short timings, see `resync_config`).
+    c.resync.enabled = false;
+    c
+}
+
+/// [`fast_config`] with the resync on: every `interval`, grace `grace`, no jitter.
+pub fn resync_config(
+    nats_url: &str,
+    api_server: &str,
+    interval: Duration,
+    grace: Duration,
+) -> Config {
+    let mut c = fast_config(nats_url, api_server);
+    c.resync.enabled = true;
+    c.resync.interval = interval;
+    c.resync.grace = grace;
+    c.resync.jitter = 0.0;
     c
 }
 
