@@ -200,7 +200,7 @@ fn respond(data: Vec<Value>, total: usize, page: u64, size: u64) -> ApiResponse 
         data,
         meta: PageMeta {
             page,
-            size,
+            size: size as i64,
             total_count: total as u64,
         },
     }

@@ -174,9 +174,10 @@ pub struct PageMeta {
     /// 1-based number of this page.
     #[serde(rename = "Page", default)]
     pub page: u64,
-    /// Page size the API used (50 unless the request asked otherwise).
+    /// Page size the API used (50 unless the request asked otherwise; -1 for "no limit",
+    /// which the API echoes as asked).
     #[serde(rename = "Size", default)]
-    pub size: u64,
+    pub size: i64,
     /// Rows matching the query across all pages.
     #[serde(rename = "TotalCount", default)]
     pub total_count: u64,

@@ -356,7 +356,7 @@ mod tests {
             next.map(|data| ApiResponse {
                 meta: PageMeta {
                     page: 1,
-                    size: data.len() as u64,
+                    size: data.len() as i64,
                     total_count: data.len() as u64,
                 },
                 data,
