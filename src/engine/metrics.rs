@@ -522,6 +522,19 @@ mod tests {
             assert!(text.contains(&format!("reason=\"{}\"", reason.as_str())));
         }
         assert!(text.contains("threeport_max_concurrent_reconciles{controller=\"workload\",reconciler=\"WorkloadInstanceReconciler\"} 4"));
+        m.resync.init("WorkloadInstanceReconciler");
+        let resync = m.render();
+        for series in [
+            "threeport_resync_runs_total{reconciler=\"WorkloadInstanceReconciler\",result=\"error\"} 0",
+            "threeport_resync_renotified_total{reconciler=\"WorkloadInstanceReconciler\"} 0",
+            "threeport_resync_skipped_total{reason=\"pending\",reconciler=\"WorkloadInstanceReconciler\"} 0",
+            "threeport_resync_last_run_timestamp_seconds{reconciler=\"WorkloadInstanceReconciler\"} 0",
+            "threeport_resync_leader{reconciler=\"WorkloadInstanceReconciler\"} 0",
+            "threeport_resync_superseded_total{reconciler=\"WorkloadInstanceReconciler\"} 0",
+            "threeport_resync_duration_seconds_bucket",
+        ] {
+            assert!(resync.contains(series), "{series} missing");
+        }
         m.init_api_routes("workload-instances");
         assert!(m.render().contains(
             "threeport_api_requests_total{code=\"200\",method=\"PATCH\",route=\"/v0/workload-instances/{id}\"} 0"

@@ -231,6 +231,8 @@ impl Engine {
                 for (b, ready) in bindings.into_iter().zip(handles) {
                     deps.metrics
                         .init_reconciler(controller.name, b.reconciler.name, b.workers);
+                    // At 0 even with the resync off, so dashboards and alerts see the series.
+                    deps.metrics.resync.init(b.reconciler.name);
                     deps.metrics.init_api_routes(b.reconciler.object.path);
                     let rt = Arc::new(ReconcilerRuntime {
                         controller,

@@ -123,7 +123,6 @@ impl Resyncer {
     /// Contend for the reconciler's lease until `stop`, running the resync while leading.
     pub async fn run(self, locks: LockClient, stop: CancellationToken) {
         let name = self.reconciler.name;
-        self.metrics.init(name);
         let ttl = plan::lease_ttl(self.settings.interval);
         let retry = ttl / 3;
         let mut contender = Contender::new(locks, name, &self.instance_id.to_string());
