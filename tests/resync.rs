@@ -17,6 +17,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use threeport_manager::engine::lock::LockError;
+use threeport_manager::engine::resync::lease::{self, Attempt, Contender};
 use threeport_manager::engine::resync::notify::RESYNC_HEADER;
 use threeport_manager::engine::Operation;
 use threeport_manager::runtime::Manager;
@@ -206,6 +208,59 @@ async fn nothing_is_renotified_while_a_notification_is_pending_or_in_flight() {
     );
     eprintln!("{runs} runs, {pending} objects skipped as pending, none re-notified");
     m.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_lease_is_handed_over_on_release_with_the_schedule_and_taken_from_a_silent_holder() {
+    let cp = ControlPlane::start().await;
+    let js = cp.jetstream().await;
+    let locks = lease::open_bucket(&js, "unused").await.expect("bucket");
+    let ttl = Duration::from_secs(1);
+    let mut a = Contender::new(locks.clone(), WDR, "replica-a");
+    let mut b = Contender::new(locks.clone(), WDR, "replica-b");
+    let Attempt::Leading(mut la) = a.try_lead(ttl).await.expect("KV") else {
+        panic!("a free lease is taken");
+    };
+    match b.try_lead(ttl).await.expect("KV") {
+        Attempt::Following { holder } => assert_eq!(holder.as_deref(), Some("replica-a")),
+        Attempt::Leading(_) => panic!("a live holder's lease was taken"),
+    }
+    let ran = time::OffsetDateTime::from_unix_timestamp(1_764_583_200).unwrap();
+    la.record_run(ran).await.expect("record the run");
+
+    // Released (SIGTERM): the next contender takes it at once, with the last run.
+    la.release().await.expect("release");
+    let Attempt::Leading(mut lb) = b.try_lead(ttl).await.expect("KV") else {
+        panic!("a released lease is taken at once");
+    };
+    assert_eq!(
+        lb.last_run(),
+        Some(ran),
+        "the schedule survives the handover"
+    );
+    lb.renew().await.expect("the holder renews");
+
+    // A holder that stops renewing (SIGKILL) loses it after the TTL, not before.
+    let first_seen = Instant::now();
+    let mut la = loop {
+        match a.try_lead(ttl).await.expect("KV") {
+            Attempt::Leading(l) => break l,
+            Attempt::Following { .. } => {
+                assert!(
+                    first_seen.elapsed() < ttl * 3,
+                    "not taken over within 3 TTLs"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(first_seen.elapsed() >= ttl, "taken over before its TTL");
+    assert_eq!(la.last_run(), Some(ran));
+    assert!(
+        matches!(lb.renew().await, Err(LockError::Lost { .. })),
+        "the old holder finds it lost"
+    );
+    la.renew().await.expect("the new holder renews");
 }
 
 /// Three `threeport-manager --enable workload` processes with a 3 s resync interval.

@@ -10,8 +10,9 @@
 //! A holder that dies stops renewing. The others judge staleness by what they saw, not by
 //! clocks: a revision that has not changed for the lease TTL by their own monotonic clock
 //! belongs to a leader that is gone, and is replaced with a write conditional on that
-//! revision, so two contenders cannot both win. A leader renews three times per TTL and steps
-//! down if it could not write for longer than two of them, before anyone can take over.
+//! revision, so two contenders cannot both win. A leader renews three times per TTL, each
+//! write bounded by a third of it, and steps down as soon as one fails, so it has stopped
+//! before anyone can take over.
 
 use std::time::Duration;
 
@@ -153,7 +154,6 @@ impl Contender {
             locks: self.locks.clone(),
             lease,
             value,
-            written: Instant::now(),
         })
     }
 }
@@ -163,8 +163,6 @@ pub struct Leadership {
     locks: LockClient,
     lease: Lease,
     value: LeaseValue,
-    /// When the last successful write was sent.
-    written: Instant,
 }
 
 impl Leadership {
@@ -173,20 +171,11 @@ impl Leadership {
         self.value.last_run()
     }
 
-    /// Whether the lease was last written within `limit`: a leader that could not write for
-    /// longer must stop before someone takes over.
-    pub fn written_within(&self, limit: Duration) -> bool {
-        self.written.elapsed() <= limit
-    }
-
     /// Renew the lease. [`LockError::Lost`] if someone else wrote it.
     pub async fn renew(&mut self) -> Result<(), LockError> {
-        let sent = Instant::now();
         self.locks
             .renew_with(&mut self.lease, self.value.encode())
-            .await?;
-        self.written = sent;
-        Ok(())
+            .await
     }
 
     /// Record that a run started at `at` (a renewal that carries it).

@@ -36,6 +36,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use serde_json::Value;
 use time::OffsetDateTime;
+use tokio::time::error::Elapsed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -168,8 +169,6 @@ impl Resyncer {
         let name = self.reconciler.name;
         let ttl = plan::lease_ttl(self.settings.interval);
         let renew_every = ttl / 3;
-        // Not written for this long: someone may take over one renewal from now. Step down.
-        let fence = ttl - renew_every;
         let mut renew =
             tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
         let mut next = self.next_run(leadership.last_run());
@@ -190,7 +189,7 @@ impl Resyncer {
                 }
                 _ = renew.tick() => {
                     let renewed = tokio::time::timeout(renew_every, leadership.renew()).await;
-                    if !self.keep_leading(renewed, &leadership, fence) {
+                    if !self.keep_leading(renewed) {
                         return false;
                     }
                 }
@@ -202,7 +201,7 @@ impl Resyncer {
                     run = None;
                     self.record(started, report);
                     let recorded = tokio::time::timeout(renew_every, leadership.record_run(started)).await;
-                    if !self.keep_leading(recorded, &leadership, fence) {
+                    if !self.keep_leading(recorded) {
                         return false;
                     }
                     next = self.next_run(Some(started));
@@ -211,13 +210,11 @@ impl Resyncer {
         }
     }
 
-    /// Whether a lease write's outcome leaves this replica the leader.
-    fn keep_leading(
-        &self,
-        written: Result<Result<(), LockError>, tokio::time::error::Elapsed>,
-        leadership: &Leadership,
-        fence: Duration,
-    ) -> bool {
+    /// Whether a lease write's outcome leaves this replica the leader: only a write that
+    /// succeeded. After a failed or slow one, another replica may take the lease over within a
+    /// TTL of the last good write, so this one stops now, before that can happen; while the
+    /// key still says it is ours, the next attempt takes it back at once.
+    fn keep_leading(&self, written: Result<Result<(), LockError>, Elapsed>) -> bool {
         let name = self.reconciler.name;
         match written {
             Ok(Ok(())) => true,
@@ -228,23 +225,16 @@ impl Resyncer {
                 );
                 false
             }
-            _ if !leadership.written_within(fence) => {
-                warn!(
-                    reconciler = name,
-                    "could not renew the resync lease for too long; stepping down"
-                );
+            Ok(Err(e)) => {
+                warn!(reconciler = name, error = %e, "could not renew the resync lease; stepping down");
                 false
             }
-            Ok(Err(e)) => {
-                debug!(reconciler = name, error = %e, "resync lease renewal failed; retrying");
-                true
-            }
             Err(_) => {
-                debug!(
+                warn!(
                     reconciler = name,
-                    "resync lease renewal timed out; retrying"
+                    "renewing the resync lease timed out; stepping down"
                 );
-                true
+                false
             }
         }
     }
