@@ -4,10 +4,11 @@
 //!
 //! ```text
 //! cargo bench --bench resync                 # N = 10000, 5 runs per scenario
-//! cargo bench --bench resync -- --n 2000 --runs 3
+//! cargo bench --bench resync -- --n 2000 --runs 3 --page-size 50
 //! ```
 //!
-//! The run is the manager's own (`Resyncer::run_once`, page size 500), in this process, on
+//! The run is the manager's own (`Resyncer::run_once`, page size 500 by default), in this
+//! process, on
 //! three states of the same N objects:
 //! - `reconciled`: every object `Reconciled:true`, nothing pending (the steady state);
 //! - `unreconciled`: every object `Reconciled:false`, their notifications acknowledged (what a
@@ -45,15 +46,27 @@ const YAML: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: resync-b
 struct Args {
     n: usize,
     runs: usize,
+    page_size: u64,
 }
 
 fn args() -> Args {
-    let mut a = Args { n: 10_000, runs: 5 };
+    let mut a = Args {
+        n: 10_000,
+        runs: 5,
+        page_size: ResyncSettings::default().page_size,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--n" => a.n = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.n),
             "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.runs),
+            "--page-size" => {
+                a.page_size = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(a.page_size)
+                    .max(1);
+            }
             _ => {} // cargo passes --bench
         }
     }
@@ -274,6 +287,7 @@ async fn main() -> anyhow::Result<()> {
         reconciler,
         settings: ResyncSettings {
             grace: Duration::from_secs(24 * 3600),
+            page_size: args.page_size,
             ..ResyncSettings::default()
         },
         instance_id: uuid::Uuid::new_v4(),

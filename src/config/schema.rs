@@ -355,7 +355,8 @@ section! {
         pub enabled: bool = true,
         /// Time between two runs for each reconciler; an object whose notification was lost is
         /// reconciled within `interval + grace`. A run costs two paged lists of the type, the
-        /// second over every reconciled object (10,000 objects: about 0.4 s of the API's time).
+        /// second over every reconciled object (measured at 10,000 objects: 21 calls, 0.36 s of
+        /// API and PostgreSQL CPU, so 0.12 % of a core at 5 min).
         #[serde(with = "duration_str")]
         pub interval: Duration = Duration::from_secs(5 * 60),
         /// Each run is `interval` after the last, ± this fraction of it (0 to 0.5).
