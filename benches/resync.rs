@@ -292,6 +292,7 @@ async fn main() -> anyhow::Result<()> {
         },
         instance_id: uuid::Uuid::new_v4(),
         metrics: Metrics::new().resync,
+        unrecoverable: Default::default(),
     };
 
     // Baseline: the whole table in one request.
@@ -361,6 +362,7 @@ async fn main() -> anyhow::Result<()> {
             r.own_cpu
         );
         assert_eq!(r.report.renotified, 0, "a day's grace: nothing re-notified");
+        assert_eq!(r.report.failed, 0);
     }
     stop.cancel();
     Ok(())

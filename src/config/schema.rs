@@ -354,7 +354,7 @@ section! {
         /// Run the resync (every replica takes part in electing who runs it).
         pub enabled: bool = true,
         /// Time between two runs for each reconciler; an object whose notification was lost is
-        /// reconciled within `interval + grace`. A run costs two paged lists of the type, the
+        /// re-notified within `interval × (1 + jitter) + grace` (2 s to 24 h). A run costs two paged lists of the type, the
         /// second over every reconciled object (measured at 10,000 objects: 21 calls, 0.36 s of
         /// API and PostgreSQL CPU, so 0.12 % of a core at 5 min).
         #[serde(with = "duration_str")]
@@ -362,7 +362,7 @@ section! {
         /// Each run is `interval` after the last, ± this fraction of it (0 to 0.5).
         pub jitter: f64 = 0.1,
         /// An object is re-notified only after needing work this long, so that a notification
-        /// on its way is never doubled.
+        /// still on its way from the API is not doubled (and clock skew is absorbed).
         #[serde(with = "duration_str")]
         pub grace: Duration = Duration::from_secs(60),
         /// Objects per list call (1 to 10000).

@@ -433,10 +433,11 @@ fn observability(o: &ObservabilityConfig) -> Result<(), ConfigError> {
 }
 
 fn resync(resync: &ResyncConfig) -> Result<(), ConfigError> {
-    if resync.interval < Duration::from_secs(1) {
+    // Under 2 s the lease TTL (1 s at least) could not hand over within one interval.
+    if !(Duration::from_secs(2)..=Duration::from_secs(24 * 3600)).contains(&resync.interval) {
         return Err(ConfigError::invalid(
             "resync.interval",
-            "must be at least 1s",
+            "must be between 2s and 24h",
         ));
     }
     if !(0.0..=0.5).contains(&resync.jitter) {

@@ -354,6 +354,7 @@ async fn start_resync(
             settings,
             instance_id: deps.instance_id,
             metrics: deps.metrics.resync.clone(),
+            unrecoverable: Default::default(),
         };
         tracker.spawn(resyncer.run(leases.clone(), stop.clone()));
     }

@@ -441,3 +441,40 @@ fn gateway_values_are_checked_and_reach_the_reconcilers() {
         "default kept"
     );
 }
+
+#[test]
+fn resync_settings_are_bounded() {
+    for (text, field, needle) in [
+        (
+            "[resync]\ninterval = \"1s\"",
+            "resync.interval",
+            "between 2s and 24h",
+        ),
+        (
+            "[resync]\ninterval = \"25h\"",
+            "resync.interval",
+            "between 2s and 24h",
+        ),
+        ("[resync]\ngrace = \"0\"", "resync.grace", "greater than 0"),
+        (
+            "[resync]\njitter = 0.9",
+            "resync.jitter",
+            "between 0 and 0.5",
+        ),
+        (
+            "[resync]\npage_size = 0",
+            "resync.page_size",
+            "between 1 and 10000",
+        ),
+        (
+            "[resync]\npage_size = 20000",
+            "resync.page_size",
+            "between 1 and 10000",
+        ),
+    ] {
+        assert_invalid(toml(text), field, needle);
+    }
+    let ok = toml("[resync]\nenabled = false\ninterval = \"2s\"\njitter = 0\npage_size = 1")
+        .expect("valid");
+    assert!(!ok.resync.enabled);
+}

@@ -27,10 +27,10 @@ pub mod notify;
 pub mod pending;
 pub mod plan;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -42,6 +42,7 @@ use tracing::{debug, info, warn};
 
 use super::lock::{LockClient, LockError};
 use super::metrics::ResyncFamilies;
+use super::Operation;
 use crate::registry::{ControllerSpec, ReconcilerSpec};
 use crate::threeport::{ApiError, ThreeportApi};
 use lease::{Attempt, Contender, Leadership};
@@ -98,6 +99,8 @@ pub struct RunReport {
     pub renotified: u64,
     /// Objects needing work left alone, by reason (see [`plan::SKIP_REASONS`]).
     pub skipped: BTreeMap<&'static str, u64>,
+    /// Re-notifications that could not be published (the run counts as failed).
+    pub failed: u64,
 }
 
 /// The resync of one reconciler.
@@ -116,6 +119,8 @@ pub struct Resyncer {
     pub instance_id: uuid::Uuid,
     /// The resync metric families.
     pub metrics: ResyncFamilies,
+    /// Objects already logged as impossible to re-notify (logged once each per process).
+    pub unrecoverable: Mutex<HashSet<u64>>,
 }
 
 type Run<'a> = Pin<Box<dyn Future<Output = Result<RunReport, ResyncError>> + Send + 'a>>;
@@ -138,7 +143,7 @@ impl Resyncer {
                     failing = false;
                     info!(reconciler = name, "leading this reconciler's resync");
                     self.metrics.leader.with_label_values(&[name]).set(1);
-                    let stopped = self.lead(leadership, &stop).await;
+                    let stopped = self.lead(leadership, ttl, &stop).await;
                     self.metrics.leader.with_label_values(&[name]).set(0);
                     if stopped {
                         return;
@@ -165,9 +170,13 @@ impl Resyncer {
 
     /// Hold the lease and run on schedule until the lease is lost (returns false) or `stop`
     /// (releases the lease, returns true). A run in progress is dropped either way.
-    async fn lead(&self, mut leadership: Box<Leadership>, stop: &CancellationToken) -> bool {
+    async fn lead(
+        &self,
+        mut leadership: Box<Leadership>,
+        ttl: Duration,
+        stop: &CancellationToken,
+    ) -> bool {
         let name = self.reconciler.name;
-        let ttl = plan::lease_ttl(self.settings.interval);
         let renew_every = ttl / 3;
         let mut renew =
             tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
@@ -188,19 +197,34 @@ impl Resyncer {
                     return true;
                 }
                 _ = renew.tick() => {
-                    let renewed = tokio::time::timeout(renew_every, leadership.renew()).await;
+                    let renewed = tokio::select! {
+                        _ = stop.cancelled() => continue, // released by the branch above
+                        r = tokio::time::timeout(renew_every, leadership.renew()) => r,
+                    };
                     if !self.keep_leading(renewed) {
                         return false;
                     }
                 }
                 _ = tokio::time::sleep_until(next), if !running => {
                     started = OffsetDateTime::now_utc();
-                    run = Some(Box::pin(self.run_once(started)));
+                    // A run that cannot finish within an interval is cut off and retried.
+                    let interval = self.settings.interval;
+                    run = Some(Box::pin(async move {
+                        tokio::time::timeout(interval, self.run_once(started))
+                            .await
+                            .unwrap_or_else(|_| Err(ResyncError::Nats(format!(
+                                "the run did not finish within the interval ({}s)",
+                                interval.as_secs_f64()
+                            ))))
+                    }));
                 }
                 report = async { run.as_mut().expect("a run is in progress").await }, if running => {
                     run = None;
                     self.record(started, report);
-                    let recorded = tokio::time::timeout(renew_every, leadership.record_run(started)).await;
+                    let recorded = tokio::select! {
+                        _ = stop.cancelled() => continue,
+                        r = tokio::time::timeout(renew_every, leadership.record_run(started)) => r,
+                    };
                     if !self.keep_leading(recorded) {
                         return false;
                     }
@@ -260,7 +284,7 @@ impl Resyncer {
             .max(0.0);
         m.duration_seconds.with_label_values(&[name]).observe(took);
         match report {
-            Ok(report) => {
+            Ok(report) if report.failed == 0 => {
                 m.runs_total.with_label_values(&[name, "ok"]).inc();
                 m.last_run_timestamp_seconds
                     .with_label_values(&[name])
@@ -269,6 +293,17 @@ impl Resyncer {
                     pending_read = report.pending_read, renotified = report.renotified,
                     skipped = ?report.skipped, took_s = took, "resync run done");
             }
+            Ok(report) => {
+                m.runs_total.with_label_values(&[name, "error"]).inc();
+                warn!(
+                    reconciler = name,
+                    listed = report.listed,
+                    renotified = report.renotified,
+                    failed = report.failed,
+                    took_s = took,
+                    "resync run could not re-notify every object; the next run retries"
+                );
+            }
             Err(e) => {
                 m.runs_total.with_label_values(&[name, "error"]).inc();
                 warn!(reconciler = name, error = %e, took_s = took, "resync run failed; the next run retries");
@@ -276,7 +311,11 @@ impl Resyncer {
         }
     }
 
-    /// One run: the pending scan, every list page, the re-notifications.
+    /// One run: the pending scan, every list page, then the re-notifications.
+    ///
+    /// Objects to re-notify are collected over all pages before any is published: the API
+    /// pages with SQL OFFSET, and a re-notified object reconciled while the run still lists
+    /// would shift the later pages and hide objects from this run.
     pub async fn run_once(&self, started: OffsetDateTime) -> Result<RunReport, ResyncError> {
         let r = self.reconciler;
         // Bounded by the interval: a scan that cannot finish by the next run is an error.
@@ -292,39 +331,53 @@ impl Resyncer {
             pending_read: pending.messages_read,
             ..Default::default()
         };
+        let mut renotify = Vec::new();
         for reconciled in ["false", "true"] {
             let filters = [("reconciled", reconciled.to_string())];
             let size = self.settings.page_size.max(1);
+            let mut last_page = MAX_PAGES;
             let mut page = 1;
             loop {
                 let resp = self.api.list_page(r.object, &filters, page, size).await?;
                 report.pages += 1;
-                let got = resp.data.len() as u64;
-                for object in &resp.data {
-                    report.listed += 1;
-                    self.consider(object, started, &pending.ids, &mut report)
-                        .await?;
+                if page == 1 {
+                    // The pages the first answer announces, and one more in case rows were
+                    // added meanwhile: an API that keeps answering full pages (a wrong
+                    // TotalCount, `page` ignored) cannot hold the run forever.
+                    last_page = (resp.meta.total_count.div_ceil(size) + 1).min(MAX_PAGES);
                 }
-                if got < size || page * size >= resp.meta.total_count {
+                let got = resp.data.len() as u64;
+                for object in resp.data {
+                    report.listed += 1;
+                    if let Some((id, operation)) =
+                        self.consider(&object, started, &pending.ids, &mut report)
+                    {
+                        renotify.push((id, operation, object));
+                    }
+                }
+                if got < size || page * size >= resp.meta.total_count || page >= last_page {
                     break;
                 }
                 page += 1;
             }
         }
+        for (id, operation, object) in renotify {
+            self.renotify(id, operation, &object, &mut report).await;
+        }
         Ok(report)
     }
 
-    async fn consider(
+    /// The verdict on one listed object: `Some` if it is to be re-notified, else counted (and
+    /// logged, once per object, when its notification cannot be rebuilt).
+    fn consider(
         &self,
         object: &Value,
         now: OffsetDateTime,
         pending: &std::collections::HashSet<u64>,
         report: &mut RunReport,
-    ) -> Result<(), ResyncError> {
+    ) -> Option<(u64, Operation)> {
         let r = self.reconciler;
-        let Some(id) = object.get("ID").and_then(Value::as_u64) else {
-            return Ok(());
-        };
+        let id = object.get("ID").and_then(Value::as_u64)?;
         let verdict = plan::verdict(
             object,
             now,
@@ -338,37 +391,65 @@ impl Resyncer {
                 .skipped_total
                 .with_label_values(&[r.name, reason])
                 .inc();
-            if verdict == Verdict::DataOnlyInNotification {
+            let first_time = || {
+                self.unrecoverable
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id)
+            };
+            if verdict == Verdict::DataOnlyInNotification && first_time() {
                 warn!(reconciler = r.name, object_id = id,
                     "object needs work but its notification, lost, carried data the API does not keep; it cannot be re-notified (create it again)");
             }
-            return Ok(());
+            return None;
         }
-        let Verdict::Renotify(operation) = verdict else {
-            return Ok(());
-        };
-        notify::renotify(
-            &self.js,
-            r,
-            id,
-            operation,
-            object,
-            &self.instance_id.to_string(),
-        )
-        .await?;
-        report.renotified += 1;
-        self.metrics
-            .renotified_total
-            .with_label_values(&[r.name])
-            .inc();
-        let since = plan::need(object).and_then(|n| n.since);
-        info!(
-            reconciler = r.name,
-            object_id = id,
-            operation = operation.as_str(),
-            needs_work_since = since.map(|t| t.to_string()),
-            "re-notified an object whose notification was lost"
-        );
-        Ok(())
+        match verdict {
+            Verdict::Renotify(operation) => Some((id, operation)),
+            _ => None,
+        }
+    }
+
+    /// Publish one re-notification. A failure is logged and counted, and the run goes on with
+    /// the others (it is reported as failed at the end).
+    async fn renotify(
+        &self,
+        id: u64,
+        operation: Operation,
+        object: &Value,
+        report: &mut RunReport,
+    ) {
+        let r = self.reconciler;
+        let sender = self.instance_id.to_string();
+        match notify::renotify(&self.js, r, id, operation, object, &sender).await {
+            Ok(notify::Published::New) => {
+                report.renotified += 1;
+                self.metrics
+                    .renotified_total
+                    .with_label_values(&[r.name])
+                    .inc();
+                let since = plan::need(object).and_then(|n| n.since);
+                info!(
+                    reconciler = r.name,
+                    object_id = id,
+                    operation = operation.as_str(),
+                    needs_work_since = since.map(|t| t.to_string()),
+                    "re-notified an object whose notification was lost"
+                );
+            }
+            Ok(notify::Published::Duplicate) => {
+                debug!(
+                    reconciler = r.name,
+                    object_id = id,
+                    "re-notification already in the stream (duplicate window)"
+                );
+            }
+            Err(e) => {
+                report.failed += 1;
+                warn!(reconciler = r.name, object_id = id, error = %e, "could not re-notify an object; the next run retries");
+            }
+        }
     }
 }
+
+/// The most list calls of one list in a run (500 rows each by default: 50 million objects).
+const MAX_PAGES: u64 = 100_000;

@@ -74,6 +74,15 @@ pub fn message_id(
     )
 }
 
+/// What JetStream did with a re-notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Stored: a new message in the stream.
+    New,
+    /// Not stored again: the same message ID is in the stream's duplicate window.
+    Duplicate,
+}
+
 /// Publish the re-notification of object `id` and wait for JetStream to store it.
 pub async fn renotify(
     js: &jetstream::Context,
@@ -82,7 +91,7 @@ pub async fn renotify(
     operation: Operation,
     object: &Value,
     sender: &str,
-) -> Result<(), ResyncError> {
+) -> Result<Published, ResyncError> {
     let subject = subject(reconciler, operation);
     let mut headers = HeaderMap::new();
     headers.insert(RESYNC_HEADER, sender);
@@ -95,12 +104,17 @@ pub async fn renotify(
     let failed = |e: &dyn std::fmt::Display| {
         ResyncError::Nats(format!("publishing {subject} for object {id}: {e}"))
     };
-    js.publish_with_headers(subject.clone(), headers, body.into())
+    let ack = js
+        .publish_with_headers(subject.clone(), headers, body.into())
         .await
         .map_err(|e| failed(&e))?
         .await
         .map_err(|e| failed(&e))?;
-    Ok(())
+    Ok(if ack.duplicate {
+        Published::Duplicate
+    } else {
+        Published::New
+    })
 }
 
 #[cfg(test)]

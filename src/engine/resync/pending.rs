@@ -78,11 +78,11 @@ pub async fn pending_objects(
             })
             .await
             .map_err(|e| nats("pending scan consumer", &e))?;
-        let read = read_ids(&reader, last).await;
-        if let Some(name) = reader.cached_info().config.name.clone() {
-            // Removed now rather than at its inactivity threshold; a failure costs nothing.
-            let _ = stream_handle.delete_consumer(&name).await;
-        }
+        let mut reader = reader;
+        let read = read_ids(&mut reader, last).await;
+        // Removed now rather than at its inactivity threshold; a failure costs nothing.
+        let name = reader.cached_info().name.clone();
+        let _ = stream_handle.delete_consumer(&name).await;
         read
     };
     tokio::time::timeout(limit, scan).await.map_err(|_| {
@@ -93,8 +93,12 @@ pub async fn pending_objects(
     })?
 }
 
+/// Read until the reader has nothing left or passed `last`. An empty fetch alone does not end
+/// it (on a large stream with a sparse filter the server may take longer than one fetch to
+/// find the next match): the reader's own count of what is left does. The caller's time limit
+/// bounds the whole.
 async fn read_ids(
-    reader: &consumer::Consumer<consumer::pull::Config>,
+    reader: &mut consumer::Consumer<consumer::pull::Config>,
     last: u64,
 ) -> Result<PendingObjects, ResyncError> {
     let mut found = PendingObjects::default();
@@ -124,7 +128,14 @@ async fn read_ids(
             }
         }
         if got == 0 {
-            return Ok(found);
+            let left = reader
+                .info()
+                .await
+                .map_err(|e| ResyncError::Nats(format!("pending scan consumer info: {e}")))?
+                .num_pending;
+            if left == 0 {
+                return Ok(found);
+            }
         }
     }
 }

@@ -7,7 +7,9 @@
 //! - or it is not being deleted and `Reconciled` is false: re-notified as `Created` if it was
 //!   never written after its POST (`UpdatedAt == CreatedAt`: every controller write, the final
 //!   `Reconciled:true` included, moves `UpdatedAt`), else `Updated`; needed since `UpdatedAt`,
-//!   the time of the write that made it unreconciled (which is when the API published).
+//!   the time of the write that made it unreconciled (which is when the API published). A
+//!   guess: an object written after its POST by someone else and never reconciled reads as
+//!   `Updated` (the API keeps nothing that says "never reconciled").
 //!
 //! It is re-notified only if it has needed work for longer than the grace period (a
 //! notification published a moment ago may still be on its way), no notification for it is
@@ -130,7 +132,8 @@ pub fn verdict(
 /// How long until the next run, `interval` after the last one with a jitter of ± `jitter`
 /// (a fraction of the interval), `u` being a uniform draw from [0, 1):
 ///
-/// `next = last_run + interval × (1 + jitter × (2u − 1))`, at once if that is past.
+/// `next = last_run + interval × (1 + jitter × (2u − 1))`, at once if that is past, and never
+/// later than that jittered interval from now.
 ///
 /// Without a recorded last run (a new deployment), the first run is at a random point of the
 /// first interval, `interval × u`, which spreads the reconcilers' first lists apart.
@@ -147,8 +150,17 @@ pub fn next_run_in(
         return interval.mul_f64(u);
     };
     let factor = (1.0 + jitter.clamp(0.0, 1.0) * (2.0 * u - 1.0)).max(0.0);
-    let due = last_run + interval.mul_f64(factor);
-    (due - now).try_into().unwrap_or(Duration::ZERO)
+    let wait = interval.mul_f64(factor);
+    // A last run in the future (clock skew between replicas, a value written by something
+    // else) never delays a run by more than one jittered interval; nothing here overflows.
+    let Some(due) =
+        last_run.checked_add(time::Duration::try_from(wait).unwrap_or(time::Duration::MAX))
+    else {
+        return wait;
+    };
+    Duration::try_from(due - now)
+        .unwrap_or(Duration::ZERO)
+        .min(wait)
 }
 
 /// How long a resync lease may go unwritten before another replica takes it over: half the
@@ -280,6 +292,14 @@ mod tests {
             next_run_in(Some(long_ago), now(), interval, 0.1, 0.5),
             Duration::ZERO
         );
+        // A last run in the future (skew, garbage): at most one interval away.
+        let future = now() + Duration::from_secs(86_400 * 365);
+        assert_eq!(
+            next_run_in(Some(future), now(), interval, 0.1, 0.5),
+            interval
+        );
+        let far = OffsetDateTime::from_unix_timestamp(253_402_300_799).unwrap(); // 9999-12-31
+        assert_eq!(next_run_in(Some(far), now(), interval, 0.0, 0.5), interval);
         // First run ever: somewhere in the first interval.
         assert_eq!(
             next_run_in(None, now(), interval, 0.1, 0.25),
