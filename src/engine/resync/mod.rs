@@ -123,6 +123,11 @@ pub struct Resyncer {
     pub unrecoverable: Mutex<HashSet<u64>>,
 }
 
+/// How long releasing the lease may take at shutdown. The release only hands the lease over
+/// early: one that cannot be written at once (NATS unreachable, where a JetStream request would
+/// wait its full 5 s timeout) is given up, and the lease expires after its TTL instead.
+const RELEASE_LIMIT: Duration = Duration::from_millis(500);
+
 type Run<'a> = Pin<Box<dyn Future<Output = Result<RunReport, ResyncError>> + Send + 'a>>;
 
 impl Resyncer {
@@ -189,7 +194,7 @@ impl Resyncer {
                 biased;
                 _ = stop.cancelled() => {
                     drop(run);
-                    match tokio::time::timeout(renew_every, leadership.release()).await {
+                    match tokio::time::timeout(RELEASE_LIMIT, leadership.release()).await {
                         Ok(Ok(())) => debug!(reconciler = name, "released the resync lease"),
                         Ok(Err(e)) => debug!(reconciler = name, error = %e, "could not release the resync lease"),
                         Err(_) => debug!(reconciler = name, "releasing the resync lease timed out"),
