@@ -291,7 +291,13 @@ async fn report_consumer_info(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {
-                if let Ok(info) = consumer.info().await {
+                // Raced with `stop` too: a request in flight when NATS goes away would
+                // otherwise hold the shutdown for JetStream's 5 s request timeout.
+                let info = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    info = consumer.info() => info,
+                };
+                if let Ok(info) = info {
                     metrics.pending.set(info.num_pending as i64);
                     metrics.ack_pending.set(info.num_ack_pending as i64);
                 }

@@ -124,8 +124,9 @@ pub struct Resyncer {
 }
 
 /// How long releasing the lease may take at shutdown. The release only hands the lease over
-/// early: one that cannot be written at once (NATS unreachable, where a JetStream request would
-/// wait its full 5 s timeout) is given up, and the lease expires after its TTL instead.
+/// early: one that cannot be written at once (NATS slow or just gone, where a JetStream request
+/// would wait its full 5 s timeout) is given up, and the lease expires after its TTL instead.
+/// With NATS known to be disconnected it is not tried at all.
 const RELEASE_LIMIT: Duration = Duration::from_millis(500);
 
 type Run<'a> = Pin<Box<dyn Future<Output = Result<RunReport, ResyncError>> + Send + 'a>>;
@@ -194,6 +195,10 @@ impl Resyncer {
                 biased;
                 _ = stop.cancelled() => {
                     drop(run);
+                    if self.js.client().connection_state() != async_nats::connection::State::Connected {
+                        debug!(reconciler = name, "NATS is not connected; the resync lease is left to expire");
+                        return true;
+                    }
                     match tokio::time::timeout(RELEASE_LIMIT, leadership.release()).await {
                         Ok(Ok(())) => debug!(reconciler = name, "released the resync lease"),
                         Ok(Err(e)) => debug!(reconciler = name, error = %e, "could not release the resync lease"),
