@@ -4,7 +4,7 @@
 # own Go controllers).
 #
 #   scripts/upstream.sh build            build the pinned binaries (reused while nothing changed)
-#   scripts/upstream.sh up DIR [--auth] [--audit-request-bodies]
+#   scripts/upstream.sh up DIR [--auth] [--audit-request-bodies] [--token-webhook=PORT]
 #                                        start a stack; writes DIR/env (source it)
 #   scripts/upstream.sh down DIR         stop what `up DIR` started (by PID) and remove DIR
 #   scripts/upstream.sh bin              print the folder with the built binaries
@@ -321,7 +321,29 @@ EOF
     } >"$k/audit-policy.yaml"
     # Service IPs: a /16, so thousands of Services fit (a /24 holds 254, and allocation in a
     # nearly full range gets slow long before it fails).
-    start kube-apiserver "$BIN/kube-apiserver" \
+    # --token-webhook=PORT: bearer tokens the API server does not know itself are reviewed by
+    # a webhook on 127.0.0.1:PORT (plain HTTP, loopback), as EKS hands its tokens to
+    # aws-iam-authenticator. Not cached, so every request is reviewed.
+    local webhook_flags=()
+    if [[ -n $TOKEN_WEBHOOK_PORT ]]; then
+        [[ $TOKEN_WEBHOOK_PORT =~ ^[0-9]+$ ]] || die "--token-webhook wants a port, got $TOKEN_WEBHOOK_PORT"
+        cat >"$k/token-webhook.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: webhook
+  cluster: {server: "http://127.0.0.1:$TOKEN_WEBHOOK_PORT/"}
+users:
+- name: kube-apiserver
+contexts:
+- name: webhook
+  context: {cluster: webhook, user: kube-apiserver}
+current-context: webhook
+EOF
+        webhook_flags=(--authentication-token-webhook-config-file="$k/token-webhook.kubeconfig"
+            --authentication-token-webhook-version=v1 --authentication-token-webhook-cache-ttl=0s)
+    fi
+    start kube-apiserver "$BIN/kube-apiserver" "${webhook_flags[@]}" \
         --audit-policy-file="$k/audit-policy.yaml" --audit-log-path="$DIR/logs/kube-audit.log" \
         --audit-log-maxsize=0 --audit-log-maxbackup=0 \
         --etcd-servers="http://127.0.0.1:$ETCD_PORT" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
@@ -478,17 +500,19 @@ EOF
 }
 
 cmd_up() {
-    local usage="usage: upstream.sh up DIR [--auth] [--audit-request-bodies]"
+    local usage="usage: upstream.sh up DIR [--auth] [--audit-request-bodies] [--token-webhook=PORT]"
     [[ $# -ge 1 ]] || die "$usage"
     DIR="$1"
     shift
     AUTH=false
     AUDIT_REQUEST_BODIES=false
+    TOKEN_WEBHOOK_PORT=
     local opt
     for opt in "$@"; do
         case "$opt" in
         --auth) AUTH=true ;;
         --audit-request-bodies) AUDIT_REQUEST_BODIES=true ;;
+        --token-webhook=*) TOKEN_WEBHOOK_PORT="${opt#--token-webhook=}" ;;
         *) die "$usage (unknown option $opt)" ;;
         esac
     done
@@ -540,5 +564,5 @@ build) shift; cmd_build "$@" ;;
 up) shift; cmd_up "$@" ;;
 down) shift; cmd_down "$@" ;;
 bin) echo "$BIN" ;;
-*) die "usage: upstream.sh build | up DIR [--auth] [--audit-request-bodies] | down DIR | bin" ;;
+*) die "usage: upstream.sh build | up DIR [--auth] [--audit-request-bodies] [--token-webhook=PORT] | down DIR | bin" ;;
 esac

@@ -15,7 +15,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use harness::aws::{moto_binary, AwsProxy, Moto, ACCOUNT_ID, REGION};
-use harness::backend::Stack;
+use harness::backend::{Stack, UpstreamOptions};
+use harness::eks_authenticator::EksAuthenticator;
 use harness::workload_env::ManagerProcess;
 use harness::workload_suite::wait_until;
 use serde_json::{json, Value};
@@ -890,5 +891,191 @@ async fn a_killed_build_deleted_before_it_resumes_leaves_nothing() {
         proxy.forwarded("CreateCluster"),
         0,
         "the build did not resume"
+    );
+}
+
+/// An EKS runtime's connection token is refreshed before it expires (spec 3.1.1 step 4), and
+/// the workloads on the runtime are deployed with the fresh one. kube-apiserver plays the EKS
+/// cluster: DescribeCluster answers with its endpoint and CA, and it accepts only the tokens
+/// EKS accepts (its token webhook is the authenticator in `harness::eks_authenticator`, which
+/// asks moto's STS who signed each). The runtime instance holds a token that expired a minute
+/// ago. Two workload instances on it: one refresh (one DescribeCluster), a token valid for
+/// 14 minutes stored in the runtime instance (encrypted by the API), both workloads deployed,
+/// and the expired token never presented to the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eks_runtimes_expired_token_is_refreshed_and_its_workloads_deploy() {
+    let Some(moto_bin) = moto_binary() else {
+        return;
+    };
+    let moto = Moto::start(&moto_bin).await;
+    let proxy = AwsProxy::start(&moto.url).await;
+    let authenticator = EksAuthenticator::start(CLUSTER, REGION, &proxy.url).await;
+    let Some(stack) = Stack::upstream_with(UpstreamOptions {
+        token_webhook_port: Some(authenticator.port),
+        ..Default::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let aws = moto_session(&moto.url).await;
+    let logs = std::env::temp_dir().join(format!("upstream-eks-token-{}", std::process::id()));
+    std::fs::create_dir_all(&logs).expect("log folder");
+
+    // The cluster in moto, played by the stack's kube-apiserver.
+    aws.eks()
+        .create_cluster()
+        .name(CLUSTER)
+        .role_arn(format!(
+            "arn:aws:iam::{ACCOUNT_ID}:role/cluster-role-{CLUSTER}"
+        ))
+        .resources_vpc_config(aws_sdk_eks::types::VpcConfigRequest::builder().build())
+        .send()
+        .await
+        .expect("moto CreateCluster");
+    let genesis = get(&stack, KUBERNETES_RUNTIME_INSTANCE, stack.runtime_id)
+        .await
+        .expect("the stack's runtime instance");
+    let endpoint = genesis["APIEndpoint"].as_str().expect("APIEndpoint");
+    let ca = genesis["CACertificate"].as_str().expect("CACertificate");
+    proxy.play_cluster(endpoint, ca);
+
+    // Threeport's objects for a provisioned EKS runtime, its token expired a minute ago.
+    let account = post(
+        &stack,
+        AWS_ACCOUNT,
+        json!({"Name": "moto", "AccountID": ACCOUNT_ID, "DefaultRegion": REGION,
+               "AccessKeyID": "AKIAIOSFODNN7EXAMPLE",
+               "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}),
+    )
+    .await;
+    let krd = post(
+        &stack,
+        KUBERNETES_RUNTIME_DEFINITION,
+        json!({"Name": CLUSTER, "InfraProvider": "eks", "Reconciled": true}),
+    )
+    .await;
+    let expired = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let kri = post(
+        &stack,
+        KUBERNETES_RUNTIME_INSTANCE,
+        json!({"Name": CLUSTER, "KubernetesRuntimeDefinitionID": krd,
+               "Location": "NorthAmerica:NewYork", "APIEndpoint": endpoint, "CACertificate": ca,
+               "ConnectionToken": "k8s-aws-v1.expired",
+               "ConnectionTokenExpiration": expired
+                   .format(&time::format_description::well_known::Rfc3339).unwrap(),
+               "Reconciled": true}),
+    )
+    .await;
+    let eks_def = post(
+        &stack,
+        AWS_EKS_KUBERNETES_RUNTIME_DEFINITION,
+        json!({"Name": CLUSTER, "AWSAccountID": account, "ZoneCount": 2,
+               "DefaultNodeGroupInstanceType": "t3.medium", "DefaultNodeGroupInitialSize": 2,
+               "DefaultNodeGroupMinimumSize": 1, "DefaultNodeGroupMaximumSize": 3,
+               "KubernetesRuntimeDefinitionID": krd}),
+    )
+    .await;
+    post(
+        &stack,
+        AWS_EKS_KUBERNETES_RUNTIME_INSTANCE,
+        json!({"Name": CLUSTER, "Region": REGION, "AwsEksKubernetesRuntimeDefinitionID": eks_def,
+               "KubernetesRuntimeInstanceID": kri, "Reconciled": true}),
+    )
+    .await;
+    let stale =
+        get(&stack, KUBERNETES_RUNTIME_INSTANCE, kri).await.unwrap()["ConnectionToken"].clone();
+
+    let mut vars = stack.process_env();
+    vars.push((
+        "THREEPORT_MANAGER__AWS__ENDPOINT_URL".into(),
+        proxy.url.clone(),
+    ));
+    let _manager = ManagerProcess::spawn_ready(
+        &vars,
+        "workload",
+        2,
+        logs.join("manager.log"),
+        &["WorkloadDefinitionReconciler", "WorkloadInstanceReconciler"],
+    )
+    .await;
+    let wd = post(
+        &stack,
+        WORKLOAD_DEFINITION,
+        json!({"Name": "eks-app", "YAMLDocument":
+               "kind: ConfigMap\napiVersion: v1\nmetadata:\n  name: eks-app\ndata:\n  a: b\n"}),
+    )
+    .await;
+    let instances = [
+        post(&stack, WORKLOAD_INSTANCE, json!({"Name": "eks-app-1", "WorkloadDefinitionID": wd, "KubernetesRuntimeInstanceID": kri})).await,
+        post(&stack, WORKLOAD_INSTANCE, json!({"Name": "eks-app-2", "WorkloadDefinitionID": wd, "KubernetesRuntimeInstanceID": kri})).await,
+    ];
+    for wi in instances {
+        wait_until(
+            LIMIT,
+            &format!("workload instance {wi} reconciled"),
+            || async {
+                get(&stack, WORKLOAD_INSTANCE, wi).await.unwrap_or_default()["Reconciled"] == true
+            },
+        )
+        .await;
+    }
+
+    let maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::all(stack.kube.clone());
+    let deployed = maps
+        .list(&kube::api::ListParams::default().fields("metadata.name=eks-app"))
+        .await
+        .expect("list ConfigMaps");
+    assert_eq!(deployed.items.len(), 2, "one ConfigMap per instance");
+    assert_eq!(
+        proxy.forwarded("GET /clusters"),
+        1,
+        "one refresh for both instances: {:?}",
+        proxy.forwarded_all()
+    );
+    let refreshed = get(&stack, KUBERNETES_RUNTIME_INSTANCE, kri).await.unwrap();
+    assert_ne!(refreshed["ConnectionToken"], stale, "a new token is stored");
+    assert_ne!(
+        refreshed["ConnectionToken"].as_str().unwrap_or_default(),
+        "",
+        "the token is stored"
+    );
+    assert!(
+        !refreshed["ConnectionToken"]
+            .as_str()
+            .unwrap()
+            .starts_with("k8s-aws-v1."),
+        "the API stores the token encrypted"
+    );
+    let expires = time::OffsetDateTime::parse(
+        refreshed["ConnectionTokenExpiration"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("ConnectionTokenExpiration");
+    let valid_for = expires - time::OffsetDateTime::now_utc();
+    assert!(
+        valid_for > time::Duration::minutes(12) && valid_for <= time::Duration::minutes(14),
+        "the new token is valid for 14 minutes from the refresh, {valid_for} left"
+    );
+    assert_eq!(refreshed["APIEndpoint"], endpoint);
+    assert_eq!(refreshed["CACertificate"], ca);
+    let reviews = authenticator.reviews();
+    assert!(
+        !reviews.accepted.is_empty()
+            && reviews
+                .accepted
+                .iter()
+                .all(|who| who.starts_with("arn:aws:")),
+        "the cluster accepted the refreshed token, signed by an AWS identity: {reviews:?}"
+    );
+    assert!(
+        reviews.refused.is_empty(),
+        "no other token (the expired one) reached the cluster: {reviews:?}"
+    );
+    assert!(proxy.forwarded("GetCallerIdentity") >= 1);
+    eprintln!(
+        "one refresh; {} requests authenticated with the new token, none refused; it is valid \
+         for {valid_for} more",
+        reviews.accepted.len()
     );
 }

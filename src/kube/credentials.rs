@@ -3,8 +3,10 @@
 //!
 //! Differences from Go, on purpose: an empty string counts as absent (Go would build a client
 //! that fails later with a vaguer error), an endpoint without a scheme gets `https://` (what
-//! client-go does for a bare host), and an expired or soon-expiring token is a clear error
-//! because EKS token refresh is not implemented yet.
+//! client-go does for a bare host), and an expired or soon-expiring token is a clear error.
+//! Refreshing an EKS runtime's token needs the API and AWS, so it happens before, in
+//! [`crate::reconcilers::runtime_token`]; a token still expiring here is one that could not be
+//! refreshed (a runtime that is not EKS).
 //!
 //! Secret material lives only in [`SecretString`]s, whose `Debug` prints a length; the
 //! fingerprint is a SHA-256 digest, so it can be logged and used as a cache key.
@@ -23,6 +25,21 @@ pub const IN_CLUSTER_ENDPOINT: &str = "https://kubernetes.default.svc.cluster.lo
 /// Threeport refreshes a token that expires within this margin (spec 3.1.1 step 4); without a
 /// refresh, such a token is treated as expired.
 pub const TOKEN_EXPIRY_MARGIN: time::Duration = time::Duration::minutes(3);
+
+/// Whether `kri` authenticates with a connection token (not a client certificate and key, which
+/// take precedence) whose `ConnectionTokenExpiration` is earlier than `now` plus
+/// [`TOKEN_EXPIRY_MARGIN`]: the token Threeport refreshes (spec 3.1.1 step 4). A token without
+/// an expiration never expires.
+pub fn token_expiring(kri: &KubernetesRuntimeInstance, now: OffsetDateTime) -> bool {
+    let present = |v: Option<&SecretString>| v.is_some_and(|v| !v.expose().trim().is_empty());
+    let cert_pair =
+        non_empty(kri.certificate.as_deref()).is_some() && present(kri.certificate_key.as_ref());
+    !cert_pair
+        && present(kri.connection_token.as_ref())
+        && kri
+            .connection_token_expiration
+            .is_some_and(|expires| expires < now + TOKEN_EXPIRY_MARGIN)
+}
 
 /// How the manager authenticates to a runtime cluster.
 #[derive(Clone, PartialEq, Eq)]
@@ -165,16 +182,17 @@ impl RuntimeCredentials {
                 key_pem: decrypt("CertificateKey", cert_key)?,
             }
         } else if let Some(token) = token {
-            if let Some(expires) = kri.connection_token_expiration {
-                if expires < now + TOKEN_EXPIRY_MARGIN {
-                    let when = expires
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_else(|_| expires.to_string());
-                    return Err(fail(format!(
-                        "connection token expired or expires within 3 minutes (ConnectionTokenExpiration {when}); \
-                         token refresh (EKS) is not implemented"
-                    )));
-                }
+            if let Some(expires) = kri
+                .connection_token_expiration
+                .filter(|_| token_expiring(kri, now))
+            {
+                let when = expires
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|_| expires.to_string());
+                return Err(fail(format!(
+                    "connection token expired or expires within 3 minutes (ConnectionTokenExpiration {when}); \
+                     only an EKS runtime's token is refreshed"
+                )));
             }
             RuntimeAuth::Token(decrypt("ConnectionToken", token)?)
         } else {
@@ -405,6 +423,32 @@ mod tests {
         assert!(RuntimeCredentials::from_instance_at(&r, false, None, now).is_err());
         r.connection_token_expiration = Some(now + time::Duration::minutes(4));
         assert!(RuntimeCredentials::from_instance_at(&r, false, None, now).is_ok());
+    }
+
+    #[test]
+    fn only_a_token_in_use_expires() {
+        let now = OffsetDateTime::now_utc();
+        let soon = Some(now + time::Duration::minutes(2));
+        let mut r = kri();
+        r.connection_token_expiration = soon;
+        assert!(!token_expiring(&r, now), "no token");
+        r.connection_token = Some(SecretString(" ".into()));
+        assert!(!token_expiring(&r, now), "a blank token is no token");
+        r.connection_token = Some(SecretString(TOKEN.into()));
+        assert!(token_expiring(&r, now), "within the 3-minute margin");
+        r.connection_token_expiration = Some(now + time::Duration::minutes(4));
+        assert!(!token_expiring(&r, now), "outside the margin");
+        r.connection_token_expiration = None;
+        assert!(!token_expiring(&r, now), "no expiration: never expires");
+        r.connection_token_expiration = soon;
+        r.certificate = Some("CERT PEM".into());
+        r.certificate_key = Some(SecretString(KEY_PEM.into()));
+        assert!(
+            !token_expiring(&r, now),
+            "a certificate pair takes precedence over the token"
+        );
+        r.certificate_key = None;
+        assert!(token_expiring(&r, now), "a certificate alone is not a pair");
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod ops;
 
 pub use clients::{ClientCache, ClientSettings};
 pub use cluster::{Cluster, Clusters};
-pub use credentials::{RuntimeAuth, RuntimeCredentials};
+pub use credentials::{token_expiring, RuntimeAuth, RuntimeCredentials};
 pub use discovery::{DiscoveryCache, ResolvedKind};
 pub use error::KubeError;
 pub use manifest::ManifestError;

@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod helm_workload;
 pub mod kubernetes_runtime;
 pub mod observability;
+pub mod runtime_token;
 pub mod secret;
 pub mod user_workload;
 pub mod workload;
@@ -28,6 +29,7 @@ use crate::registry::ControllerSpec;
 use crate::threeport::crypto::EncryptionKey;
 use crate::threeport::models::ApiObject;
 use crate::threeport::ObjectType;
+use runtime_token::RuntimeTokens;
 
 /// Every controller this manager implements, by its `--enable` name, with the function that
 /// builds its reconcilers. Adding a controller is adding its folder and one line here.
@@ -119,6 +121,8 @@ pub struct ReconcilerDeps {
     pub observability: ObservabilityConfig,
     /// AWS sessions for the aws and secret controllers (the `aws` section).
     pub aws: Arc<AwsSessions>,
+    /// Refreshes EKS runtimes' connection tokens, for every reconciler that connects to one.
+    pub runtime_tokens: Arc<RuntimeTokens>,
     /// `ENCRYPTION_KEY`, for what Threeport encrypts outside stored fields (a
     /// SecretDefinition's `Data` in its notification).
     pub encryption_key: Option<EncryptionKey>,
@@ -136,12 +140,14 @@ impl ReconcilerDeps {
             .map(|k| EncryptionKey::from_base64(k.expose()))
             .transpose()
             .map_err(|e| format!("encryption_key: {e}"))?;
+        let aws = Arc::new(AwsSessions::new(config.aws.clone(), key.clone()));
         Ok(Self {
             clusters: Arc::new(kube),
             gateway: config.gateway.clone(),
             helm: config.helm.clone(),
             observability: config.observability.clone(),
-            aws: Arc::new(AwsSessions::new(config.aws.clone(), key.clone())),
+            runtime_tokens: Arc::new(RuntimeTokens::new(aws.clone())),
+            aws,
             encryption_key: key,
         })
     }
@@ -169,6 +175,7 @@ mod tests {
             helm: HelmConfig::default(),
             observability: ObservabilityConfig::default(),
             aws: Arc::new(AwsSessions::new(Default::default(), None)),
+            runtime_tokens: testing::runtime_tokens(),
             encryption_key: None,
         }
     }

@@ -676,3 +676,11 @@ pub fn context(
         notified: Arc::new(serde_json::Value::Null),
     }
 }
+
+/// Token refreshes with default AWS settings and no encryption key (the unit tests' runtimes
+/// use certificates or tokens that do not expire).
+pub fn runtime_tokens() -> Arc<super::runtime_token::RuntimeTokens> {
+    Arc::new(super::runtime_token::RuntimeTokens::new(Arc::new(
+        crate::aws::AwsSessions::new(Default::default(), None),
+    )))
+}

@@ -113,6 +113,9 @@ struct State {
     injected: HashMap<String, usize>,
     /// Requests held so far.
     held: usize,
+    /// The API endpoint and CA (PEM) every DescribeCluster answer carries, when the test has
+    /// a real API server play the cluster.
+    cluster_at: Option<(String, String)>,
 }
 
 /// The fault-injecting proxy in front of moto.
@@ -169,6 +172,12 @@ impl AwsProxy {
     /// answer (until [`release`](Self::release), bounded by 120 s).
     pub fn hold(&self, operation: &str) {
         self.state.lock().unwrap().rules.hold = Some(operation.into());
+    }
+
+    /// Answer every DescribeCluster with `endpoint` and `ca_pem` (a real API server playing
+    /// the EKS cluster) instead of moto's endpoint and [`AwsProxy::cluster_ca_pem`].
+    pub fn play_cluster(&self, endpoint: &str, ca_pem: &str) {
+        self.state.lock().unwrap().cluster_at = Some((endpoint.into(), ca_pem.into()));
     }
 
     pub fn release(&self) {
@@ -296,17 +305,23 @@ impl AwsProxy {
 }
 
 impl AwsProxy {
-    /// A DescribeCluster answer with [`AwsProxy::cluster_ca_pem`] as the cluster's CA.
+    /// A DescribeCluster answer with [`AwsProxy::cluster_ca_pem`] as the cluster's CA, or
+    /// with the endpoint and CA of [`AwsProxy::play_cluster`].
     fn with_cluster_ca(&self, body: &Bytes) -> Bytes {
         let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else {
             return body.clone();
         };
+        let cluster_at = self.state.lock().unwrap().cluster_at.clone();
         if v["cluster"].is_object() {
+            let ca = match &cluster_at {
+                Some((endpoint, ca)) => {
+                    v["cluster"]["endpoint"] = serde_json::json!(endpoint);
+                    ca.as_str()
+                }
+                None => &self.cluster_ca_pem,
+            };
             v["cluster"]["certificateAuthority"] = serde_json::json!({
-                "data": base64::Engine::encode(
-                    &base64::engine::general_purpose::STANDARD,
-                    &self.cluster_ca_pem
-                )
+                "data": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, ca)
             });
         }
         Bytes::from(serde_json::to_vec(&v).expect("JSON"))

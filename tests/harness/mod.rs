@@ -18,6 +18,7 @@ pub mod aws;
 pub mod backend;
 pub mod charts;
 pub mod common;
+pub mod eks_authenticator;
 #[macro_use]
 pub mod gateway_suite;
 pub mod go_controller;

@@ -70,8 +70,13 @@ impl AwsEksKubernetesRuntimeInstanceReconciler {
                 "AwsEksKubernetesRuntimeDefinition {definition_id} has no AWSAccountID"
             ))
         })?;
-        let session =
-            aws_session(ctx, &self.sessions, account_id, instance.region.as_deref()).await?;
+        let session = aws_session(
+            ctx.api.as_ref(),
+            &self.sessions,
+            account_id,
+            instance.region.as_deref(),
+        )
+        .await?;
         Ok((definition, session, Tags { name }))
     }
 

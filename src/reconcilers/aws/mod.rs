@@ -28,6 +28,7 @@ use crate::threeport::events::{EventRecorder, EventType};
 use crate::threeport::models::{
     AwsAccount, AwsEksKubernetesRuntimeInstance, Filter, TypedApi, WorkloadInstance,
 };
+use crate::threeport::ThreeportApi;
 
 /// The controller's reconcilers, in the registry's order.
 pub fn reconcilers(deps: &ReconcilerDeps) -> Vec<Registered> {
@@ -50,12 +51,12 @@ pub fn reconcilers(deps: &ReconcilerDeps) -> Vec<Registered> {
 /// A session for the AwsAccount `account_id` in `region` (the account's `DefaultRegion` when
 /// the object names none).
 pub(crate) async fn aws_session(
-    ctx: &ReconcileContext,
+    api: &dyn ThreeportApi,
     sessions: &AwsSessions,
     account_id: u64,
     region: Option<&str>,
 ) -> Result<AwsSession, ReconcileError> {
-    let account: AwsAccount = ctx.api.get_object(account_id).await?;
+    let account: AwsAccount = api.get_object(account_id).await?;
     let region = region
         .filter(|r| !r.is_empty())
         .or(account.default_region.as_deref())

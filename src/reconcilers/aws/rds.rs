@@ -78,7 +78,7 @@ impl AwsRelationalDatabaseInstanceReconciler {
             .aws_account_id
             .ok_or_else(|| ReconcileError::permanent("the definition has no AwsAccountID"))?;
         let session = aws_session(
-            ctx,
+            ctx.api.as_ref(),
             &self.sessions,
             account_id,
             runtime.eks.region.as_deref(),
@@ -215,7 +215,13 @@ impl AwsRelationalDatabaseInstanceReconciler {
                 .aws_account_id
                 .ok_or_else(|| ReconcileError::permanent("the definition has no AwsAccountID"))?;
             let region = Some(inventory.region.clone()).filter(|r| !r.is_empty());
-            let session = aws_session(ctx, &self.sessions, account_id, region.as_deref()).await?;
+            let session = aws_session(
+                ctx.api.as_ref(),
+                &self.sessions,
+                account_id,
+                region.as_deref(),
+            )
+            .await?;
             if !acknowledged {
                 let tags = Tags {
                     name: instance_name(&instance)?,

@@ -115,7 +115,7 @@ impl AwsObjectStorageBucketInstanceReconciler {
             .aws_account_id
             .ok_or_else(|| ReconcileError::permanent("the definition has no AwsAccountID"))?;
         let session = aws_session(
-            ctx,
+            ctx.api.as_ref(),
             &self.sessions,
             account_id,
             runtime.eks.region.as_deref(),
@@ -215,7 +215,13 @@ impl AwsObjectStorageBucketInstanceReconciler {
                 .aws_account_id
                 .ok_or_else(|| ReconcileError::permanent("the definition has no AwsAccountID"))?;
             let region = Some(inventory.region.clone()).filter(|r| !r.is_empty());
-            let session = aws_session(ctx, &self.sessions, account_id, region.as_deref()).await?;
+            let session = aws_session(
+                ctx.api.as_ref(),
+                &self.sessions,
+                account_id,
+                region.as_deref(),
+            )
+            .await?;
             let before = inventory.clone();
             let result = s3::delete_all(&session, &mut inventory).await;
             if inventory != before {

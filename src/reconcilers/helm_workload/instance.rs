@@ -49,6 +49,7 @@ use crate::kube::manifest::{
 };
 use crate::kube::ops::dynamic_object;
 use crate::kube::Clusters;
+use crate::reconcilers::runtime_token::RuntimeTokens;
 use crate::threeport::models::{
     Filter, HelmWorkloadDefinition, HelmWorkloadInstance, KubernetesRuntimeInstance, Patch,
     Reconciliation, TypedApi, WorkloadEvent,
@@ -63,14 +64,20 @@ const NAMESPACE_POLL: Duration = Duration::from_secs(5);
 /// Reconciles helm workload instances.
 pub struct HelmWorkloadInstanceReconciler {
     clusters: Arc<dyn Clusters>,
+    tokens: Arc<RuntimeTokens>,
     helm: Helm,
     post_renderer: PathBuf,
     namespace_wait: Duration,
 }
 
 impl HelmWorkloadInstanceReconciler {
-    /// Releases into clusters found by `clusters`, running helm as `config` says.
-    pub fn new(clusters: Arc<dyn Clusters>, config: &HelmConfig) -> Self {
+    /// Releases into clusters found by `clusters` (an EKS runtime's token refreshed by
+    /// `tokens`), running helm as `config` says.
+    pub fn new(
+        clusters: Arc<dyn Clusters>,
+        tokens: Arc<RuntimeTokens>,
+        config: &HelmConfig,
+    ) -> Self {
         let removed = crate::helm::remove_stale_workspaces();
         if removed > 0 {
             info!(
@@ -85,6 +92,7 @@ impl HelmWorkloadInstanceReconciler {
         });
         Self {
             clusters,
+            tokens,
             helm: Helm::new(HelmSettings {
                 binary: config.binary.clone(),
                 timeout: config.timeout,
@@ -109,6 +117,7 @@ impl HelmWorkloadInstanceReconciler {
         let target = Target::of(id, &hwi)?;
         let hwd: HelmWorkloadDefinition = ctx.api.get_object(target.definition_id).await?;
         let kri: KubernetesRuntimeInstance = ctx.api.get_object(target.runtime_id).await?;
+        let kri = self.tokens.fresh(ctx.api.as_ref(), kri).await?;
         let permanent =
             |e: String| ReconcileError::permanent(format!("helm workload instance {id}: {e}"));
         let source = chart_source(
@@ -383,7 +392,7 @@ impl Reconciler for HelmWorkloadInstanceReconciler {
             .get_object::<KubernetesRuntimeInstance>(target.runtime_id)
             .await
         {
-            Ok(kri) => kri,
+            Ok(kri) => self.tokens.fresh(ctx.api.as_ref(), kri).await?,
             Err(e) if e.is_not_found() => {
                 warn!("the runtime instance no longer exists; skipping the release's removal");
                 delete_events().await?;

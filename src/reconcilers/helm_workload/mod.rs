@@ -30,7 +30,11 @@ pub fn reconcilers(deps: &ReconcilerDeps) -> Vec<Registered> {
         ),
         Registered::new(
             "HelmWorkloadInstanceReconciler",
-            HelmWorkloadInstanceReconciler::new(deps.clusters.clone(), &deps.helm),
+            HelmWorkloadInstanceReconciler::new(
+                deps.clusters.clone(),
+                deps.runtime_tokens.clone(),
+                &deps.helm,
+            ),
         ),
     ]
 }

@@ -33,6 +33,7 @@ use crate::engine::reconciler::EventOverride;
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
 use crate::kube::ops::dynamic_object;
 use crate::kube::{Cluster, Clusters};
+use crate::reconcilers::runtime_token::RuntimeTokens;
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::events::EventOperation;
 use crate::threeport::models::{
@@ -46,18 +47,28 @@ pub const CRD_WAIT: Duration = Duration::from_secs(60);
 /// Reconciles kubernetes runtime instances.
 pub struct KubernetesRuntimeInstanceReconciler {
     clusters: Arc<dyn Clusters>,
+    tokens: Arc<RuntimeTokens>,
     crd_wait: Duration,
 }
 
 impl KubernetesRuntimeInstanceReconciler {
-    /// Installs into clusters found by `clusters`.
-    pub fn new(clusters: Arc<dyn Clusters>) -> Self {
-        Self::with_crd_wait(clusters, CRD_WAIT)
+    /// Installs into clusters found by `clusters`, an EKS runtime's token refreshed by
+    /// `tokens`.
+    pub fn new(clusters: Arc<dyn Clusters>, tokens: Arc<RuntimeTokens>) -> Self {
+        Self::with_crd_wait(clusters, tokens, CRD_WAIT)
     }
 
     /// With another bound on the wait for CRDs (tests).
-    pub fn with_crd_wait(clusters: Arc<dyn Clusters>, crd_wait: Duration) -> Self {
-        Self { clusters, crd_wait }
+    pub fn with_crd_wait(
+        clusters: Arc<dyn Clusters>,
+        tokens: Arc<RuntimeTokens>,
+        crd_wait: Duration,
+    ) -> Self {
+        Self {
+            clusters,
+            tokens,
+            crd_wait,
+        }
     }
 
     /// Apply every step of the install, in order.
@@ -143,6 +154,7 @@ impl Reconciler for KubernetesRuntimeInstanceReconciler {
         // The runtime's external endpoint, as Threeport does (`GetClient(kri, false)`): the
         // same cluster as the in-cluster address on the control plane's own runtime, and the
         // only way in for every other.
+        let kri = self.tokens.fresh(ctx.api.as_ref(), kri).await?;
         let cluster = self.clusters.cluster(&kri, false)?;
         let applied = self.install(cluster.as_ref(), plan).await?;
         info!(

@@ -28,7 +28,10 @@ pub fn reconcilers(deps: &ReconcilerDeps) -> Vec<Registered> {
         ),
         Registered::new(
             "KubernetesRuntimeInstanceReconciler",
-            KubernetesRuntimeInstanceReconciler::new(deps.clusters.clone()),
+            KubernetesRuntimeInstanceReconciler::new(
+                deps.clusters.clone(),
+                deps.runtime_tokens.clone(),
+            ),
         ),
     ]
 }

@@ -94,7 +94,7 @@ impl SecretDefinitionReconciler {
             return Ok(());
         };
         let name = name_of(definition)?;
-        let session = aws_session(ctx, &self.sessions, account_id, None).await?;
+        let session = aws_session(ctx.api.as_ref(), &self.sessions, account_id, None).await?;
         put_secret(&session, &name, &secret_string(&data)).await?;
         info!(secret = %name, keys = data.len(), region = %session.region, "secret written to AWS Secrets Manager");
         Ok(())
@@ -149,7 +149,7 @@ impl Reconciler for SecretDefinitionReconciler {
             return Ok(Outcome::Done);
         };
         let name = name_of(&object)?;
-        let session = aws_session(ctx, &self.sessions, account_id, None).await?;
+        let session = aws_session(ctx.api.as_ref(), &self.sessions, account_id, None).await?;
         delete_secret(&session, &name).await?;
         info!(secret = %name, "secret deleted from AWS Secrets Manager");
         Ok(Outcome::Done)

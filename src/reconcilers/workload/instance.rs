@@ -32,6 +32,7 @@ use crate::kube::manifest::{
 };
 use crate::kube::ops::dynamic_object;
 use crate::kube::{Cluster, Clusters, KubeError};
+use crate::reconcilers::runtime_token::RuntimeTokens;
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::models::{
     object_type_from_versioned_name, AttachedObjectReference, Filter, KubernetesRuntimeInstance,
@@ -57,12 +58,14 @@ pub fn managed_namespace_selector(instance_id: u64) -> String {
 #[derive(Clone)]
 pub struct WorkloadInstanceReconciler {
     clusters: Arc<dyn Clusters>,
+    tokens: Arc<RuntimeTokens>,
 }
 
 impl WorkloadInstanceReconciler {
-    /// A reconciler that reaches runtime clusters through `clusters`.
-    pub fn new(clusters: Arc<dyn Clusters>) -> Self {
-        Self { clusters }
+    /// A reconciler that reaches runtime clusters through `clusters`, an EKS runtime's token
+    /// refreshed by `tokens`.
+    pub fn new(clusters: Arc<dyn Clusters>, tokens: Arc<RuntimeTokens>) -> Self {
+        Self { clusters, tokens }
     }
 
     /// The runtime cluster of the instance. `in_cluster = true` as Go's workload controller
@@ -73,6 +76,7 @@ impl WorkloadInstanceReconciler {
         kri_id: u64,
     ) -> Result<Arc<dyn Cluster>, ReconcileError> {
         let kri: KubernetesRuntimeInstance = api.get_object(kri_id).await?;
+        let kri = self.tokens.fresh(api, kri).await?;
         Ok(self.clusters.cluster(&kri, true)?)
     }
 }
@@ -569,7 +573,10 @@ impl Reconciler for WorkloadInstanceReconciler {
         let handle = match wi.kubernetes_runtime_instance_id {
             None => None,
             Some(kri_id) => match api.get_object::<KubernetesRuntimeInstance>(kri_id).await {
-                Ok(kri) => Some(self.clusters.cluster(&kri, true).map_err(Into::into)),
+                Ok(kri) => Some(match self.tokens.fresh(api, kri).await {
+                    Ok(kri) => self.clusters.cluster(&kri, true).map_err(Into::into),
+                    Err(e) => Err(e.into()),
+                }),
                 Err(e) if e.is_not_found() => {
                     warn!("the runtime instance no longer exists; skipping cluster cleanup");
                     None

@@ -81,7 +81,10 @@ impl Fixture {
             kubernetes_runtime_instance_id: Some(runtime_id),
             ..Default::default()
         });
-        let instances = WorkloadInstanceReconciler::new(Arc::new(FakeClusters(cluster.clone())));
+        let instances = WorkloadInstanceReconciler::new(
+            Arc::new(FakeClusters(cluster.clone())),
+            crate::reconcilers::testing::runtime_tokens(),
+        );
         Self {
             api,
             cluster,

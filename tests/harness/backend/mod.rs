@@ -545,6 +545,9 @@ pub struct UpstreamOptions {
     /// `--audit-request-bodies`: kube-apiserver's audit log keeps the body of every create
     /// ([`request_log::KubeRequest::body`]).
     pub audit_request_bodies: bool,
+    /// `--token-webhook=PORT`: kube-apiserver has the bearer tokens it does not know reviewed
+    /// by a webhook on 127.0.0.1:PORT (EKS's aws-iam-authenticator, played by a test).
+    pub token_webhook_port: Option<u16>,
 }
 
 /// The processes of `scripts/upstream.sh up DIR`; `down DIR` on drop.
@@ -570,6 +573,9 @@ impl UpstreamProcesses {
         }
         if options.audit_request_bodies {
             cmd.arg("--audit-request-bodies");
+        }
+        if let Some(port) = options.token_webhook_port {
+            cmd.arg(format!("--token-webhook={port}"));
         }
         let out = cmd
             .output()

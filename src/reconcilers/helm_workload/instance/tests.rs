@@ -115,8 +115,11 @@ impl Fixture {
             post_renderer: Some(PathBuf::from("/usr/local/bin/threeport-manager")),
             ..Default::default()
         };
-        let reconciler =
-            HelmWorkloadInstanceReconciler::new(Arc::new(FakeClusters(cluster.clone())), &config);
+        let reconciler = HelmWorkloadInstanceReconciler::new(
+            Arc::new(FakeClusters(cluster.clone())),
+            crate::reconcilers::testing::runtime_tokens(),
+            &config,
+        );
         Self {
             api,
             cluster,

@@ -73,6 +73,7 @@ impl Fixture {
     fn reconciler(&self) -> KubernetesRuntimeInstanceReconciler {
         KubernetesRuntimeInstanceReconciler::with_crd_wait(
             Arc::new(FakeClusters(self.cluster.clone())),
+            crate::reconcilers::testing::runtime_tokens(),
             Duration::from_secs(5),
         )
     }
@@ -212,6 +213,7 @@ async fn crds_that_are_never_served_end_the_attempt_after_the_bound() {
     let slow = FakeCluster::new(Duration::from_secs(3600));
     let r = KubernetesRuntimeInstanceReconciler::with_crd_wait(
         Arc::new(FakeClusters(slow.clone())),
+        crate::reconcilers::testing::runtime_tokens(),
         Duration::from_secs(5),
     );
     let ctx = context(
