@@ -323,7 +323,7 @@ EOF
     # nearly full range gets slow long before it fails).
     # --token-webhook=PORT: bearer tokens the API server does not know itself are reviewed by
     # a webhook on 127.0.0.1:PORT (plain HTTP, loopback), as EKS hands its tokens to
-    # aws-iam-authenticator. Not cached, so every request is reviewed.
+    # aws-iam-authenticator (kube-apiserver caches an accepted token for a while).
     local webhook_flags=()
     if [[ -n $TOKEN_WEBHOOK_PORT ]]; then
         [[ $TOKEN_WEBHOOK_PORT =~ ^[0-9]+$ ]] || die "--token-webhook wants a port, got $TOKEN_WEBHOOK_PORT"
@@ -341,7 +341,7 @@ contexts:
 current-context: webhook
 EOF
         webhook_flags=(--authentication-token-webhook-config-file="$k/token-webhook.kubeconfig"
-            --authentication-token-webhook-version=v1 --authentication-token-webhook-cache-ttl=0s)
+            --authentication-token-webhook-version=v1)
     fi
     start kube-apiserver "$BIN/kube-apiserver" "${webhook_flags[@]}" \
         --audit-policy-file="$k/audit-policy.yaml" --audit-log-path="$DIR/logs/kube-audit.log" \

@@ -184,7 +184,7 @@ impl RuntimeCredentials {
         } else if let Some(token) = token {
             if let Some(expires) = kri
                 .connection_token_expiration
-                .filter(|_| token_expiring(kri, now))
+                .filter(|expires| *expires < now + TOKEN_EXPIRY_MARGIN)
             {
                 let when = expires
                     .format(&time::format_description::well_known::Rfc3339)

@@ -29,14 +29,14 @@ use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 use tracing::info;
 
-use super::aws::aws_session;
+use super::aws::eks::cluster_session;
+use super::aws::eks_instance_of_runtime;
 use crate::aws::eks::connection::connection;
 use crate::aws::AwsSessions;
 use crate::engine::ReconcileError;
 use crate::kube::token_expiring;
 use crate::retry::{Classify, RetryClass};
 use crate::threeport::models::{
-    AwsEksKubernetesRuntimeDefinition, AwsEksKubernetesRuntimeInstance, Filter,
     KubernetesRuntimeDefinition, KubernetesRuntimeInstance, Patch, SecretString, TypedApi,
 };
 use crate::threeport::ThreeportApi;
@@ -54,7 +54,7 @@ pub struct RuntimeTokens {
 
 /// A runtime's token could not be refreshed; the retry class is the cause's.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot refresh the EKS connection token of runtime instance {runtime_id}")]
+#[error("cannot refresh the connection token of KubernetesRuntimeInstance {runtime_id}")]
 pub struct TokenRefreshError {
     /// The KubernetesRuntimeInstance.
     pub runtime_id: u64,
@@ -79,6 +79,7 @@ impl RuntimeTokens {
 
     /// `kri` as it is when its token (if it has one) does not expire within 3 minutes;
     /// otherwise, for an EKS runtime, the instance as stored after its token was refreshed.
+    /// Cheap when nothing expires: no request is made.
     pub async fn fresh(
         &self,
         api: &dyn ThreeportApi,
@@ -91,15 +92,27 @@ impl RuntimeTokens {
             return Ok(kri);
         }
         let lock = self.lock_for(runtime_id);
-        let _refreshing = lock.lock().await;
-        self.refresh(api, runtime_id)
-            .await
-            .map_err(|cause| TokenRefreshError { runtime_id, cause })
+        let refreshed = {
+            let _refreshing = lock.lock().await;
+            self.refresh(api, runtime_id).await
+        };
+        self.release_lock(runtime_id, lock);
+        refreshed.map_err(|cause| TokenRefreshError { runtime_id, cause })
     }
 
     fn lock_for(&self, runtime_id: u64) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(runtime_id).or_default().clone()
+    }
+
+    /// Drop the runtime's lock from the map once no other reconcile holds or waits for it, so
+    /// the map does not keep an entry for every runtime that was ever refreshed.
+    fn release_lock(&self, runtime_id: u64, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+        // Ours and the map's: nobody else has one (clones are only made under this mutex).
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(&runtime_id);
+        }
     }
 
     /// Under the runtime's lock: read the instance again (another reconcile may have refreshed
@@ -120,41 +133,16 @@ impl RuntimeTokens {
         if krd.infra_provider.as_deref() != Some(EKS) {
             return Ok(kri);
         }
-        let eks: AwsEksKubernetesRuntimeInstance = api
-            .list_objects(&[Filter::eq("KubernetesRuntimeInstanceID", runtime_id)])
+        let eks = eks_instance_of_runtime(api, runtime_id)
             .await?
-            .into_iter()
-            .next()
             .ok_or_else(|| {
                 ReconcileError::permanent(format!(
-                    "its definition's InfraProvider is eks but no \
+                    "its KubernetesRuntimeDefinition {krd_id} has InfraProvider eks, but no \
                      AwsEksKubernetesRuntimeInstance has KubernetesRuntimeInstanceID {runtime_id}"
                 ))
             })?;
-        let cluster = eks
-            .instance
-            .name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| {
-                ReconcileError::permanent("its AwsEksKubernetesRuntimeInstance has no Name")
-            })?;
-        let eks_definition_id = eks
-            .aws_eks_kubernetes_runtime_definition_id
-            .ok_or_else(|| {
-                ReconcileError::permanent(
-                "its AwsEksKubernetesRuntimeInstance has no AwsEksKubernetesRuntimeDefinitionID",
-            )
-            })?;
-        let eks_definition: AwsEksKubernetesRuntimeDefinition =
-            api.get_object(eks_definition_id).await?;
-        let account_id = eks_definition.aws_account_id.ok_or_else(|| {
-            ReconcileError::permanent(format!(
-                "AwsEksKubernetesRuntimeDefinition {eks_definition_id} has no AWSAccountID"
-            ))
-        })?;
-        let session = aws_session(api, &self.aws, account_id, eks.region.as_deref()).await?;
-        let fresh = connection(&session, &cluster).await?;
+        let (_, session, cluster) = cluster_session(api, &self.aws, &eks).await?;
+        let fresh = connection(&session, &cluster.name).await?;
         let change = KubernetesRuntimeInstance {
             ca_certificate: Some(fresh.ca_certificate),
             connection_token: Some(SecretString(fresh.token)),
@@ -165,20 +153,40 @@ impl RuntimeTokens {
             .await?;
         info!(
             runtime_id,
-            cluster = %cluster,
+            cluster = %cluster.name,
             expires = %fresh.token_expiration,
             "refreshed the EKS connection token"
         );
         // As stored: the API encrypts the token, and the credentials decrypt what they read.
-        Ok(api.get_object(runtime_id).await?)
+        let stored: KubernetesRuntimeInstance = api.get_object(runtime_id).await?;
+        if token_expiring(&stored, OffsetDateTime::now_utc()) {
+            // Not retried as if it might pass: every attempt would PATCH again (and, on an
+            // unreconciled runtime, make the API notify again).
+            return Err(ReconcileError::permanent(format!(
+                "the API did not keep the refreshed ConnectionTokenExpiration ({}): the stored \
+                 one still expires within 3 minutes",
+                fresh.token_expiration
+            )));
+        }
+        Ok(stored)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::extract::Path;
+    use base64::Engine as _;
+    use tokio::sync::Semaphore;
+
     use super::*;
+    use crate::config::AwsConfig;
     use crate::reconcilers::testing::{runtime_tokens, FakeApi};
     use crate::threeport::api::Method;
+    use crate::threeport::models::{
+        AwsAccount, AwsEksKubernetesRuntimeDefinition, AwsEksKubernetesRuntimeInstance,
+    };
     use crate::threeport::models::{Common, Instance};
 
     /// A runtime on a definition of `provider`, with a token expiring in `minutes`.
@@ -208,6 +216,118 @@ mod tests {
             },
             ..kri
         }
+    }
+
+    const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    /// EKS's DescribeCluster on loopback: counts the calls and answers each only once the
+    /// test adds a permit, so a refresh can be held in flight.
+    async fn fake_eks() -> (String, Arc<AtomicUsize>, Arc<Semaphore>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let answers = Arc::new(Semaphore::new(0));
+        let (c, a) = (calls.clone(), answers.clone());
+        let app = axum::Router::new().route(
+            "/clusters/{name}",
+            axum::routing::get(move |Path(name): Path<String>| {
+                let (c, a) = (c.clone(), a.clone());
+                async move {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    a.acquire().await.expect("semaphore").forget();
+                    axum::Json(serde_json::json!({"cluster": {
+                        "name": name, "status": "ACTIVE", "endpoint": "https://10.0.0.9",
+                        "certificateAuthority": {"data": base64::engine::general_purpose::STANDARD.encode(CA_PEM)},
+                    }}))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, calls, answers)
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "{what} within 10 s");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Two reconciles on one runtime whose token expires: the second waits for the first's
+    /// refresh (held in DescribeCluster until the second is seen waiting) and uses its token.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_reconciles_wait_for_one_refresh_and_use_its_token() {
+        let (url, calls, answers) = fake_eks().await;
+        let api = FakeApi::new();
+        let account = api.insert(&AwsAccount {
+            account_id: Some("123456789012".into()),
+            access_key_id: Some(SecretString("AKIDEXAMPLE".into())),
+            secret_access_key: Some(SecretString("secret".into())),
+            ..Default::default()
+        });
+        let kri = runtime(&api, EKS, 1);
+        let id = kri.common.id.unwrap();
+        let definition = api.insert(&AwsEksKubernetesRuntimeDefinition {
+            aws_account_id: Some(account),
+            ..Default::default()
+        });
+        api.insert(&AwsEksKubernetesRuntimeInstance {
+            instance: Instance {
+                name: Some("c1".into()),
+                ..Default::default()
+            },
+            region: Some("us-east-1".into()),
+            aws_eks_kubernetes_runtime_definition_id: Some(definition),
+            kubernetes_runtime_instance_id: Some(id),
+            ..Default::default()
+        });
+        let tokens = Arc::new(RuntimeTokens::new(Arc::new(AwsSessions::new(
+            AwsConfig {
+                endpoint_url: Some(url),
+                ..Default::default()
+            },
+            None,
+        ))));
+        let reconcile = || {
+            let (tokens, api, kri) = (tokens.clone(), api.clone(), kri.clone());
+            tokio::spawn(async move { tokens.fresh(api.as_ref(), kri).await })
+        };
+        let first = reconcile();
+        until("the first refresh reaches DescribeCluster", || {
+            calls.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let second = reconcile();
+        until("the second reconcile waits for the refresh", || {
+            let locks = tokens.refreshing.lock().unwrap();
+            locks.get(&id).is_some_and(|l| Arc::strong_count(l) == 3)
+        })
+        .await;
+        answers.add_permits(10);
+        let (a, b) = (
+            first.await.unwrap().unwrap(),
+            second.await.unwrap().unwrap(),
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one DescribeCluster");
+        assert_eq!(
+            api.count(Method::Patch, "/v0/kubernetes-runtime-instances"),
+            1
+        );
+        let token = a.connection_token.as_ref().unwrap().expose().to_string();
+        assert!(token.starts_with("k8s-aws-v1."), "a new EKS token");
+        assert_eq!(b.connection_token, a.connection_token, "the same token");
+        assert_eq!(a.ca_certificate.as_deref(), Some(CA_PEM));
+        let left = a.connection_token_expiration.unwrap() - OffsetDateTime::now_utc();
+        assert!(left > time::Duration::minutes(13), "{left}");
+        assert!(
+            tokens.refreshing.lock().unwrap().is_empty(),
+            "the lock is dropped once nobody needs it"
+        );
+        // Now fresh: used as it is, without a request.
+        let before = api.count(Method::Get, "");
+        tokens.fresh(api.as_ref(), a).await.unwrap();
+        assert_eq!(api.count(Method::Get, ""), before);
     }
 
     #[tokio::test]
@@ -248,7 +368,7 @@ mod tests {
         assert_eq!(e.retry_class(), RetryClass::Permanent);
         let text = crate::retry::ErrorChain(&e).to_string();
         assert!(
-            text.contains(&format!("runtime instance {id}"))
+            text.contains(&format!("KubernetesRuntimeInstance {id}"))
                 && text.contains("no AwsEksKubernetesRuntimeInstance"),
             "{text}"
         );

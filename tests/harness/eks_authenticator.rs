@@ -7,7 +7,9 @@
 //! headers (`x-k8s-aws-id`), signed less than 15 minutes ago, which STS (moto, through the
 //! test's proxy) answers with an identity. That identity is then a cluster admin
 //! (`system:masters`), as the cluster's creator is on EKS. Anything else is refused. Both
-//! are counted, so a test can say which tokens reached the cluster.
+//! are counted, so a test can say which tokens reached the cluster. What it cannot check:
+//! moto does not verify signatures, so a token signed for another cluster name (or with
+//! other keys) would pass where STS would refuse it.
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
@@ -118,7 +120,12 @@ impl Checker {
         let sts_host = format!("sts.{}.amazonaws.com", self.region);
         if url.scheme() != "https" || url.host_str() != Some(sts_host.as_str()) || url.path() != "/"
         {
-            return Err(format!("the token's URL is not https://{sts_host}/: {url}"));
+            return Err(format!(
+                "the token's URL is not https://{sts_host}/ but {}://{}{}",
+                url.scheme(),
+                url.host_str().unwrap_or_default(),
+                url.path()
+            ));
         }
         let query = |key: &str| {
             url.query_pairs()

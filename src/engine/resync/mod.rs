@@ -175,7 +175,8 @@ impl Resyncer {
     }
 
     /// Hold the lease and run on schedule until the lease is lost (returns false) or `stop`
-    /// (releases the lease, returns true). A run in progress is dropped either way.
+    /// (releases the lease if NATS is connected, returns true). A run in progress is dropped
+    /// either way.
     async fn lead(
         &self,
         mut leadership: Box<Leadership>,

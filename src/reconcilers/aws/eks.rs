@@ -34,6 +34,40 @@ use crate::threeport::models::{
     AwsEksKubernetesRuntimeDefinition, AwsEksKubernetesRuntimeInstance, KubernetesRuntimeInstance,
     Patch, Reconciliation, SecretString, TypedApi,
 };
+use crate::threeport::ThreeportApi;
+
+/// The definition of an EKS runtime instance, a session for its account and region, and its
+/// cluster's name (the instance's `Name`): what the build, the teardown and the connection
+/// token refresh ([`crate::reconcilers::runtime_token`]) start from.
+pub(crate) async fn cluster_session(
+    api: &dyn ThreeportApi,
+    sessions: &AwsSessions,
+    instance: &AwsEksKubernetesRuntimeInstance,
+) -> Result<(AwsEksKubernetesRuntimeDefinition, AwsSession, Tags), ReconcileError> {
+    let id = instance.common.id.unwrap_or_default();
+    let missing = |field: &str| {
+        ReconcileError::permanent(format!(
+            "AwsEksKubernetesRuntimeInstance {id} has no {field}"
+        ))
+    };
+    let name = instance
+        .instance
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| missing("Name"))?;
+    let definition_id = instance
+        .aws_eks_kubernetes_runtime_definition_id
+        .ok_or_else(|| missing("AwsEksKubernetesRuntimeDefinitionID"))?;
+    let definition: AwsEksKubernetesRuntimeDefinition = api.get_object(definition_id).await?;
+    let account_id = definition.aws_account_id.ok_or_else(|| {
+        ReconcileError::permanent(format!(
+            "AwsEksKubernetesRuntimeDefinition {definition_id} has no AWSAccountID"
+        ))
+    })?;
+    let session = aws_session(api, sessions, account_id, instance.region.as_deref()).await?;
+    Ok((definition, session, Tags { name }))
+}
 
 /// Reconciles EKS runtime instances.
 pub struct AwsEksKubernetesRuntimeInstanceReconciler {
@@ -46,38 +80,12 @@ impl AwsEksKubernetesRuntimeInstanceReconciler {
         Self { sessions }
     }
 
-    /// The instance's definition, a session for its account and region, its cluster's name.
     async fn prepare(
         &self,
         ctx: &ReconcileContext,
         instance: &AwsEksKubernetesRuntimeInstance,
     ) -> Result<(AwsEksKubernetesRuntimeDefinition, AwsSession, Tags), ReconcileError> {
-        let name = instance
-            .instance
-            .name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| ReconcileError::permanent("the instance has no Name"))?;
-        let definition_id = instance
-            .aws_eks_kubernetes_runtime_definition_id
-            .ok_or_else(|| {
-                ReconcileError::permanent("the instance has no AwsEksKubernetesRuntimeDefinitionID")
-            })?;
-        let definition: AwsEksKubernetesRuntimeDefinition =
-            ctx.api.get_object(definition_id).await?;
-        let account_id = definition.aws_account_id.ok_or_else(|| {
-            ReconcileError::permanent(format!(
-                "AwsEksKubernetesRuntimeDefinition {definition_id} has no AWSAccountID"
-            ))
-        })?;
-        let session = aws_session(
-            ctx.api.as_ref(),
-            &self.sessions,
-            account_id,
-            instance.region.as_deref(),
-        )
-        .await?;
-        Ok((definition, session, Tags { name }))
+        cluster_session(ctx.api.as_ref(), &self.sessions, instance).await
     }
 
     async fn build(

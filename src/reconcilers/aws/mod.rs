@@ -28,7 +28,7 @@ use crate::threeport::events::{EventRecorder, EventType};
 use crate::threeport::models::{
     AwsAccount, AwsEksKubernetesRuntimeInstance, Filter, TypedApi, WorkloadInstance,
 };
-use crate::threeport::ThreeportApi;
+use crate::threeport::{ApiError, ThreeportApi};
 
 /// The controller's reconcilers, in the registry's order.
 pub fn reconcilers(deps: &ReconcilerDeps) -> Vec<Registered> {
@@ -68,6 +68,19 @@ pub(crate) async fn aws_session(
         })?
         .to_string();
     Ok(sessions.for_account(&account, &region).await?)
+}
+
+/// The AwsEksKubernetesRuntimeInstance of the KubernetesRuntimeInstance `runtime_id`, if it
+/// is an EKS runtime.
+pub(crate) async fn eks_instance_of_runtime(
+    api: &dyn ThreeportApi,
+    runtime_id: u64,
+) -> Result<Option<AwsEksKubernetesRuntimeInstance>, ApiError> {
+    Ok(api
+        .list_objects(&[Filter::eq("KubernetesRuntimeInstanceID", runtime_id)])
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// A Normal event saying what a build waits for, so that progress shows in Threeport's
@@ -114,12 +127,8 @@ pub(crate) async fn workload_runtime(
             "WorkloadInstance {wi_id} has no KubernetesRuntimeInstanceID"
         ))
     })?;
-    let eks: AwsEksKubernetesRuntimeInstance = ctx
-        .api
-        .list_objects(&[Filter::eq("KubernetesRuntimeInstanceID", runtime_id)])
+    let eks = eks_instance_of_runtime(ctx.api.as_ref(), runtime_id)
         .await?
-        .into_iter()
-        .next()
         .ok_or_else(|| {
             ReconcileError::permanent(format!(
                 "the runtime {runtime_id} of WorkloadInstance {wi_id} is not an EKS runtime \

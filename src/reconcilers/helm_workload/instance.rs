@@ -187,6 +187,8 @@ impl HelmWorkloadInstanceReconciler {
         let objects = split_yaml(&manifest).map_err(|e| {
             ReconcileError::transient(format!("helm get manifest {}: {e}", target.release))
         })?;
+        // Refreshed again: helm may have run long enough for the token to near its expiry.
+        let kri = self.tokens.fresh(ctx.api.as_ref(), kri).await?;
         let cluster = self.clusters.cluster(&kri, true)?;
         let scopes = cluster.scopes(&objects).await?;
         let resources = workload_resources(&objects, &scopes, &target.namespace);
@@ -407,6 +409,8 @@ impl Reconciler for HelmWorkloadInstanceReconciler {
             &ctx.cancel,
         )
         .await?;
+        // Refreshed again: helm may have run long enough for the token to near its expiry.
+        let kri = self.tokens.fresh(ctx.api.as_ref(), kri).await?;
         let cluster = self.clusters.cluster(&kri, true)?;
         cluster
             .delete(

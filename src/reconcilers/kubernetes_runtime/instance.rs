@@ -151,10 +151,10 @@ impl Reconciler for KubernetesRuntimeInstanceReconciler {
             control_plane_host: kri.threeport_control_plane_host == Some(true),
         })
         .map_err(|e| ReconcileError::permanent(format!("kubernetes runtime instance {id}: {e}")))?;
+        let kri = self.tokens.fresh(ctx.api.as_ref(), kri).await?;
         // The runtime's external endpoint, as Threeport does (`GetClient(kri, false)`): the
         // same cluster as the in-cluster address on the control plane's own runtime, and the
         // only way in for every other.
-        let kri = self.tokens.fresh(ctx.api.as_ref(), kri).await?;
         let cluster = self.clusters.cluster(&kri, false)?;
         let applied = self.install(cluster.as_ref(), plan).await?;
         info!(
