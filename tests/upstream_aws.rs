@@ -100,9 +100,8 @@ async fn wait_gone(stack: &Stack, ty: ObjectType, id: u64) {
 /// The manager with Threeport's environment, AWS at `endpoint`, and short lock timings (a
 /// killed replica's locks are reclaimed after 3 s).
 async fn manager(stack: &Stack, endpoint: &str, log: std::path::PathBuf) -> ManagerProcess {
-    let mut vars = stack.process_env();
+    let mut vars = aws_env(stack, endpoint);
     for (k, v) in [
-        ("THREEPORT_MANAGER__AWS__ENDPOINT_URL", endpoint),
         ("THREEPORT_MANAGER__AWS__EKS_STORAGE_ADDON", "false"),
         ("THREEPORT_MANAGER__AWS__POLL_INTERVAL", "1s"),
         ("THREEPORT_MANAGER__AWS__CALL_TIMEOUT", "30s"),
@@ -113,6 +112,16 @@ async fn manager(stack: &Stack, endpoint: &str, log: std::path::PathBuf) -> Mana
         vars.push((k.to_string(), v.to_string()));
     }
     ManagerProcess::spawn_ready(&vars, "aws", 2, log, &RECONCILERS).await
+}
+
+/// The stack's environment for a manager, with AWS at `endpoint`.
+fn aws_env(stack: &Stack, endpoint: &str) -> Vec<(String, String)> {
+    let mut vars = stack.process_env();
+    vars.push((
+        "THREEPORT_MANAGER__AWS__ENDPOINT_URL".into(),
+        endpoint.into(),
+    ));
+    vars
 }
 
 /// Resources carrying the cluster's tags, by kind, as moto lists them.
@@ -670,13 +679,8 @@ async fn secrets_reach_secrets_manager_and_the_workload() {
     let aws = moto_session(&moto.url).await;
     let logs = std::env::temp_dir().join(format!("upstream-secret-{}", std::process::id()));
     std::fs::create_dir_all(&logs).expect("log folder");
-    let mut vars = stack.process_env();
-    vars.push((
-        "THREEPORT_MANAGER__AWS__ENDPOINT_URL".into(),
-        moto.url.clone(),
-    ));
     let _m = ManagerProcess::spawn_ready(
-        &vars,
+        &aws_env(&stack, &moto.url),
         "secret",
         2,
         logs.join("manager.log"),
@@ -986,14 +990,9 @@ async fn an_eks_runtimes_expired_token_is_refreshed_and_its_workloads_deploy() {
     let stale =
         get(&stack, KUBERNETES_RUNTIME_INSTANCE, kri).await.unwrap()["ConnectionToken"].clone();
 
-    let mut vars = stack.process_env();
-    vars.push((
-        "THREEPORT_MANAGER__AWS__ENDPOINT_URL".into(),
-        proxy.url.clone(),
-    ));
     let started = time::OffsetDateTime::now_utc();
     let _manager = ManagerProcess::spawn_ready(
-        &vars,
+        &aws_env(&stack, &proxy.url),
         "workload",
         2,
         logs.join("manager.log"),

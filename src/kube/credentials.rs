@@ -31,14 +31,39 @@ pub const TOKEN_EXPIRY_MARGIN: time::Duration = time::Duration::minutes(3);
 /// [`TOKEN_EXPIRY_MARGIN`]: the token Threeport refreshes (spec 3.1.1 step 4). A token without
 /// an expiration never expires.
 pub fn token_expiring(kri: &KubernetesRuntimeInstance, now: OffsetDateTime) -> bool {
-    let present = |v: Option<&SecretString>| v.is_some_and(|v| !v.expose().trim().is_empty());
-    let cert_pair =
-        non_empty(kri.certificate.as_deref()).is_some() && present(kri.certificate_key.as_ref());
-    !cert_pair
-        && present(kri.connection_token.as_ref())
-        && kri
-            .connection_token_expiration
-            .is_some_and(|expires| expires < now + TOKEN_EXPIRY_MARGIN)
+    matches!(presented(kri), Presented::Token(_)) && expiring_at(kri, now).is_some()
+}
+
+/// `ConnectionTokenExpiration` if it is earlier than `now` plus [`TOKEN_EXPIRY_MARGIN`].
+fn expiring_at(kri: &KubernetesRuntimeInstance, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    kri.connection_token_expiration
+        .filter(|expires| *expires < now + TOKEN_EXPIRY_MARGIN)
+}
+
+/// The credential fields Threeport authenticates with (spec 3.1.1 steps 3-4): a client
+/// certificate and key pair first, else a connection token. Blank fields count as absent.
+enum Presented<'a> {
+    CertPair {
+        cert: &'a str,
+        key: &'a SecretString,
+    },
+    Token(&'a SecretString),
+    Nothing,
+}
+
+fn presented(kri: &KubernetesRuntimeInstance) -> Presented<'_> {
+    fn secret(v: Option<&SecretString>) -> Option<&SecretString> {
+        v.filter(|v| !v.expose().trim().is_empty())
+    }
+    match (
+        non_empty(kri.certificate.as_deref()),
+        secret(kri.certificate_key.as_ref()),
+        secret(kri.connection_token.as_ref()),
+    ) {
+        (Some(cert), Some(key), _) => Presented::CertPair { cert, key },
+        (_, _, Some(token)) => Presented::Token(token),
+        _ => Presented::Nothing,
+    }
 }
 
 /// How the manager authenticates to a runtime cluster.
@@ -166,39 +191,28 @@ impl RuntimeCredentials {
             }
         };
 
-        let cert = non_empty(kri.certificate.as_deref());
-        let cert_key = kri
-            .certificate_key
-            .as_ref()
-            .filter(|k| !k.expose().trim().is_empty());
-        let token = kri
-            .connection_token
-            .as_ref()
-            .filter(|t| !t.expose().trim().is_empty());
-
-        let auth = if let (Some(cert), Some(cert_key)) = (cert, cert_key) {
-            RuntimeAuth::ClientCert {
+        let auth = match presented(kri) {
+            Presented::CertPair { cert, key } => RuntimeAuth::ClientCert {
                 cert_pem: cert.to_string(),
-                key_pem: decrypt("CertificateKey", cert_key)?,
+                key_pem: decrypt("CertificateKey", key)?,
+            },
+            Presented::Token(token) => {
+                if let Some(expires) = expiring_at(kri, now) {
+                    let when = expires
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_else(|_| expires.to_string());
+                    return Err(fail(format!(
+                        "connection token expired or expires within 3 minutes (ConnectionTokenExpiration {when}); \
+                         only an EKS runtime's token is refreshed"
+                    )));
+                }
+                RuntimeAuth::Token(decrypt("ConnectionToken", token)?)
             }
-        } else if let Some(token) = token {
-            if let Some(expires) = kri
-                .connection_token_expiration
-                .filter(|expires| *expires < now + TOKEN_EXPIRY_MARGIN)
-            {
-                let when = expires
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_else(|_| expires.to_string());
-                return Err(fail(format!(
-                    "connection token expired or expires within 3 minutes (ConnectionTokenExpiration {when}); \
-                     only an EKS runtime's token is refreshed"
-                )));
+            Presented::Nothing => {
+                return Err(fail(
+                    "did not find certificate, key pair or connection token".to_string(),
+                ));
             }
-            RuntimeAuth::Token(decrypt("ConnectionToken", token)?)
-        } else {
-            return Err(fail(
-                "did not find certificate, key pair or connection token".to_string(),
-            ));
         };
 
         Ok(Self {

@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod helm_workload;
 pub mod kubernetes_runtime;
 pub mod observability;
+pub mod runtime_access;
 pub mod runtime_token;
 pub mod secret;
 pub mod user_workload;
@@ -23,12 +24,13 @@ use std::sync::Arc;
 use crate::aws::AwsSessions;
 use crate::config::{Config, GatewayConfig, HelmConfig, ObservabilityConfig};
 use crate::engine::{DynReconciler, Reconciler};
-use crate::kube::{Clusters, KubeRuntimes, KubeSettings};
+use crate::kube::{KubeRuntimes, KubeSettings};
 #[cfg(doc)]
 use crate::registry::ControllerSpec;
 use crate::threeport::crypto::EncryptionKey;
 use crate::threeport::models::ApiObject;
 use crate::threeport::ObjectType;
+use runtime_access::RuntimeAccess;
 use runtime_token::RuntimeTokens;
 
 /// Every controller this manager implements, by its `--enable` name, with the function that
@@ -111,8 +113,9 @@ pub fn is_implemented(controller: &str) -> bool {
 /// and discovery cache per runtime cluster for every reconciler and worker.
 #[derive(Clone)]
 pub struct ReconcilerDeps {
-    /// Finds the Kubernetes cluster of a runtime instance, with cached clients.
-    pub clusters: Arc<dyn Clusters>,
+    /// The Kubernetes cluster of a runtime instance, with cached clients and EKS tokens
+    /// refreshed on the way.
+    pub runtimes: RuntimeAccess,
     /// The gateway controller's values (the `gateway` config section).
     pub gateway: GatewayConfig,
     /// How the helm-workload controller runs helm (the `helm` config section).
@@ -121,8 +124,6 @@ pub struct ReconcilerDeps {
     pub observability: ObservabilityConfig,
     /// AWS sessions for the aws and secret controllers (the `aws` section).
     pub aws: Arc<AwsSessions>,
-    /// Refreshes EKS runtimes' connection tokens, for every reconciler that connects to one.
-    pub runtime_tokens: Arc<RuntimeTokens>,
     /// `ENCRYPTION_KEY`, for what Threeport encrypts outside stored fields (a
     /// SecretDefinition's `Data` in its notification).
     pub encryption_key: Option<EncryptionKey>,
@@ -142,11 +143,10 @@ impl ReconcilerDeps {
             .map_err(|e| format!("encryption_key: {e}"))?;
         let aws = Arc::new(AwsSessions::new(config.aws.clone(), key.clone()));
         Ok(Self {
-            clusters: Arc::new(kube),
+            runtimes: RuntimeAccess::new(Arc::new(kube), Arc::new(RuntimeTokens::new(aws.clone()))),
             gateway: config.gateway.clone(),
             helm: config.helm.clone(),
             observability: config.observability.clone(),
-            runtime_tokens: Arc::new(RuntimeTokens::new(aws.clone())),
             aws,
             encryption_key: key,
         })
@@ -170,12 +170,14 @@ mod tests {
 
     fn deps() -> ReconcilerDeps {
         ReconcilerDeps {
-            clusters: Arc::new(KubeRuntimes::new(None, KubeSettings::default())),
+            runtimes: testing::runtime_access(Arc::new(KubeRuntimes::new(
+                None,
+                KubeSettings::default(),
+            ))),
             gateway: GatewayConfig::default(),
             helm: HelmConfig::default(),
             observability: ObservabilityConfig::default(),
             aws: Arc::new(AwsSessions::new(Default::default(), None)),
-            runtime_tokens: testing::runtime_tokens(),
             encryption_key: None,
         }
     }

@@ -9,7 +9,7 @@
 //! region, its definition the AwsAccount; a session for that account describes the cluster and
 //! signs a new token, which is written back to the runtime instance. Every reconciler that
 //! connects to a runtime (workload, helm-workload, kubernetes-runtime) goes through
-//! [`RuntimeTokens::fresh`].
+//! [`RuntimeTokens::fresh`], by way of [`RuntimeAccess`](super::runtime_access::RuntimeAccess).
 //!
 //! Differences from Go, on purpose:
 //! - The PATCH carries only `CACertificate`, `ConnectionToken` and

@@ -684,3 +684,8 @@ pub fn runtime_tokens() -> Arc<super::runtime_token::RuntimeTokens> {
         crate::aws::AwsSessions::new(Default::default(), None),
     )))
 }
+
+/// Access to the runtimes of `clusters`, with [`runtime_tokens`].
+pub fn runtime_access(clusters: Arc<dyn Clusters>) -> super::runtime_access::RuntimeAccess {
+    super::runtime_access::RuntimeAccess::new(clusters, runtime_tokens())
+}

@@ -80,14 +80,6 @@ impl AwsEksKubernetesRuntimeInstanceReconciler {
         Self { sessions }
     }
 
-    async fn prepare(
-        &self,
-        ctx: &ReconcileContext,
-        instance: &AwsEksKubernetesRuntimeInstance,
-    ) -> Result<(AwsEksKubernetesRuntimeDefinition, AwsSession, Tags), ReconcileError> {
-        cluster_session(ctx.api.as_ref(), &self.sessions, instance).await
-    }
-
     async fn build(
         &self,
         ctx: &ReconcileContext,
@@ -96,7 +88,8 @@ impl AwsEksKubernetesRuntimeInstanceReconciler {
         if instance.reconciliation.creation_confirmed.is_some() {
             return Ok(Outcome::Done);
         }
-        let (definition, session, tags) = self.prepare(ctx, &instance).await?;
+        let (definition, session, tags) =
+            cluster_session(ctx.api.as_ref(), &self.sessions, &instance).await?;
         let spec = spec(&definition);
         let mut inventory = inventory_of(instance.resource_inventory.as_ref())?;
         if instance.reconciliation.creation_acknowledged.is_none() {
@@ -192,7 +185,8 @@ impl AwsEksKubernetesRuntimeInstanceReconciler {
         if never_built || (acknowledged && next_delete_step(&inventory) == DeleteStep::Complete) {
             return Ok(Outcome::Done);
         }
-        let (_, session, tags) = self.prepare(ctx, &instance).await?;
+        let (_, session, tags) =
+            cluster_session(ctx.api.as_ref(), &self.sessions, &instance).await?;
         if !acknowledged {
             // What a killed or failed build made but never recorded is found first, and
             // recorded with the acknowledgement, so that it is deleted too.

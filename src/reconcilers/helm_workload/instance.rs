@@ -26,7 +26,6 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -48,8 +47,7 @@ use crate::kube::manifest::{
     THREEPORT_WORKLOAD_API_VERSION, THREEPORT_WORKLOAD_KIND,
 };
 use crate::kube::ops::dynamic_object;
-use crate::kube::Clusters;
-use crate::reconcilers::runtime_token::RuntimeTokens;
+use crate::reconcilers::runtime_access::RuntimeAccess;
 use crate::threeport::models::{
     Filter, HelmWorkloadDefinition, HelmWorkloadInstance, KubernetesRuntimeInstance, Patch,
     Reconciliation, TypedApi, WorkloadEvent,
@@ -63,21 +61,15 @@ const NAMESPACE_POLL: Duration = Duration::from_secs(5);
 
 /// Reconciles helm workload instances.
 pub struct HelmWorkloadInstanceReconciler {
-    clusters: Arc<dyn Clusters>,
-    tokens: Arc<RuntimeTokens>,
+    runtimes: RuntimeAccess,
     helm: Helm,
     post_renderer: PathBuf,
     namespace_wait: Duration,
 }
 
 impl HelmWorkloadInstanceReconciler {
-    /// Releases into clusters found by `clusters` (an EKS runtime's token refreshed by
-    /// `tokens`), running helm as `config` says.
-    pub fn new(
-        clusters: Arc<dyn Clusters>,
-        tokens: Arc<RuntimeTokens>,
-        config: &HelmConfig,
-    ) -> Self {
+    /// Releases into the clusters of `runtimes`, running helm as `config` says.
+    pub fn new(runtimes: RuntimeAccess, config: &HelmConfig) -> Self {
         let removed = crate::helm::remove_stale_workspaces();
         if removed > 0 {
             info!(
@@ -91,8 +83,7 @@ impl HelmWorkloadInstanceReconciler {
             std::env::current_exe().unwrap_or_else(|_| PathBuf::from("threeport-manager"))
         });
         Self {
-            clusters,
-            tokens,
+            runtimes,
             helm: Helm::new(HelmSettings {
                 binary: config.binary.clone(),
                 timeout: config.timeout,
@@ -117,7 +108,6 @@ impl HelmWorkloadInstanceReconciler {
         let target = Target::of(id, &hwi)?;
         let hwd: HelmWorkloadDefinition = ctx.api.get_object(target.definition_id).await?;
         let kri: KubernetesRuntimeInstance = ctx.api.get_object(target.runtime_id).await?;
-        let kri = self.tokens.fresh(ctx.api.as_ref(), kri).await?;
         let permanent =
             |e: String| ReconcileError::permanent(format!("helm workload instance {id}: {e}"));
         let source = chart_source(
@@ -135,7 +125,7 @@ impl HelmWorkloadInstanceReconciler {
                 .map_err(permanent)?,
         );
 
-        let ws = self.workspace(&kri)?;
+        let ws = self.workspace(ctx, kri.clone()).await?;
         let io = |what: &str, e: std::io::Error| {
             ReconcileError::transient(format!("helm workspace: cannot write {what}: {e}"))
         };
@@ -187,9 +177,8 @@ impl HelmWorkloadInstanceReconciler {
         let objects = split_yaml(&manifest).map_err(|e| {
             ReconcileError::transient(format!("helm get manifest {}: {e}", target.release))
         })?;
-        // Refreshed again: helm may have run long enough for the token to near its expiry.
-        let kri = self.tokens.fresh(ctx.api.as_ref(), kri).await?;
-        let cluster = self.clusters.cluster(&kri, true)?;
+        // The token is checked again: helm may have run long enough for it to near its expiry.
+        let cluster = self.runtimes.cluster(ctx.api.as_ref(), kri, true).await?;
         let scopes = cluster.scopes(&objects).await?;
         let resources = workload_resources(&objects, &scopes, &target.namespace);
         let tw = threeport_workload(WorkloadType::HelmWorkloadInstance, id, &resources);
@@ -254,8 +243,15 @@ impl HelmWorkloadInstanceReconciler {
 
     /// A workspace whose kubeconfig reaches the runtime as the workload controller does
     /// (in-cluster address on the control plane's own runtime).
-    fn workspace(&self, kri: &KubernetesRuntimeInstance) -> Result<HelmWorkspace, ReconcileError> {
-        let credentials = self.clusters.credentials(kri, true)?;
+    async fn workspace(
+        &self,
+        ctx: &ReconcileContext,
+        kri: KubernetesRuntimeInstance,
+    ) -> Result<HelmWorkspace, ReconcileError> {
+        let credentials = self
+            .runtimes
+            .credentials(ctx.api.as_ref(), kri, true)
+            .await?;
         HelmWorkspace::new(&credentials)
             .map_err(|e| ReconcileError::transient(format!("helm workspace: {e}")))
     }
@@ -394,7 +390,7 @@ impl Reconciler for HelmWorkloadInstanceReconciler {
             .get_object::<KubernetesRuntimeInstance>(target.runtime_id)
             .await
         {
-            Ok(kri) => self.tokens.fresh(ctx.api.as_ref(), kri).await?,
+            Ok(kri) => kri,
             Err(e) if e.is_not_found() => {
                 warn!("the runtime instance no longer exists; skipping the release's removal");
                 delete_events().await?;
@@ -402,16 +398,15 @@ impl Reconciler for HelmWorkloadInstanceReconciler {
             }
             Err(e) => return Err(e.into()),
         };
-        let ws = self.workspace(&kri)?;
+        let ws = self.workspace(ctx, kri.clone()).await?;
         self.run(
             &ws,
             &uninstall_args(&target.release, &target.namespace),
             &ctx.cancel,
         )
         .await?;
-        // Refreshed again: helm may have run long enough for the token to near its expiry.
-        let kri = self.tokens.fresh(ctx.api.as_ref(), kri).await?;
-        let cluster = self.clusters.cluster(&kri, true)?;
+        // The token is checked again: helm may have run long enough for it to near its expiry.
+        let cluster = self.runtimes.cluster(ctx.api.as_ref(), kri, true).await?;
         cluster
             .delete(
                 THREEPORT_WORKLOAD_API_VERSION,

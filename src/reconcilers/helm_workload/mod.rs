@@ -30,11 +30,7 @@ pub fn reconcilers(deps: &ReconcilerDeps) -> Vec<Registered> {
         ),
         Registered::new(
             "HelmWorkloadInstanceReconciler",
-            HelmWorkloadInstanceReconciler::new(
-                deps.clusters.clone(),
-                deps.runtime_tokens.clone(),
-                &deps.helm,
-            ),
+            HelmWorkloadInstanceReconciler::new(deps.runtimes.clone(), &deps.helm),
         ),
     ]
 }

@@ -20,7 +20,6 @@
 //!   naming them, and the EKS cluster is not torn down under them (Go deletes the EKS instance
 //!   at once and then has its final DELETE refused every ~30 s, with no word why).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,8 +31,8 @@ use super::install::{crd_kinds, install_plan, InstallInputs, InstallStep};
 use crate::engine::reconciler::EventOverride;
 use crate::engine::{Outcome, ReconcileContext, ReconcileError, Reconciler};
 use crate::kube::ops::dynamic_object;
-use crate::kube::{Cluster, Clusters};
-use crate::reconcilers::runtime_token::RuntimeTokens;
+use crate::kube::Cluster;
+use crate::reconcilers::runtime_access::RuntimeAccess;
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::events::EventOperation;
 use crate::threeport::models::{
@@ -46,29 +45,19 @@ pub const CRD_WAIT: Duration = Duration::from_secs(60);
 
 /// Reconciles kubernetes runtime instances.
 pub struct KubernetesRuntimeInstanceReconciler {
-    clusters: Arc<dyn Clusters>,
-    tokens: Arc<RuntimeTokens>,
+    runtimes: RuntimeAccess,
     crd_wait: Duration,
 }
 
 impl KubernetesRuntimeInstanceReconciler {
-    /// Installs into clusters found by `clusters`, an EKS runtime's token refreshed by
-    /// `tokens`.
-    pub fn new(clusters: Arc<dyn Clusters>, tokens: Arc<RuntimeTokens>) -> Self {
-        Self::with_crd_wait(clusters, tokens, CRD_WAIT)
+    /// Installs into the clusters of `runtimes`.
+    pub fn new(runtimes: RuntimeAccess) -> Self {
+        Self::with_crd_wait(runtimes, CRD_WAIT)
     }
 
     /// With another bound on the wait for CRDs (tests).
-    pub fn with_crd_wait(
-        clusters: Arc<dyn Clusters>,
-        tokens: Arc<RuntimeTokens>,
-        crd_wait: Duration,
-    ) -> Self {
-        Self {
-            clusters,
-            tokens,
-            crd_wait,
-        }
+    pub fn with_crd_wait(runtimes: RuntimeAccess, crd_wait: Duration) -> Self {
+        Self { runtimes, crd_wait }
     }
 
     /// Apply every step of the install, in order.
@@ -151,11 +140,10 @@ impl Reconciler for KubernetesRuntimeInstanceReconciler {
             control_plane_host: kri.threeport_control_plane_host == Some(true),
         })
         .map_err(|e| ReconcileError::permanent(format!("kubernetes runtime instance {id}: {e}")))?;
-        let kri = self.tokens.fresh(ctx.api.as_ref(), kri).await?;
         // The runtime's external endpoint, as Threeport does (`GetClient(kri, false)`): the
         // same cluster as the in-cluster address on the control plane's own runtime, and the
         // only way in for every other.
-        let cluster = self.clusters.cluster(&kri, false)?;
+        let cluster = self.runtimes.cluster(ctx.api.as_ref(), kri, false).await?;
         let applied = self.install(cluster.as_ref(), plan).await?;
         info!(
             runtime = cluster.runtime(),
@@ -185,7 +173,7 @@ impl Reconciler for KubernetesRuntimeInstanceReconciler {
         // is a no-op for a kind runtime.
         delete_eks_instance(ctx.api.as_ref(), id).await?;
         // Its cached client and discovery are of no more use.
-        self.clusters.forget(id);
+        self.runtimes.forget(id);
         Ok(Outcome::Done)
     }
 }

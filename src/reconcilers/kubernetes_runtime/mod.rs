@@ -28,10 +28,7 @@ pub fn reconcilers(deps: &ReconcilerDeps) -> Vec<Registered> {
         ),
         Registered::new(
             "KubernetesRuntimeInstanceReconciler",
-            KubernetesRuntimeInstanceReconciler::new(
-                deps.clusters.clone(),
-                deps.runtime_tokens.clone(),
-            ),
+            KubernetesRuntimeInstanceReconciler::new(deps.runtimes.clone()),
         ),
     ]
 }

@@ -31,8 +31,8 @@ use crate::kube::manifest::{
     WorkloadType, THREEPORT_WORKLOAD_API_VERSION, THREEPORT_WORKLOAD_KIND, WORKLOAD_INSTANCE_LABEL,
 };
 use crate::kube::ops::dynamic_object;
-use crate::kube::{Cluster, Clusters, KubeError};
-use crate::reconcilers::runtime_token::RuntimeTokens;
+use crate::kube::{Cluster, KubeError};
+use crate::reconcilers::runtime_access::RuntimeAccess;
 use crate::threeport::api::ThreeportApi;
 use crate::threeport::models::{
     object_type_from_versioned_name, AttachedObjectReference, Filter, KubernetesRuntimeInstance,
@@ -57,15 +57,13 @@ pub fn managed_namespace_selector(instance_id: u64) -> String {
 /// Deploys WorkloadInstances to their runtime cluster.
 #[derive(Clone)]
 pub struct WorkloadInstanceReconciler {
-    clusters: Arc<dyn Clusters>,
-    tokens: Arc<RuntimeTokens>,
+    runtimes: RuntimeAccess,
 }
 
 impl WorkloadInstanceReconciler {
-    /// A reconciler that reaches runtime clusters through `clusters`, an EKS runtime's token
-    /// refreshed by `tokens`.
-    pub fn new(clusters: Arc<dyn Clusters>, tokens: Arc<RuntimeTokens>) -> Self {
-        Self { clusters, tokens }
+    /// A reconciler that reaches runtime clusters through `runtimes`.
+    pub fn new(runtimes: RuntimeAccess) -> Self {
+        Self { runtimes }
     }
 
     /// The runtime cluster of the instance. `in_cluster = true` as Go's workload controller
@@ -76,8 +74,7 @@ impl WorkloadInstanceReconciler {
         kri_id: u64,
     ) -> Result<Arc<dyn Cluster>, ReconcileError> {
         let kri: KubernetesRuntimeInstance = api.get_object(kri_id).await?;
-        let kri = self.tokens.fresh(api, kri).await?;
-        Ok(self.clusters.cluster(&kri, true)?)
+        self.runtimes.cluster(api, kri, true).await
     }
 }
 
@@ -573,10 +570,7 @@ impl Reconciler for WorkloadInstanceReconciler {
         let handle = match wi.kubernetes_runtime_instance_id {
             None => None,
             Some(kri_id) => match api.get_object::<KubernetesRuntimeInstance>(kri_id).await {
-                Ok(kri) => Some(match self.tokens.fresh(api, kri).await {
-                    Ok(kri) => self.clusters.cluster(&kri, true).map_err(Into::into),
-                    Err(e) => Err(e.into()),
-                }),
+                Ok(kri) => Some(self.runtimes.cluster(api, kri, true).await),
                 Err(e) if e.is_not_found() => {
                     warn!("the runtime instance no longer exists; skipping cluster cleanup");
                     None

@@ -38,7 +38,7 @@ pub fn reconcilers(deps: &ReconcilerDeps) -> Vec<Registered> {
         ),
         Registered::new(
             "WorkloadInstanceReconciler",
-            WorkloadInstanceReconciler::new(deps.clusters.clone(), deps.runtime_tokens.clone()),
+            WorkloadInstanceReconciler::new(deps.runtimes.clone()),
         ),
     ]
 }

@@ -82,8 +82,7 @@ impl Fixture {
             ..Default::default()
         });
         let instances = WorkloadInstanceReconciler::new(
-            Arc::new(FakeClusters(cluster.clone())),
-            crate::reconcilers::testing::runtime_tokens(),
+            crate::reconcilers::testing::runtime_access(Arc::new(FakeClusters(cluster.clone()))),
         );
         Self {
             api,

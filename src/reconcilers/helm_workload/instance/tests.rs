@@ -116,8 +116,7 @@ impl Fixture {
             ..Default::default()
         };
         let reconciler = HelmWorkloadInstanceReconciler::new(
-            Arc::new(FakeClusters(cluster.clone())),
-            crate::reconcilers::testing::runtime_tokens(),
+            crate::reconcilers::testing::runtime_access(Arc::new(FakeClusters(cluster.clone()))),
             &config,
         );
         Self {

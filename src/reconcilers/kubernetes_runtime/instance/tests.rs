@@ -72,8 +72,9 @@ impl Fixture {
 
     fn reconciler(&self) -> KubernetesRuntimeInstanceReconciler {
         KubernetesRuntimeInstanceReconciler::with_crd_wait(
-            Arc::new(FakeClusters(self.cluster.clone())),
-            crate::reconcilers::testing::runtime_tokens(),
+            crate::reconcilers::testing::runtime_access(Arc::new(FakeClusters(
+                self.cluster.clone(),
+            ))),
             Duration::from_secs(5),
         )
     }
@@ -212,8 +213,7 @@ async fn crds_that_are_never_served_end_the_attempt_after_the_bound() {
     let f = Fixture::new("kind");
     let slow = FakeCluster::new(Duration::from_secs(3600));
     let r = KubernetesRuntimeInstanceReconciler::with_crd_wait(
-        Arc::new(FakeClusters(slow.clone())),
-        crate::reconcilers::testing::runtime_tokens(),
+        crate::reconcilers::testing::runtime_access(Arc::new(FakeClusters(slow.clone()))),
         Duration::from_secs(5),
     );
     let ctx = context(
